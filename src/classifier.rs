@@ -1,0 +1,172 @@
+//! The classifier as every surface uses it: weights in, probabilities and top-k out.
+
+use burn::store::{BurnpackStore, FloatCastAdapter, ModuleSnapshot};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bytes, DType, Device, Tensor, TensorData};
+use serde::Serialize;
+
+use crate::efficientnet::{EfficientNet, EfficientNetConfig};
+use crate::error::{GlimpseError, Result};
+use crate::labels;
+use crate::preprocess::CROP;
+
+/// Where the network runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// burn's pure-Rust CPU backend (SIMD, and threads natively).
+    Cpu,
+    /// burn on wgpu: WebGPU in the browser, Vulkan/Metal/DX12 natively.
+    Wgpu,
+}
+
+impl BackendKind {
+    pub fn device(self) -> Device {
+        match self {
+            BackendKind::Cpu => Device::flex(),
+            BackendKind::Wgpu => Device::wgpu(Default::default()),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Wgpu => "wgpu",
+        }
+    }
+}
+
+/// One ranked class.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    pub index: usize,
+    pub label: String,
+    pub prob: f32,
+}
+
+pub struct Classifier {
+    model: EfficientNet,
+    device: Device,
+}
+
+impl Classifier {
+    /// Loads EfficientNet-Lite0 weights in burnpack format (f32 or f16 on disk; f32 in memory).
+    pub fn from_burnpack(bytes: Vec<u8>, device: Device) -> Result<Self> {
+        check_burnpack_magic(&bytes)?;
+        let mut model = EfficientNetConfig::lite0().init(&device);
+        let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)))
+            .with_from_adapter(FloatCastAdapter::to(DType::F32));
+        model.load_from(&mut store).map_err(|e| {
+            GlimpseError::ModelLoad(format!("the weights do not fit EfficientNet-Lite0: {e}"))
+        })?;
+        Ok(Self { model, device })
+    }
+
+    pub fn from_model(model: EfficientNet, device: Device) -> Self {
+        Self { model, device }
+    }
+
+    pub fn model(&self) -> &EfficientNet {
+        &self.model
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Stacks prepared inputs (`[3, 224, 224]` each, see [`crate::preprocess::prepare`]).
+    pub fn batch(&self, inputs: &[Vec<f32>]) -> Tensor<4> {
+        let side = CROP as usize;
+        let data: Vec<f32> = inputs.iter().flatten().copied().collect();
+        Tensor::from_data(TensorData::new(data, [inputs.len(), 3, side, side]), &self.device)
+    }
+
+    pub fn logits(&self, batch: Tensor<4>) -> Tensor<2> {
+        self.model.forward(batch)
+    }
+
+    pub fn probabilities(&self, batch: Tensor<4>) -> Tensor<2> {
+        softmax(self.logits(batch), 1)
+    }
+
+    /// Class probabilities, one row per input. Blocks until the device is done; in the
+    /// browser use [`Classifier::probabilities`] with `into_data_async` instead.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn classify(&self, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let probs = self.probabilities(self.batch(inputs));
+        rows(probs.into_data())
+    }
+}
+
+/// Splits a `[N, C]` tensor's data into N rows.
+pub fn rows(data: TensorData) -> Result<Vec<Vec<f32>>> {
+    let width = *data.shape().last().unwrap_or(&1);
+    let values = data
+        .try_into_vec::<f32>()
+        .map_err(|e| GlimpseError::Backend(format!("unexpected output from the network: {e:?}")))?;
+    Ok(values.chunks(width.max(1)).map(<[f32]>::to_vec).collect())
+}
+
+/// The `k` most probable ImageNet classes, best first.
+pub fn top_k(probs: &[f32], k: usize) -> Vec<Prediction> {
+    let classes = labels::imagenet();
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+    order
+        .into_iter()
+        .take(k)
+        .map(|index| Prediction {
+            index,
+            label: classes.get(index).map_or_else(|| format!("class {index}"), |c| c.name().to_string()),
+            prob: probs[index],
+        })
+        .collect()
+}
+
+/// A burnpack file starts with this number (little-endian); anything else is refused with a
+/// clear message before the parser sees it.
+const BURNPACK_MAGIC: [u8; 4] = burn::store::burn_pack::MAGIC_NUMBER.to_le_bytes();
+
+fn check_burnpack_magic(bytes: &[u8]) -> Result<()> {
+    if bytes.len() < 16 {
+        return Err(GlimpseError::ModelLoad(format!(
+            "the weights file is too short ({} bytes) to be a burnpack model",
+            bytes.len()
+        )));
+    }
+    if !bytes.starts_with(&BURNPACK_MAGIC) {
+        return Err(GlimpseError::ModelLoad(
+            "the file is not in burnpack format (run `glimpse models fetch` to convert the checkpoint)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_orders_by_probability_and_names_classes() {
+        let mut probs = vec![0.0; 1000];
+        probs[243] = 0.7;
+        probs[1] = 0.2;
+        probs[5] = 0.1;
+        let top = top_k(&probs, 2);
+        assert_eq!(top[0].index, 243);
+        assert_eq!(top[0].label, "bull mastiff");
+        assert_eq!(top[1].label, "goldfish");
+    }
+
+    #[test]
+    fn foreign_weight_files_are_refused_by_name() {
+        let err = Classifier::from_burnpack(b"PK\x03\x04 this is a zip file".to_vec(), Device::flex())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("not in burnpack format"), "{err}");
+    }
+}

@@ -1,0 +1,119 @@
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use glimpse::preprocess::{decode, prepare};
+use glimpse::{GlimpseError, Prediction, Result, top_k};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use super::{ensure_models, load_classifier, open_device};
+use crate::ClassifyArgs;
+
+/// Images per forward pass.
+const BATCH: usize = 8;
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Outcome {
+    Ok { file: String, top: Vec<Prediction>, ms: f64 },
+    Failed { file: String, error: String },
+}
+
+struct Prepared {
+    index: usize,
+    input: Vec<f32>,
+    ms: f64,
+}
+
+pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
+    let device = open_device(args.backend.kind())?;
+    let dir = ensure_models()?;
+    let classifier = load_classifier(&dir, device, args.precision)?;
+
+    let progress = if args.files.len() > 3 {
+        let bar = ProgressBar::new(args.files.len() as u64);
+        bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}").expect("valid template"));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+
+    let mut outcomes: Vec<Option<Outcome>> = args.files.iter().map(|_| None).collect();
+    for chunk in args.files.iter().enumerate().collect::<Vec<_>>().chunks(BATCH) {
+        let mut batch = Vec::new();
+        for &(index, file) in chunk {
+            progress.set_message(file.display().to_string());
+            let start = Instant::now();
+            match read_input(file) {
+                Ok(input) => batch.push(Prepared { index, input, ms: ms_since(start) }),
+                Err(e) => outcomes[index] = Some(failed(file, e)),
+            }
+        }
+        if !batch.is_empty() {
+            let start = Instant::now();
+            let inputs: Vec<Vec<f32>> = batch.iter().map(|p| p.input.clone()).collect();
+            let probs = classifier.classify(&inputs)?;
+            let forward_ms = ms_since(start) / batch.len() as f64;
+            for (prepared, probs) in batch.iter().zip(probs) {
+                outcomes[prepared.index] = Some(Outcome::Ok {
+                    file: args.files[prepared.index].display().to_string(),
+                    top: top_k(&probs, args.top as usize),
+                    ms: round2(prepared.ms + forward_ms),
+                });
+            }
+        }
+        progress.inc(chunk.len() as u64);
+    }
+    progress.finish_and_clear();
+
+    let outcomes: Vec<Outcome> = outcomes.into_iter().map(|o| o.expect("every file has an outcome")).collect();
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&outcomes).expect("results serialize"))
+    } else {
+        print_table(&mut out, &outcomes)
+    };
+    // A closed pipe (`glimpse classify … | head`) is the reader's choice, not an error.
+    if let Err(e) = written.and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(GlimpseError::io("cannot write the results")(e));
+        }
+    }
+    let any_failed = outcomes.iter().any(|o| matches!(o, Outcome::Failed { .. }));
+    Ok(if any_failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn read_input(file: &Path) -> Result<Vec<f32>> {
+    let bytes = std::fs::read(file).map_err(GlimpseError::io("cannot read the file"))?;
+    Ok(prepare(&decode(&bytes)?))
+}
+
+fn failed(file: &PathBuf, e: GlimpseError) -> Outcome {
+    Outcome::Failed { file: file.display().to_string(), error: e.to_string() }
+}
+
+fn print_table(out: &mut impl Write, outcomes: &[Outcome]) -> std::io::Result<()> {
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Ok { file, top, ms } => {
+                writeln!(out, "{file}  ({ms:.1} ms)")?;
+                for (rank, p) in top.iter().enumerate() {
+                    let bar = "█".repeat((p.prob * 20.0).round() as usize);
+                    writeln!(out, "  {}. {:<32} {:>6.2}%  {bar}", rank + 1, p.label, p.prob * 100.0)?;
+                }
+            }
+            Outcome::Failed { file, error } => writeln!(out, "{file}  error: {error}")?,
+        }
+    }
+    Ok(())
+}
+
+fn ms_since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+fn round2(ms: f64) -> f64 {
+    (ms * 100.0).round() / 100.0
+}

@@ -1,0 +1,201 @@
+//! From the PyTorch checkpoint (lukemelas key names, legacy pickle format) to burn's module,
+//! folding every batch norm into the convolution before it.
+//!
+//! Folding: `bn(conv(x)) = γ · (W∗x − μ) / √(σ² + ε) + β = (s·W)∗x + (β − s·μ)` with
+//! `s = γ / √(σ² + ε)` per output channel.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::nn::conv::Conv2d;
+use burn::store::pytorch_reader::{DType as TorchDType, PytorchReader};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::efficientnet::{EfficientNet, EfficientNetConfig};
+use crate::error::{GlimpseError, Result};
+
+/// The checkpoint's tensors, by name, as f32.
+pub struct Checkpoint {
+    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+impl Checkpoint {
+    pub fn read(path: &Path) -> Result<Self> {
+        let reader = PytorchReader::new(path).map_err(|e| {
+            GlimpseError::ModelLoad(format!(
+                "{} is not a readable PyTorch checkpoint: {e}",
+                path.display()
+            ))
+        })?;
+        let mut tensors = HashMap::new();
+        for (name, tensor) in reader.into_tensors() {
+            let values = match tensor.dtype() {
+                TorchDType::F32 => {
+                    let bytes = tensor.read().map_err(|e| {
+                        GlimpseError::ModelLoad(format!("checkpoint tensor `{name}`: {e}"))
+                    })?;
+                    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+                }
+                // Integer bookkeeping such as `num_batches_tracked` is not needed at inference.
+                _ => continue,
+            };
+            tensors.insert(name, (tensor.shape().to_vec(), values));
+        }
+        Ok(Self { tensors })
+    }
+
+    pub fn from_tensors(tensors: HashMap<String, (Vec<usize>, Vec<f32>)>) -> Self {
+        Self { tensors }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// The named tensor, which must have exactly `shape`.
+    fn take(&self, name: &str, shape: &[usize]) -> Result<&[f32]> {
+        let (found, values) = self.tensors.get(name).ok_or_else(|| {
+            GlimpseError::ModelLoad(format!("the checkpoint has no tensor `{name}`"))
+        })?;
+        if found != shape {
+            return Err(GlimpseError::ModelLoad(format!(
+                "checkpoint tensor `{name}` has shape {found:?}, expected {shape:?}"
+            )));
+        }
+        Ok(values)
+    }
+
+    /// A convolution (`conv` key, no bias) followed by its batch norm (`bn` key), folded.
+    fn conv_bn(&self, conv: &str, bn: &str, shape: [usize; 4], eps: f32) -> Result<(Vec<f32>, Vec<f32>)> {
+        let out = shape[0];
+        let weight = self.take(&format!("{conv}.weight"), &shape)?;
+        let gamma = self.take(&format!("{bn}.weight"), &[out])?;
+        let beta = self.take(&format!("{bn}.bias"), &[out])?;
+        let mean = self.take(&format!("{bn}.running_mean"), &[out])?;
+        let var = self.take(&format!("{bn}.running_var"), &[out])?;
+
+        let per_out = weight.len() / out;
+        let mut folded = weight.to_vec();
+        let mut bias = vec![0.0; out];
+        for o in 0..out {
+            let scale = gamma[o] / (var[o] + eps).sqrt();
+            folded[o * per_out..(o + 1) * per_out].iter_mut().for_each(|w| *w *= scale);
+            bias[o] = beta[o] - mean[o] * scale;
+        }
+        Ok((folded, bias))
+    }
+}
+
+/// Builds EfficientNet-Lite0 from the lukemelas-style checkpoint, batch norms folded.
+pub fn efficientnet_from_checkpoint(ckpt: &Checkpoint, device: &Device) -> Result<EfficientNet> {
+    let config = EfficientNetConfig::lite0();
+    let eps = config.batch_norm_eps;
+    let mut model = config.init(device);
+
+    let load = |conv: &mut Conv2d, conv_key: &str, bn_key: &str| -> Result<()> {
+        let shape = conv.weight.dims();
+        let (weight, bias) = ckpt.conv_bn(conv_key, bn_key, shape, eps)?;
+        set_conv(conv, weight, bias, device);
+        Ok(())
+    };
+
+    load(&mut model.conv_stem, "_conv_stem", "_bn0")?;
+    for (i, block) in model.blocks.iter_mut().enumerate() {
+        let key = |name: &str| format!("_blocks.{i}.{name}");
+        if let Some(expand) = block.expand_conv.as_mut() {
+            load(expand, &key("_expand_conv"), &key("_bn0"))?;
+        }
+        load(&mut block.depthwise_conv, &key("_depthwise_conv"), &key("_bn1"))?;
+        load(&mut block.project_conv, &key("_project_conv"), &key("_bn2"))?;
+    }
+    load(&mut model.conv_head, "_conv_head", "_bn1")?;
+
+    let [inputs, outputs] = model.fc.weight.dims();
+    // PyTorch stores a linear layer as [out, in]; burn as [in, out].
+    let weight = ckpt.take("_fc.weight", &[outputs, inputs])?;
+    let transposed: Vec<f32> = (0..inputs)
+        .flat_map(|i| (0..outputs).map(move |o| weight[o * inputs + i]))
+        .collect();
+    let bias = ckpt.take("_fc.bias", &[outputs])?.to_vec();
+    set_linear(&mut model.fc, transposed, bias, device);
+    Ok(model)
+}
+
+fn set_conv(conv: &mut Conv2d, weight: Vec<f32>, bias: Vec<f32>, device: &Device) {
+    let shape = conv.weight.dims();
+    conv.weight = Param::from_tensor(Tensor::from_data(TensorData::new(weight, shape), device));
+    let len = bias.len();
+    conv.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [len]), device)));
+}
+
+fn set_linear(linear: &mut Linear, weight: Vec<f32>, bias: Vec<f32>, device: &Device) {
+    let shape = linear.weight.dims();
+    linear.weight = Param::from_tensor(Tensor::from_data(TensorData::new(weight, shape), device));
+    let len = bias.len();
+    linear.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [len]), device)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpoint with every tensor EfficientNet-Lite0 needs, filled with a constant.
+    fn synthetic_checkpoint() -> HashMap<String, (Vec<usize>, Vec<f32>)> {
+        let config = EfficientNetConfig::lite0();
+        let mut t = HashMap::new();
+        let mut conv_bn = |conv: &str, bn: &str, shape: [usize; 4]| {
+            t.insert(format!("{conv}.weight"), (shape.to_vec(), vec![0.5; shape.iter().product()]));
+            for (p, v) in [("weight", 2.0), ("bias", 1.0), ("running_mean", 0.0), ("running_var", 1.0)] {
+                t.insert(format!("{bn}.{p}"), (vec![shape[0]], vec![v; shape[0]]));
+            }
+        };
+        conv_bn("_conv_stem", "_bn0", [32, 3, 3, 3]);
+        for (i, b) in config.blocks().iter().enumerate() {
+            let h = b.hidden_channels();
+            if b.expand_ratio != 1 {
+                conv_bn(&format!("_blocks.{i}._expand_conv"), &format!("_blocks.{i}._bn0"), [h, b.in_channels, 1, 1]);
+            }
+            conv_bn(&format!("_blocks.{i}._depthwise_conv"), &format!("_blocks.{i}._bn1"), [h, 1, b.kernel, b.kernel]);
+            conv_bn(&format!("_blocks.{i}._project_conv"), &format!("_blocks.{i}._bn2"), [b.out_channels, h, 1, 1]);
+        }
+        conv_bn("_conv_head", "_bn1", [1280, 320, 1, 1]);
+        t.insert("_fc.weight".into(), (vec![1000, 1280], vec![0.0; 1_280_000]));
+        t.insert("_fc.bias".into(), (vec![1000], vec![0.0; 1000]));
+        t
+    }
+
+    #[test]
+    fn batch_norm_is_folded_into_weight_and_bias() {
+        let ckpt = Checkpoint::from_tensors(synthetic_checkpoint());
+        let (w, b) = ckpt.conv_bn("_conv_stem", "_bn0", [32, 3, 3, 3], 1e-3).unwrap();
+        let scale = 2.0 / (1.0f32 + 1e-3).sqrt();
+        assert!((w[0] - 0.5 * scale).abs() < 1e-6);
+        assert!((b[0] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_missing_tensor_is_named() {
+        let mut tensors = synthetic_checkpoint();
+        tensors.remove("_blocks.7._bn1.running_var");
+        let err = efficientnet_from_checkpoint(&Checkpoint::from_tensors(tensors), &Device::flex())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("no tensor `_blocks.7._bn1.running_var`"), "{err}");
+    }
+
+    #[test]
+    fn a_tensor_of_the_wrong_shape_is_named_with_both_shapes() {
+        let mut tensors = synthetic_checkpoint();
+        tensors.insert("_fc.weight".into(), (vec![10, 1280], vec![0.0; 12_800]));
+        let err = efficientnet_from_checkpoint(&Checkpoint::from_tensors(tensors), &Device::flex())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("`_fc.weight` has shape [10, 1280], expected [1000, 1280]"), "{err}");
+    }
+}

@@ -1,0 +1,225 @@
+//! EfficientNet-Lite0 (Tan & Le, 2019), the mobile variant of EfficientNet: ReLU6 instead of
+//! swish, no squeeze-and-excitation, and stem and head left unscaled.
+//!
+//! ```text
+//! image [N,3,224,224]
+//!   └ stem: conv 3×3/2 → 32, ReLU6
+//!   └ 16 MBConv blocks in 7 stages:
+//!       expand 1×1 (×6), ReLU6 → depthwise k×k/s, ReLU6 → project 1×1 → (+ input when shapes allow)
+//!   └ head: conv 1×1 → 1280, ReLU6
+//!   └ global average pool → fc → 1000 logits
+//! ```
+//!
+//! Batch norm is folded into the preceding convolution when the checkpoint is converted
+//! (see [`crate::convert`]), so every convolution here carries a bias and no norm layer
+//! runs at inference. Padding follows TensorFlow's "SAME" rule (asymmetric on stride 2),
+//! which is what the pretrained weights were trained with.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::{Device, Tensor};
+
+/// One stage of MBConv blocks, as in the paper's table 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageConfig {
+    pub repeats: usize,
+    pub kernel: usize,
+    /// Stride of the stage's first block; the others use 1.
+    pub stride: usize,
+    pub expand_ratio: usize,
+    pub in_channels: usize,
+    pub out_channels: usize,
+}
+
+const fn stage(
+    repeats: usize,
+    kernel: usize,
+    stride: usize,
+    expand_ratio: usize,
+    in_channels: usize,
+    out_channels: usize,
+) -> StageConfig {
+    StageConfig { repeats, kernel, stride, expand_ratio, in_channels, out_channels }
+}
+
+/// Shape of an EfficientNet-Lite network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EfficientNetConfig {
+    pub stem_channels: usize,
+    pub stages: Vec<StageConfig>,
+    pub head_channels: usize,
+    pub num_classes: usize,
+    /// Batch-norm epsilon of the checkpoint, used when folding.
+    pub batch_norm_eps: f32,
+    /// Side of the square input image.
+    pub image_size: usize,
+}
+
+impl EfficientNetConfig {
+    pub fn lite0() -> Self {
+        Self {
+            stem_channels: 32,
+            stages: vec![
+                stage(1, 3, 1, 1, 32, 16),
+                stage(2, 3, 2, 6, 16, 24),
+                stage(2, 5, 2, 6, 24, 40),
+                stage(3, 3, 2, 6, 40, 80),
+                stage(3, 5, 1, 6, 80, 112),
+                stage(4, 5, 2, 6, 112, 192),
+                stage(1, 3, 1, 6, 192, 320),
+            ],
+            head_channels: 1280,
+            num_classes: 1000,
+            batch_norm_eps: 1e-3,
+            image_size: 224,
+        }
+    }
+
+    /// The blocks, one entry per MBConv, with the stage's stride on its first block only.
+    pub fn blocks(&self) -> Vec<BlockConfig> {
+        let mut blocks = Vec::new();
+        for stage in &self.stages {
+            for i in 0..stage.repeats {
+                let in_channels = if i == 0 { stage.in_channels } else { stage.out_channels };
+                blocks.push(BlockConfig {
+                    in_channels,
+                    out_channels: stage.out_channels,
+                    kernel: stage.kernel,
+                    stride: if i == 0 { stage.stride } else { 1 },
+                    expand_ratio: stage.expand_ratio,
+                });
+            }
+        }
+        blocks
+    }
+
+    /// A network with zeroed weights, ready to have real ones loaded into it.
+    pub fn init(&self, device: &Device) -> EfficientNet {
+        let last = self.stages.last().map_or(self.stem_channels, |s| s.out_channels);
+        EfficientNet {
+            conv_stem: conv(self.stem_channels, 3, 3, 2, 1, device),
+            blocks: self.blocks().iter().map(|b| b.init(device)).collect(),
+            conv_head: conv(self.head_channels, last, 1, 1, 1, device),
+            fc: LinearConfig::new(self.head_channels, self.num_classes)
+                .with_initializer(Initializer::Zeros)
+                .init(device),
+        }
+    }
+}
+
+/// One inverted-residual (MBConv) block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockConfig {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub expand_ratio: usize,
+}
+
+impl BlockConfig {
+    pub fn hidden_channels(&self) -> usize {
+        self.in_channels * self.expand_ratio
+    }
+
+    pub fn has_residual(&self) -> bool {
+        self.stride == 1 && self.in_channels == self.out_channels
+    }
+
+    fn init(&self, device: &Device) -> MbConv {
+        let hidden = self.hidden_channels();
+        MbConv {
+            expand_conv: (self.expand_ratio != 1)
+                .then(|| conv(hidden, self.in_channels, 1, 1, 1, device)),
+            depthwise_conv: conv(hidden, hidden, self.kernel, self.stride, hidden, device),
+            project_conv: conv(self.out_channels, hidden, 1, 1, 1, device),
+            residual: self.has_residual(),
+        }
+    }
+}
+
+/// A convolution with folded batch norm (hence the bias) and TF "SAME" padding.
+fn conv(out: usize, inp: usize, kernel: usize, stride: usize, groups: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([inp, out], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_groups(groups)
+        .with_padding(PaddingConfig2d::Same)
+        .with_bias(true)
+        .with_initializer(Initializer::Zeros)
+        .init(device)
+}
+
+fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.clamp(0.0, 6.0)
+}
+
+#[derive(Module, Debug)]
+pub struct MbConv {
+    pub expand_conv: Option<Conv2d>,
+    pub depthwise_conv: Conv2d,
+    pub project_conv: Conv2d,
+    #[module(skip)]
+    pub residual: bool,
+}
+
+impl MbConv {
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        let mut x = input.clone();
+        if let Some(expand) = &self.expand_conv {
+            x = relu6(expand.forward(x));
+        }
+        x = relu6(self.depthwise_conv.forward(x));
+        x = self.project_conv.forward(x);
+        if self.residual { x + input } else { x }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct EfficientNet {
+    pub conv_stem: Conv2d,
+    pub blocks: Vec<MbConv>,
+    pub conv_head: Conv2d,
+    pub fc: Linear,
+}
+
+impl EfficientNet {
+    /// Pooled features `[N, 1280]`: what the classifier's last layer sees.
+    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
+        let mut x = relu6(self.conv_stem.forward(images));
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        let x = relu6(self.conv_head.forward(x));
+        let [n, c, h, w] = x.dims();
+        x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
+    }
+
+    /// Logits `[N, 1000]` for normalized images `[N, 3, H, W]`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.fc.forward(self.features(images))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lite0_has_sixteen_blocks_with_the_papers_strides() {
+        let blocks = EfficientNetConfig::lite0().blocks();
+        assert_eq!(blocks.len(), 16);
+        let strides: Vec<usize> = blocks.iter().map(|b| b.stride).collect();
+        assert_eq!(strides, [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1]);
+        assert!(!blocks[0].has_residual(), "32 → 16 channels cannot add the input");
+        assert!(blocks[2].has_residual());
+    }
+
+    #[test]
+    fn forward_gives_one_logit_row_per_image() {
+        let device = Device::flex();
+        let model = EfficientNetConfig::lite0().init(&device);
+        let logits = model.forward(Tensor::zeros([2, 3, 224, 224], &device));
+        assert_eq!(logits.dims(), [2, 1000]);
+    }
+}

