@@ -8,6 +8,7 @@
 pub mod classifier;
 pub mod efficientnet;
 pub mod error;
+pub mod gguf;
 pub mod labels;
 pub mod preprocess;
 
