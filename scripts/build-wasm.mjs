@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// npm run build:wasm: compiles the crate to wasm32, generates the JS bindings into pkg/ and
+// optimizes the module with binaryen's wasm-opt (from npm: Debian's binaryen 108 corrupts
+// wasm-bindgen output). Prints the raw, optimized and gzipped sizes.
+
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const PKG = join(ROOT, 'pkg');
+const TARGET = 'wasm32-unknown-unknown';
+
+// The features rustc's wasm32 target emits by default (plus SIMD, enabled in
+// .cargo/config.toml); wasm-opt must accept them all.
+const WASM_FEATURES = [
+  '--enable-bulk-memory',
+  '--enable-bulk-memory-opt',
+  '--enable-mutable-globals',
+  '--enable-nontrapping-float-to-int',
+  '--enable-sign-ext',
+  '--enable-reference-types',
+  '--enable-multivalue',
+  '--enable-simd',
+];
+
+function run(command, args, options = {}) {
+  console.log(`$ ${[command, ...args].join(' ')}`);
+  execFileSync(command, args, { cwd: ROOT, stdio: 'inherit', ...options });
+}
+
+function lockedVersion(crate) {
+  const lock = readFileSync(join(ROOT, 'Cargo.lock'), 'utf8');
+  const match = lock.match(new RegExp(`name = "${crate}"\\nversion = "([^"]+)"`));
+  if (!match) throw new Error(`${crate} is not in Cargo.lock`);
+  return match[1];
+}
+
+function findWasmBindgen(version) {
+  const candidates = [
+    process.env.WASM_BINDGEN,
+    'wasm-bindgen',
+    join(homedir(), '.cache', 'tools', 'bin', 'wasm-bindgen'),
+    join(homedir(), '.cargo', 'bin', 'wasm-bindgen'),
+  ].filter(Boolean);
+  for (const candidate of candidates) {
+    let output;
+    try {
+      output = execFileSync(candidate, ['--version'], { encoding: 'utf8' });
+    } catch {
+      continue;
+    }
+    if (output.trim().endsWith(version)) return candidate;
+    console.warn(`skipping ${candidate}: ${output.trim()}, but Cargo.lock has wasm-bindgen ${version}`);
+  }
+  throw new Error(
+    `wasm-bindgen ${version} not found. Install it with\n` +
+      `  cargo install wasm-bindgen-cli --version ${version} --root ~/.cache/tools\n` +
+      'or point WASM_BINDGEN at it.',
+  );
+}
+
+function targetDir() {
+  return process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(ROOT, 'target');
+}
+
+const kb = (bytes) => `${(bytes / 1024).toFixed(0)} KiB`;
+
+const wasmBindgen = findWasmBindgen(lockedVersion('wasm-bindgen'));
+const wasmOpt = join(ROOT, 'node_modules', '.bin', 'wasm-opt');
+if (!existsSync(wasmOpt)) throw new Error('wasm-opt is missing: run `npm ci` first');
+
+run('cargo', ['build', '--lib', '--release', '--target', TARGET]);
+const compiled = join(targetDir(), TARGET, 'release', 'glimpse.wasm');
+
+// wasm-opt takes minutes: skip the rest when cargo's output is what pkg/ was built from.
+const BUILD_INFO = join(PKG, 'build.json');
+const compiledSha256 = createHash('sha256').update(readFileSync(compiled)).digest('hex');
+const previous = existsSync(BUILD_INFO) ? JSON.parse(readFileSync(BUILD_INFO, 'utf8')) : null;
+const force = process.argv.includes('--force');
+if (!force && previous?.compiledSha256 === compiledSha256 && existsSync(join(PKG, 'glimpse_bg.wasm'))) {
+  const now = new Date();
+  utimesSync(BUILD_INFO, now, now); // `npm start` compares the sources' times with this file's
+  console.log('pkg/ is up to date with the compiled module (pass --force to rebuild it)');
+  process.exit(0);
+}
+
+rmSync(PKG, { recursive: true, force: true });
+run(wasmBindgen, ['--target', 'web', '--out-dir', PKG, '--out-name', 'glimpse', compiled]);
+
+const bindgenOutput = join(PKG, 'glimpse_bg.wasm');
+const unoptimized = join(PKG, 'glimpse_bg.unopt.wasm');
+renameSync(bindgenOutput, unoptimized);
+run(wasmOpt, ['-O', ...WASM_FEATURES, unoptimized, '-o', bindgenOutput]);
+const rawBytes = statSync(unoptimized).size;
+rmSync(unoptimized);
+
+const optimized = readFileSync(bindgenOutput);
+const sizes = { raw: rawBytes, optimized: optimized.length, gzipped: gzipSync(optimized, { level: 9 }).length };
+writeFileSync(BUILD_INFO, JSON.stringify({ compiledSha256, sizes }, null, 2) + '\n');
+console.log(
+  `pkg/glimpse_bg.wasm: raw ${kb(sizes.raw)}, optimized ${kb(sizes.optimized)}, gzipped ${kb(sizes.gzipped)}`,
+);

@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+// npm start: builds the wasm package if it is missing or older than the Rust sources, fetches
+// the models if they are missing, then serves the demo page.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startServer } from '../www/serve.mjs';
+
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+
+function newestMtime(paths) {
+  let newest = 0;
+  for (const path of paths) {
+    if (!existsSync(path)) continue;
+    const info = statSync(path);
+    if (info.isDirectory()) {
+      newest = Math.max(newest, newestMtime(readdirSync(path).map((name) => join(path, name))));
+    } else {
+      newest = Math.max(newest, info.mtimeMs);
+    }
+  }
+  return newest;
+}
+
+function wasmIsStale() {
+  // build:wasm writes pkg/build.json last, and touches it when the module was already current.
+  const built = join(ROOT, 'pkg', 'build.json');
+  const outputs = ['glimpse.js', 'glimpse_bg.wasm', 'build.json'].map((name) => join(ROOT, 'pkg', name));
+  if (!outputs.every(existsSync)) return true;
+  const sources = ['src', 'data', 'Cargo.toml', 'Cargo.lock', '.cargo/config.toml'].map((p) => join(ROOT, p));
+  return newestMtime(sources) > statSync(built).mtimeMs;
+}
+
+function npmRun(script) {
+  execFileSync('npm', ['run', script], { cwd: ROOT, stdio: 'inherit' });
+}
+
+if (wasmIsStale()) npmRun('build:wasm');
+if (!existsSync(join(ROOT, 'models', 'manifest.json'))) npmRun('fetch-models');
+
+const port = Number(process.env.PORT ?? 8080);
+const { url } = await startServer({ root: ROOT, port });
+console.log(`glimpse: open ${url} (Ctrl-C to stop)`);

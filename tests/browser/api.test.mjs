@@ -1,0 +1,100 @@
+// The ESM API (www/glimpse.js) with every kind of source it accepts, in a worker and inline,
+// and its typed errors. CPU only: the sources, not the backend, are under test here.
+
+import assert from 'node:assert/strict';
+import { basename } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { after, before, test } from 'node:test';
+import { nativeTop1, openBrowser, photo, requireBuiltArtifacts, serve } from './helpers.mjs';
+
+let server;
+let browser;
+before(async () => {
+  requireBuiltArtifacts();
+  server = await serve();
+  browser = await openBrowser();
+  await browser.page.goto(`${server.url}?backend=cpu`);
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+// Runs in the page: the top-1 index for the photo given as each kind of source.
+async function top1BySource({ bytes, inline }) {
+  const { Glimpse } = await import('/www/glimpse.js');
+  const glimpse = await Glimpse.load({ backend: 'cpu', inline });
+  const blob = new Blob([new Uint8Array(bytes)], { type: 'image/jpeg' });
+  const url = URL.createObjectURL(blob);
+  const image = new Image();
+  image.src = url;
+  await image.decode();
+  const bitmap = await createImageBitmap(blob);
+  const canvas = document.createElement('canvas');
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  canvas.getContext('2d').drawImage(bitmap, 0, 0);
+  const offscreen = new OffscreenCanvas(bitmap.width, bitmap.height);
+  offscreen.getContext('2d').drawImage(bitmap, 0, 0);
+  const imageData = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+  const sources = { blob, image, bitmap, canvas, offscreen, imageData };
+  const top1 = {};
+  for (const [kind, source] of Object.entries(sources)) {
+    const { top, backend } = await glimpse.classify(source, { topK: 3 });
+    top1[kind] = { index: top[0].index, count: top.length, backend };
+  }
+  glimpse.dispose();
+  URL.revokeObjectURL(url);
+  return top1;
+}
+
+for (const inline of [false, true]) {
+  test(`every source kind gets the native top-1 (${inline ? 'inline' : 'worker'})`, { timeout: 300_000 }, async () => {
+    const file = photo('imagenet_08_');
+    const expected = nativeTop1([file]).get(file);
+    const results = await browser.page.evaluate(top1BySource, { bytes: [...readFileSync(file)], inline });
+    for (const [kind, { index, count, backend }] of Object.entries(results)) {
+      assert.equal(index, expected.index, `${kind} of ${basename(file)}: got class ${index}, native ${expected.label}`);
+      assert.equal(count, 3);
+      assert.equal(backend, 'cpu');
+    }
+  });
+}
+
+test('failures reject with the documented error classes', { timeout: 300_000 }, async () => {
+  const outcome = await browser.page.evaluate(async () => {
+    const api = await import('/www/glimpse.js');
+    const caught = async (promise) => {
+      try {
+        await promise;
+        return 'resolved';
+      } catch (error) {
+        return { name: error.name, message: error.message, typed: error instanceof api.GlimpseError };
+      }
+    };
+    const glimpse = await api.Glimpse.load({ backend: 'cpu' });
+    const result = {
+      notAnImage: await caught(glimpse.classify(42)),
+      emptyFile: await caught(glimpse.classify(new Blob([]))),
+      garbage: await caught(glimpse.classify(new Blob([new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3])]))),
+      unloadedImage: await caught(glimpse.classify(new Image())),
+      tinyFrame: await caught(glimpse.classify(new ImageData(1, 1))),
+      unknownBackend: await caught(api.Glimpse.load({ backend: 'tpu' })),
+      missingModels: await caught(api.Glimpse.load({ models: '/nowhere/' })),
+    };
+    // The engine still works after all of that.
+    result.stillWorks = (await glimpse.classify(new ImageData(64, 64))).top.length;
+    glimpse.dispose();
+    result.afterDispose = await caught(glimpse.classify(new ImageData(64, 64)));
+    return result;
+  });
+  for (const key of ['notAnImage', 'emptyFile', 'garbage', 'unloadedImage', 'tinyFrame']) {
+    assert.equal(outcome[key].name, 'UnsupportedImageError', `${key}: ${JSON.stringify(outcome[key])}`);
+    assert.ok(outcome[key].typed, key);
+  }
+  assert.equal(outcome.unknownBackend.name, 'BackendError');
+  assert.equal(outcome.missingModels.name, 'ModelLoadError');
+  assert.match(outcome.missingModels.message, /404/);
+  assert.equal(outcome.stillWorks, 5);
+  assert.equal(outcome.afterDispose.name, 'BackendError');
+});

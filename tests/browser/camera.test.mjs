@@ -1,0 +1,113 @@
+// (e) A denied camera shows a message. (f) A fake camera playing a clip made from a sample
+// photo gives live predictions with that photo's top-1 and a frame rate above zero.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  INFERENCE_TIMEOUT,
+  foreignRequests,
+  nativeTop1,
+  openBrowser,
+  photo,
+  readResults,
+  requireBuiltArtifacts,
+  serve,
+  waitForModel,
+} from './helpers.mjs';
+
+const MAKE_CLIP = fileURLToPath(new URL('make-clip.sh', import.meta.url));
+
+let server;
+let scratch;
+before(async () => {
+  requireBuiltArtifacts();
+  server = await serve();
+  scratch = mkdtempSync(join(tmpdir(), 'glimpse-clip-'));
+});
+after(async () => {
+  await server?.close();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+test('a denied camera shows a message', { timeout: 300_000 }, async () => {
+  const browser = await openBrowser({ camera: 'deny' });
+  try {
+    const { page } = browser;
+    await page.goto(`${server.url}?backend=cpu`);
+    await waitForModel(page);
+    await page.click('#camera-start');
+    await page.waitForSelector('#error:not([hidden])');
+    assert.match(await page.locator('#error-message').textContent(), /Camera access was denied/);
+    assert.equal(await page.locator('#camera-start').isEnabled(), true);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a camera playing a photo shows its top-1 live, with a frame rate', { timeout: 300_000 }, async (t) => {
+  const source = photo('imagenet_08_');
+  const clip = join(scratch, 'camera.y4m');
+  execFileSync(MAKE_CLIP, [source, clip]);
+  const expected = nativeTop1([source]).get(source);
+
+  const browser = await openBrowser({ camera: clip });
+  try {
+    const { page } = browser;
+    await page.goto(`${server.url}?backend=cpu`);
+    await waitForModel(page);
+    await page.click('#camera-start');
+    // Wait for a few live results, so the rate is measured over several frames.
+    await page.waitForFunction(() => /^[\d.]+ fps$/.test(document.getElementById('fps').textContent), null, {
+      timeout: INFERENCE_TIMEOUT,
+    });
+    await page.waitForTimeout(3000);
+    const shown = await readResults(page);
+    assert.equal(shown.error, null);
+    assert.equal(shown.top[0].index, expected.index, `camera: ${shown.top[0].label}, photo: ${expected.label}`);
+    const fps = Number.parseFloat(shown.fps);
+    assert.ok(fps > 0, `fps ${shown.fps}`);
+    t.diagnostic(`camera: ${shown.top[0].label} ${shown.top[0].percent}, ${shown.fps}, latency ${shown.latency}`);
+
+    // Hiding the tab pauses live classification; showing it again resumes it. Headless
+    // Chromium never hides a tab, so the page is told it is hidden the way the browser would.
+    const setHidden = (hidden) =>
+      page.evaluate((hidden) => {
+        if (hidden) {
+          Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+          Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+        } else {
+          delete document.hidden;
+          delete document.visibilityState;
+        }
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, hidden);
+    await page.evaluate(() => {
+      window.resultsShown = 0;
+      new MutationObserver(() => window.resultsShown++).observe(document.getElementById('results'), { childList: true });
+    });
+    await setHidden(true);
+    await page.waitForTimeout(1000); // a frame already being classified may still land
+    const shownWhenHidden = await page.evaluate(() => window.resultsShown);
+    await page.waitForTimeout(2000);
+    assert.equal(await page.evaluate(() => window.resultsShown), shownWhenHidden, 'classified frames while hidden');
+    await setHidden(false);
+    await page.waitForFunction((n) => window.resultsShown > n, shownWhenHidden, { timeout: INFERENCE_TIMEOUT });
+
+    const cameras = await page.locator('#camera-select option').allTextContents();
+    assert.ok(cameras.length >= 2, `the camera list shows the fake camera: ${cameras}`);
+
+    await page.click('#camera-stop');
+    assert.equal(await page.locator('#camera-start').isEnabled(), true);
+    assert.deepEqual(foreignRequests(browser.pageRequests, server.url), []);
+  } catch (error) {
+    t.diagnostic(browser.consoleLines.join('\n'));
+    throw error;
+  } finally {
+    await browser.close();
+  }
+});

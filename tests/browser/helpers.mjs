@@ -1,0 +1,193 @@
+// Shared by the browser tests: a server that records every request, a Chromium with a fresh
+// profile, the native CLI's answers to compare with, and small page helpers.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startServer } from '../../www/serve.mjs';
+
+export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const PHOTOS = join(ROOT, 'models', 'photos');
+export const WEIGHTS_PATH = '/models/efficientnet-lite0.f16.bpk';
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/** Model inference on SwiftShader's emulated GPU takes seconds; leave room for it. */
+export const INFERENCE_TIMEOUT = 120_000;
+
+export function requireBuiltArtifacts() {
+  const missing = ['pkg/glimpse.js', 'pkg/glimpse_bg.wasm', 'models/manifest.json'].filter(
+    (p) => !existsSync(join(ROOT, p)),
+  );
+  if (missing.length) {
+    throw new Error(`missing ${missing.join(', ')}: run \`npm run build:wasm\` and \`npm run fetch-models\``);
+  }
+}
+
+/** The sample photo whose name contains `label` (e.g. 'imagenet_01_'). */
+export function photo(prefix) {
+  const name = readdirSync(PHOTOS).find((f) => f.startsWith(prefix));
+  if (!name) throw new Error(`no photo named ${prefix}* in ${PHOTOS}`);
+  return join(PHOTOS, name);
+}
+
+function nativeCommand() {
+  if (process.env.GLIMPSE_BIN) return [process.env.GLIMPSE_BIN, []];
+  const targetDir = process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target');
+  const built = join(targetDir, 'release', 'glimpse');
+  if (existsSync(built)) return [built, []];
+  return ['cargo', ['run', '--release', '--quiet', '--']];
+}
+
+/** The native CLI's top-1 class index for each file, keyed by file path. */
+export function nativeTop1(files) {
+  const [command, prefix] = nativeCommand();
+  const output = execFileSync(command, [...prefix, 'classify', '--json', '--top', '1', ...files], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    maxBuffer: 16 << 20,
+  });
+  return new Map(JSON.parse(output).map((outcome) => [outcome.file, outcome.top[0]]));
+}
+
+/**
+ * Serves the repo and records every request path that reaches the server.
+ * Resolves to `{ url, requests, close }`.
+ */
+export async function serve() {
+  const requests = [];
+  const server = await startServer({ root: ROOT, port: 0, onRequest: (method, path) => requests.push(path) });
+  return { url: server.url, requests, close: server.close };
+}
+
+const BASE_FLAGS = [
+  '--no-sandbox',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/**
+ * A Chromium with a fresh profile (or `profileDir`, to reuse one).
+ * `webgpu`: pass --enable-unsafe-webgpu (WebGPU on SwiftShader). `camera`: null, 'deny', or
+ * the path of a .y4m clip to serve as the camera. Records every request the page makes in
+ * `pageRequests` (URLs), service workers and workers included.
+ */
+export async function openBrowser({ webgpu = false, camera = null, profileDir = null } = {}) {
+  const userDataDir = profileDir ?? mkdtempSync(join(tmpdir(), 'glimpse-chromium-'));
+  const args = [...BASE_FLAGS];
+  if (webgpu) args.push('--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader');
+  if (camera === 'deny') args.push('--use-fake-device-for-media-stream', '--deny-permission-prompts');
+  else if (camera) {
+    args.push('--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${camera}`);
+  }
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args,
+  });
+  const pageRequests = [];
+  context.on('request', (request) => pageRequests.push(request.url()));
+  const page = context.pages()[0] ?? (await context.newPage());
+  const consoleLines = [];
+  page.on('console', (message) => consoleLines.push(`${message.type()}: ${message.text()}`));
+  page.on('pageerror', (error) => consoleLines.push(`pageerror: ${error.message}`));
+  return {
+    context,
+    page,
+    pageRequests,
+    consoleLines,
+    userDataDir,
+    close: async ({ keepProfile = false } = {}) => {
+      await context.close();
+      if (!keepProfile && !profileDir) rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Waits until the model is loaded; returns the badge text ('WebGPU' or 'CPU'). */
+export async function waitForModel(page, timeout = INFERENCE_TIMEOUT) {
+  await page.waitForFunction(
+    () => {
+      const badge = document.getElementById('backend-badge')?.dataset.backend;
+      const error = !document.getElementById('error').hidden;
+      return badge || error;
+    },
+    null,
+    { timeout },
+  );
+  const error = await page.locator('#error').isVisible();
+  if (error) throw new Error(`the page shows an error: ${await page.locator('#error-message').textContent()}`);
+  return (await page.locator('#backend-badge').textContent()).trim();
+}
+
+/** Picks `file` in the file input, as a person would, and waits for the outcome. */
+export async function classifyThroughPicker(page, file, timeout = INFERENCE_TIMEOUT) {
+  const name = file.split('/').pop();
+  await page.setInputFiles('#file-input', file);
+  // The caption shows the file's bare name once it is classified, "name: not classified" on failure.
+  await page.waitForFunction(
+    (name) => {
+      const caption = document.getElementById('preview-caption').textContent;
+      return caption === name || caption.endsWith('not classified');
+    },
+    name,
+    { timeout },
+  );
+  return readResults(page);
+}
+
+/**
+ * Drops `file` on the page, or pastes it (`how`: 'drop' | 'paste'), the way the browser
+ * delivers a dragged or pasted file, and waits for the outcome.
+ */
+export async function classifyThroughEvent(page, file, how, timeout = INFERENCE_TIMEOUT) {
+  const name = file.split('/').pop();
+  const bytes = [...readFileSync(file)];
+  await page.evaluate(
+    ({ name, bytes, how }) => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([new Uint8Array(bytes)], name, { type: 'image/jpeg' }));
+      const target = document.getElementById('drop-zone');
+      if (how === 'drop') {
+        target.dispatchEvent(new DragEvent('dragover', { bubbles: true, cancelable: true, dataTransfer: transfer }));
+        target.dispatchEvent(new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: transfer }));
+      } else {
+        document.dispatchEvent(new ClipboardEvent('paste', { bubbles: true, cancelable: true, clipboardData: transfer }));
+      }
+    },
+    { name, bytes, how },
+  );
+  await page.waitForFunction(
+    (name) => {
+      const caption = document.getElementById('preview-caption').textContent;
+      return caption === name || caption.endsWith('not classified');
+    },
+    name,
+    { timeout },
+  );
+  return readResults(page);
+}
+
+/** What the page shows: the top-5 list, latency and the error box. */
+export async function readResults(page) {
+  return page.evaluate(() => ({
+    top: Array.from(document.querySelectorAll('#results li'), (li) => ({
+      index: Number(li.dataset.index),
+      label: li.querySelector('.label').textContent,
+      percent: li.querySelector('.prob').textContent,
+    })),
+    latency: document.getElementById('latency').textContent,
+    fps: document.getElementById('fps').textContent,
+    error: document.getElementById('error').hidden ? null : document.getElementById('error-message').textContent,
+  }));
+}
+
+/** Requests that went anywhere but `origin` (data: and blob: URLs stay in the page). */
+export function foreignRequests(urls, origin) {
+  return urls.filter((url) => !url.startsWith(origin) && !/^(data|blob):/.test(url));
+}

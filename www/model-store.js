@@ -1,0 +1,131 @@
+// Fetches the model weights named by `manifest.json`, verifies their sha256, and keeps them in
+// the Cache API so that later visits load them without any request for the weights file.
+
+import { ModelLoadError } from './errors.js';
+
+const CACHE_NAME = 'glimpse-models-v1';
+const MODEL_NAME = 'efficientnet-lite0';
+
+async function sha256Hex(buffer) {
+  const digest = await crypto.subtle.digest('SHA-256', buffer);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function hint() {
+  return 'Run `npm run fetch-models` to create the models directory.';
+}
+
+async function fetchOrExplain(url, what) {
+  let response;
+  try {
+    response = await fetch(url, { cache: 'no-cache' });
+  } catch (cause) {
+    throw new ModelLoadError(`could not download the ${what} from ${url}: ${cause.message}`, { cause });
+  }
+  if (!response.ok) {
+    const reason = response.status === 404 ? 'not found (HTTP 404)' : `HTTP ${response.status}`;
+    throw new ModelLoadError(`the ${what} at ${url} is ${reason}. ${hint()}`);
+  }
+  return response;
+}
+
+async function openCache() {
+  // The Cache API exists only in secure contexts (https, localhost, 127.0.0.1).
+  if (typeof caches === 'undefined') return null;
+  try {
+    return await caches.open(CACHE_NAME);
+  } catch {
+    return null;
+  }
+}
+
+/** The manifest from the network, or its cached copy when the network is unavailable. */
+async function readManifest(manifestUrl, cache) {
+  try {
+    const response = await fetchOrExplain(manifestUrl, 'model manifest');
+    const manifest = await response.clone().json();
+    await cache?.put(manifestUrl, response).catch(() => {});
+    return manifest;
+  } catch (error) {
+    const cached = await cache?.match(manifestUrl);
+    if (cached) return cached.json();
+    if (error instanceof SyntaxError) {
+      throw new ModelLoadError(`${manifestUrl} is not valid JSON: ${error.message}`);
+    }
+    throw error;
+  }
+}
+
+function findEntry(manifest, dtype, manifestUrl) {
+  const entry = manifest?.models?.find((m) => m.name === MODEL_NAME && m.dtype === dtype);
+  if (!entry) {
+    throw new ModelLoadError(`${manifestUrl} lists no ${MODEL_NAME} model in ${dtype}. ${hint()}`);
+  }
+  return entry;
+}
+
+/** Reads a response body, reporting progress as it arrives. */
+async function readWithProgress(response, total, onProgress) {
+  if (!response.body) return response.arrayBuffer();
+  const reader = response.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.byteLength;
+    onProgress?.({ loaded, total, fromCache: false });
+  }
+  const bytes = new Uint8Array(loaded);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes.buffer;
+}
+
+/**
+ * Resolves to `{ weights: ArrayBuffer, entry, fromCache }` for the model in `dtype`.
+ * `onProgress({ loaded, total, fromCache })` reports the download.
+ */
+export async function loadWeights({ modelsUrl, dtype = 'f16', onProgress } = {}) {
+  const base = new URL(modelsUrl, globalThis.location?.href);
+  if (!base.pathname.endsWith('/')) base.pathname += '/';
+  const manifestUrl = new URL('manifest.json', base).href;
+  const cache = await openCache();
+  const entry = findEntry(await readManifest(manifestUrl, cache), dtype, manifestUrl);
+  const weightsUrl = new URL(entry.file, base).href;
+
+  const cached = await cache?.match(weightsUrl);
+  if (cached) {
+    const weights = await cached.arrayBuffer();
+    if ((await sha256Hex(weights)) === entry.sha256) {
+      onProgress?.({ loaded: weights.byteLength, total: weights.byteLength, fromCache: true });
+      return { weights, entry, fromCache: true };
+    }
+    // A damaged or outdated copy: drop it and download again.
+    await cache.delete(weightsUrl);
+  }
+
+  const response = await fetchOrExplain(weightsUrl, 'model weights');
+  const total = Number(response.headers.get('Content-Length')) || entry.bytes;
+  const weights = await readWithProgress(response, total, onProgress);
+  const actual = await sha256Hex(weights);
+  if (actual !== entry.sha256) {
+    throw new ModelLoadError(
+      `the model weights at ${weightsUrl} are corrupt: sha256 ${actual} (${weights.byteLength} bytes), ` +
+        `the manifest expects ${entry.sha256} (${entry.bytes} bytes). ${hint()}`,
+    );
+  }
+  await cache
+    ?.put(weightsUrl, new Response(weights.slice(0), { headers: { 'Content-Type': 'application/octet-stream' } }))
+    .catch(() => {}); // A full or unavailable cache only costs a download next time.
+  return { weights, entry, fromCache: false };
+}
+
+/** Removes every cached model file (for a "clear cache" control and the tests). */
+export async function clearModelCache() {
+  if (typeof caches !== 'undefined') await caches.delete(CACHE_NAME);
+}
