@@ -1,65 +1,145 @@
 #!/usr/bin/env node
-// npm run bench:browser [-- --runs N --backends cpu,webgpu]: per-image latency of the page's
-// engine in headless Chromium, through the public API (Glimpse.load / classify), on each backend.
+// npm run bench:browser [-- --runs 20 --gpu-runs 20 --backends cpu,webgpu]
+//
+// One headless Chromium session measures glimpse (through its public API) and, side by side,
+// onnxruntime-web running the ONNX export of the same reference model
+// (models/efficientnet-lite0.onnx, from tests/reference/export_onnx.py) with its `wasm`
+// (one thread) and `webgpu` providers. Prints a Markdown table.
+//
+// What is timed per image: glimpse.classify() of a 640×480 frame, end to end (transfer to the
+// worker, resize and crop, normalize, network, top-5); onnxruntime-web's session.run() on an
+// input tensor that is already 224×224 and normalized, so the peer does strictly less work.
 // WebGPU here is SwiftShader (the GPU emulated on the CPU) unless Chromium finds a real GPU.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { openBrowser, photo, serve } from '../tests/browser/helpers.mjs';
+import { gzipSync } from 'node:zlib';
+import { ROOT, openBrowser, serve } from '../tests/browser/helpers.mjs';
 
 const { values } = parseArgs({
   options: {
-    runs: { type: 'string', default: '10' },
+    runs: { type: 'string', default: '20' },
+    'gpu-runs': { type: 'string', default: '20' },
     backends: { type: 'string', default: 'cpu,webgpu' },
   },
 });
-const runs = Number(values.runs);
 const backends = values.backends.split(',');
+const runsFor = (backend) => Number(backend === 'webgpu' ? values['gpu-runs'] : values.runs);
+const ONNX = join(ROOT, 'models', 'efficientnet-lite0.onnx');
+const ORT_DIST = join(ROOT, 'node_modules', 'onnxruntime-web', 'dist');
 
-// Runs in the page: load on `backend`, classify the photo `runs` times after one warm-up.
-async function benchInPage({ backend, runs, photoBytes }) {
+/** In the page: glimpse on `backend`, model load from the network then from the cache. */
+async function benchGlimpse({ backend, runs }) {
   const { Glimpse, clearModelCache } = await import('/www/glimpse.js');
   await clearModelCache();
-  let start = performance.now();
-  const glimpse = await Glimpse.load({ models: '/models/', backend });
-  const loadMs = performance.now() - start;
-  const file = new Blob([new Uint8Array(photoBytes)], { type: 'image/jpeg' });
+  const loadOnce = async () => {
+    const start = performance.now();
+    const glimpse = await Glimpse.load({ models: '/models/', backend });
+    return { glimpse, ms: performance.now() - start };
+  };
+  const network = await loadOnce();
+  network.glimpse.dispose();
+  const { glimpse, ms: cachedMs } = await loadOnce();
   const frame = new ImageData(640, 480);
-  const time = async (source) => {
-    start = performance.now();
-    await glimpse.classify(source);
+  for (let i = 0; i < frame.data.length; i++) frame.data[i] = (i * 37) & 255;
+  const time = async () => {
+    const start = performance.now();
+    await glimpse.classify(frame);
     return performance.now() - start;
   };
-  const firstMs = await time(file);
-  const fileMs = [];
-  const frameMs = [];
-  for (let i = 0; i < runs; i++) {
-    fileMs.push(await time(file));
-    frameMs.push(await time(frame));
-  }
+  const firstMs = await time();
+  await time();
+  const samples = [];
+  for (let i = 0; i < runs; i++) samples.push(await time());
+  const used = glimpse.backend;
   glimpse.dispose();
-  return { backend: glimpse.backend, loadMs, firstMs, fileMs, frameMs };
+  return { engine: `glimpse ${used === 'webgpu' ? 'WebGPU' : 'CPU (wasm SIMD, 1 thread)'}`, used, networkMs: network.ms, cachedMs, firstMs, samples };
+}
+
+/** In the page: onnxruntime-web with execution provider `provider`. */
+async function benchOrt({ provider, runs }) {
+  const ort = await import('/node_modules/onnxruntime-web/dist/ort.webgpu.min.mjs');
+  ort.env.wasm.wasmPaths = '/node_modules/onnxruntime-web/dist/';
+  ort.env.wasm.numThreads = 1;
+  const fetchModel = async (cache) => {
+    const start = performance.now();
+    const bytes = new Uint8Array(await (await fetch('/models/efficientnet-lite0.onnx', { cache })).arrayBuffer());
+    const session = await ort.InferenceSession.create(bytes, { executionProviders: [provider] });
+    return { session, ms: performance.now() - start };
+  };
+  const network = await fetchModel('no-store');
+  await network.session.release();
+  const { session, ms: cachedMs } = await fetchModel('force-cache');
+  const input = new ort.Tensor('float32', new Float32Array(3 * 224 * 224).map((_, i) => ((i * 37) % 255) / 128 - 1), [1, 3, 224, 224]);
+  const feeds = { [session.inputNames[0]]: input };
+  const time = async () => {
+    const start = performance.now();
+    const out = await session.run(feeds);
+    await out[session.outputNames[0]].getData?.();
+    return performance.now() - start;
+  };
+  const firstMs = await time();
+  await time();
+  const samples = [];
+  for (let i = 0; i < runs; i++) samples.push(await time());
+  await session.release();
+  return {
+    engine: `onnxruntime-web ${ort.env.versions?.web ?? ''} ${provider === 'webgpu' ? 'WebGPU' : 'wasm (1 thread)'}`,
+    used: provider === 'webgpu' ? 'webgpu' : 'cpu',
+    networkMs: network.ms,
+    cachedMs,
+    firstMs,
+    samples,
+  };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const ms = (x) => `${x.toFixed(0)} ms`;
+const fmt = (x) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(0)} ms`);
+const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 const server = await serve();
 const browser = await openBrowser({ webgpu: true });
+const rows = [];
+const notes = [];
 try {
   const { page } = browser;
-  await page.goto(`${server.url}www/glimpse.d.ts`); // any page of the origin; the API is imported
-  const photoBytes = [...readFileSync(photo('imagenet_13_'))];
-  console.log(`Chromium headless, ${runs} runs per measurement (after one warm-up)`);
-  console.log('backend  model load  first image  JPEG file (median)  640×480 frame (median)');
+  await page.goto(`${server.url}www/glimpse.d.ts`); // any page of the origin; the APIs are imported
   for (const backend of backends) {
-    const r = await page.evaluate(benchInPage, { backend, runs, photoBytes });
-    console.log(
-      `${r.backend.padEnd(8)} ${ms(r.loadMs).padStart(10)}  ${ms(r.firstMs).padStart(11)}  ` +
-        `${ms(median(r.fileMs)).padStart(18)}  ${ms(median(r.frameMs)).padStart(22)}`,
-    );
+    const runs = runsFor(backend);
+    rows.push({ ...(await page.evaluate(benchGlimpse, { backend, runs })), runs });
+    if (!existsSync(ONNX) || !existsSync(ORT_DIST)) {
+      notes.push('onnxruntime-web: not measured (needs `npm ci` and models/efficientnet-lite0.onnx from tests/reference/export_onnx.py)');
+      continue;
+    }
+    const provider = backend === 'webgpu' ? 'webgpu' : 'wasm';
+    try {
+      rows.push({ ...(await page.evaluate(benchOrt, { provider, runs })), runs });
+    } catch (error) {
+      notes.push(`onnxruntime-web ${provider}: failed: ${error.message.split('\n')[0]}`);
+    }
   }
 } finally {
   await browser.close();
   await server.close();
 }
+
+const peerOf = (row) => rows.find((r) => r.engine.startsWith('onnxruntime') && r.used === row.used);
+console.log(`Headless Chromium, ${new Date().toISOString().slice(0, 10)}; runs after warm-up: CPU ${values.runs}, WebGPU ${values['gpu-runs']}\n`);
+console.log('| engine | model load (network) | model load (cached) | first inference | median | min | median vs onnxruntime-web |');
+console.log('|---|---:|---:|---:|---:|---:|---:|');
+for (const row of rows) {
+  const peer = row.engine.startsWith('glimpse') ? peerOf(row) : null;
+  const ratio = peer ? `${(median(row.samples) / median(peer.samples)).toFixed(2)}×` : '–';
+  console.log(
+    `| ${row.engine} | ${fmt(row.networkMs)} | ${fmt(row.cachedMs)} | ${fmt(row.firstMs)} | ${fmt(median(row.samples))} | ${fmt(Math.min(...row.samples))} | ${ratio} |`,
+  );
+}
+const wasm = readFileSync(join(ROOT, 'pkg', 'glimpse_bg.wasm'));
+console.log(`\nglimpse wasm: ${mib(wasm.length)} (${mib(gzipSync(wasm, { level: 9 }).length)} gzipped); weights ${mib(statSync(join(ROOT, 'models', 'efficientnet-lite0.f16.bpk')).size)} (f16)`);
+const ortWasm = join(ORT_DIST, 'ort-wasm-simd-threaded.jsep.wasm');
+if (existsSync(ortWasm)) {
+  const bytes = readFileSync(ortWasm);
+  console.log(`onnxruntime-web wasm (jsep): ${mib(bytes.length)} (${mib(gzipSync(bytes, { level: 9 }).length)} gzipped); model ${existsSync(ONNX) ? mib(statSync(ONNX).size) : '–'} (f32)`);
+}
+for (const note of notes) console.log(note);

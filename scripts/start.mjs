@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // npm start: builds the wasm package if it is missing or older than the Rust sources, fetches
-// the models if they are missing, then serves the demo page.
+// the models if they are missing, then serves the demo page (`--build-only`: no serving).
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -39,6 +39,8 @@ function npmRun(script) {
 
 if (wasmIsStale()) npmRun('build:wasm');
 if (!existsSync(join(ROOT, 'models', 'manifest.json'))) npmRun('fetch-models');
+// `--build-only`: what the tests need, without serving.
+if (process.argv.includes('--build-only')) process.exit(0);
 
 const port = Number(process.env.PORT ?? 8080);
 const { url } = await startServer({ root: ROOT, port });
