@@ -41,13 +41,16 @@ function showProgress({ loaded, total, fromCache }) {
     : `Downloading the model… ${mb(loaded)} of ${mb(total)} MB`;
 }
 
-function showBackend({ backend, fallbackReason }) {
+function showBackend({ backend, fallbackReason, notCached }) {
   const badge = $('backend-badge');
   badge.textContent = backend === 'webgpu' ? 'WebGPU' : 'CPU';
   badge.dataset.backend = backend;
+  const notices = [];
+  if (fallbackReason) notices.push(`Running on the CPU (slower) because ${fallbackReason}.`);
+  if (notCached) notices.push(`Note: ${notCached}.`);
   const notice = $('fallback-notice');
-  notice.hidden = !fallbackReason;
-  notice.textContent = fallbackReason ? `Running on the CPU (slower) because ${fallbackReason}.` : '';
+  notice.hidden = notices.length === 0;
+  notice.textContent = notices.join(' ');
 }
 
 async function loadModel() {

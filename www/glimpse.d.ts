@@ -58,6 +58,8 @@ export declare class Glimpse {
   readonly backend: Backend;
   /** Why 'auto' fell back to the CPU, or null. */
   readonly fallbackReason: string | null;
+  /** Why the downloaded model could not be kept in the browser's cache (a full quota), or null. */
+  readonly notCached: string | null;
   classify(source: ImageSource, options?: { topK?: number }): Promise<Classification>;
   /** Classifies the newest frame whenever the engine is free; pauses while the tab is hidden. Returns stop(). */
   watch(

@@ -101,11 +101,11 @@ export class Glimpse {
     if (!BACKENDS.includes(backend)) {
       throw new BackendError(`unknown backend '${backend}' (use ${BACKENDS.map((b) => `'${b}'`).join(', ')})`);
     }
-    const { weights } = await loadWeights({ modelsUrl: models, dtype, onProgress });
+    const { weights, notCached } = await loadWeights({ modelsUrl: models, dtype, onProgress });
     const connection = inline ? new InlineConnection() : new WorkerConnection();
     try {
       const info = await connection.call({ type: 'load', backend, weights }, [weights]);
-      return new Glimpse(connection, info);
+      return new Glimpse(connection, { ...info, notCached: notCached ?? null });
     } catch (error) {
       connection.dispose();
       if (error instanceof BackendError || error instanceof ModelLoadError) throw error;
@@ -121,6 +121,11 @@ export class Glimpse {
   /** Why 'auto' fell back to the CPU, or null. */
   get fallbackReason() {
     return this.#info.fallbackReason;
+  }
+
+  /** Why the downloaded model could not be kept in the browser's cache (a full quota), or null. */
+  get notCached() {
+    return this.#info.notCached;
   }
 
   /** Resolves to `{ top: [{ index, label, prob }], ms, backend }`, best class first. */

@@ -87,7 +87,8 @@ async function readWithProgress(response, total, onProgress) {
 }
 
 /**
- * Resolves to `{ weights: ArrayBuffer, entry, fromCache }` for the model in `dtype`.
+ * Resolves to `{ weights: ArrayBuffer, entry, fromCache, notCached }` for the model in `dtype`;
+ * `notCached` says why a downloaded model could not be stored in the cache (quota), or is null.
  * `onProgress({ loaded, total, fromCache })` reports the download.
  */
 export async function loadWeights({ modelsUrl, dtype = 'f16', onProgress } = {}) {
@@ -119,10 +120,17 @@ export async function loadWeights({ modelsUrl, dtype = 'f16', onProgress } = {})
         `the manifest expects ${entry.sha256} (${entry.bytes} bytes). ${hint()}`,
     );
   }
+  // A full or unavailable cache only costs a download next time: say so, but go on.
+  let notCached = null;
   await cache
     ?.put(weightsUrl, new Response(weights.slice(0), { headers: { 'Content-Type': 'application/octet-stream' } }))
-    .catch(() => {}); // A full or unavailable cache only costs a download next time.
-  return { weights, entry, fromCache: false };
+    .catch((error) => {
+      notCached =
+        error?.name === 'QuotaExceededError'
+          ? 'the browser’s storage quota is full, so the model will be downloaded again next time'
+          : `the model could not be kept for next time (${error?.message ?? error})`;
+    });
+  return { weights, entry, fromCache: false, notCached };
 }
 
 /** Removes every cached model file (for a "clear cache" control and the tests). */

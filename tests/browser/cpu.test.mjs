@@ -140,3 +140,18 @@ test('model download failures are shown and the page keeps working', { timeout: 
     assert.equal(await waitForModel(page), 'CPU');
   });
 });
+
+test('a full storage quota is a notice, not a failure: the model still loads and classifies', { timeout: 300_000 }, async (t) => {
+  await withBrowser(t, {}, async ({ page }) => {
+    await page.addInitScript(() => {
+      Cache.prototype.put = () => Promise.reject(new DOMException('the quota has been exceeded', 'QuotaExceededError'));
+    });
+    await page.goto(`${server.url}?backend=cpu`);
+    assert.equal(await waitForModel(page), 'CPU');
+    const notice = page.locator('#fallback-notice');
+    assert.match(await notice.textContent(), /storage quota is full/);
+    const shown = await classifyThroughPicker(page, photo('imagenet_14_'));
+    assert.equal(shown.error, null);
+    assert.ok(shown.top.length === 5);
+  });
+});
