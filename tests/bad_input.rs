@@ -1,28 +1,19 @@
 //! Bad input gets a clear one-line error, the rest of the batch still classifies, and nothing
 //! crashes. Runs the real `glimpse` binary.
 
+mod common;
+
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burn::tensor::Device;
 use glimpse::Classifier;
-use glimpse::models::{ModelDir, Pip, WeightDType, fetch};
+use common::models;
+use glimpse::models::{ModelDir, WeightDType};
 use glimpse::preprocess::decode;
 use image::{ImageFormat, RgbImage};
 use serde_json::Value;
-
-/// The models directory, fetched once per test binary (tests run on parallel threads).
-fn models() -> ModelDir {
-    static MODELS: std::sync::OnceLock<ModelDir> = std::sync::OnceLock::new();
-    MODELS
-        .get_or_init(|| {
-            let dir = ModelDir::from_env();
-            fetch(&dir, &Pip, false, &mut |m| eprintln!("{m}")).expect("models can be fetched");
-            dir
-        })
-        .clone()
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("glimpse-bad-input-{name}-{}", std::process::id()));

@@ -10,10 +10,13 @@
 //! - accuracy against the photos' labels: top-5 on ≥ 19/20 and top-1 on ≥ 17/20, as the
 //!   reference achieves.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use glimpse::models::{ModelDir, Pip, WeightDType, fetch};
+use common::models;
+use glimpse::models::{ModelDir, WeightDType};
 use glimpse::preprocess::{CROP, decode, normalize, prepare, resize_and_crop};
 use glimpse::{Classifier, top_k};
 use serde::Deserialize;
@@ -43,18 +46,6 @@ struct Case {
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
-}
-
-/// The models directory, fetched once per test binary (tests run on parallel threads).
-fn models() -> ModelDir {
-    static MODELS: std::sync::OnceLock<ModelDir> = std::sync::OnceLock::new();
-    MODELS
-        .get_or_init(|| {
-            let dir = ModelDir::from_env();
-            fetch(&dir, &Pip, false, &mut |m| eprintln!("{m}")).expect("models can be fetched");
-            dir
-        })
-        .clone()
 }
 
 fn classifier(dir: &ModelDir, dtype: WeightDType) -> Classifier {

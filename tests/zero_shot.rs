@@ -5,29 +5,20 @@
 //! reference's for each of the 20 sentences; the expected label ranked first on ≥ 18 of the 20
 //! photos with the 16-label set (the reference formulation gets 19/20).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use glimpse::Classifier;
-use glimpse::models::{ModelDir, Pip, TEXT_MODEL_NAME, WeightDType, fetch};
+use common::models;
+use glimpse::models::{ModelDir, TEXT_MODEL_NAME, WeightDType};
 use glimpse::preprocess::{decode, prepare};
 use glimpse::sentence::{SentenceEmbedder, cosine};
 use glimpse::zero_shot::{ClassEmbeddings, label_text, parse_labels};
 use serde::Deserialize;
 
 const MIN_COSINE: f32 = 0.999;
-
-/// The models directory, fetched once per test binary (tests run on parallel threads).
-fn models() -> ModelDir {
-    static MODELS: std::sync::OnceLock<ModelDir> = std::sync::OnceLock::new();
-    MODELS
-        .get_or_init(|| {
-            let dir = ModelDir::from_env();
-            fetch(&dir, &Pip, false, &mut |m| eprintln!("{m}")).expect("models can be fetched");
-            dir
-        })
-        .clone()
-}
 
 fn golden(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(path)
