@@ -10,6 +10,7 @@ pub mod efficientnet;
 pub mod error;
 pub mod gguf;
 pub mod labels;
+pub mod llama;
 pub mod preprocess;
 
 pub mod minilm;

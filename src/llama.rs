@@ -1,0 +1,281 @@
+//! A LLaMA-family decoder (Touvron et al., 2023) for the caption model, SmolLM2-135M:
+//!
+//! ```text
+//! token ids ─ embedding
+//!   └ N × [ x + attention(RMSNorm(x))      grouped-query attention, RoPE, causal, KV cache
+//!           x + SwiGLU(RMSNorm(x)) ]        down(silu(gate(x)) · up(x))
+//!   └ RMSNorm ─ logits = x · embeddingᵀ     (tied embeddings)
+//! ```
+//!
+//! This version holds f32 weights dequantized from the GGUF file: the reference path that the
+//! quantized kernels are checked against. Weights keep GGUF's layout, so RoPE rotates adjacent
+//! pairs `(x[2i], x[2i+1])` of each head (llama.cpp's converter reorders the q/k rows for it).
+
+use burn::module::{Module, Param};
+use burn::nn::{RmsNorm, RmsNormConfig};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::gguf::{Gguf, GgufError, TensorInfo, Value, dequantize};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaConfig {
+    pub vocab_size: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub ffn: usize,
+    pub rms_eps: f64,
+    pub rope_base: f32,
+}
+
+impl LlamaConfig {
+    /// Reads the `llama.*` hyper-parameters of a GGUF file.
+    pub fn from_gguf(gguf: &Gguf) -> Result<Self, GgufError> {
+        match gguf.architecture() {
+            Some("llama") => {}
+            other => return Err(GgufError(format!("architecture {other:?} is not supported (LLaMA only)"))),
+        }
+        let int = |key: &str| {
+            gguf.get(&format!("llama.{key}"))
+                .and_then(Value::as_u64)
+                .map(|v| v as usize)
+                .ok_or_else(|| GgufError(format!("llama.{key} is missing")))
+        };
+        let float = |key: &str, default: f32| gguf.get(&format!("llama.{key}")).and_then(Value::as_f32).unwrap_or(default);
+        let vocab_size = match int("vocab_size") {
+            Ok(v) => v,
+            Err(_) => gguf.get("tokenizer.ggml.tokens").and_then(Value::as_array).map(<[Value]>::len).unwrap_or(0),
+        };
+        Ok(Self {
+            vocab_size,
+            hidden: int("embedding_length")?,
+            layers: int("block_count")?,
+            heads: int("attention.head_count")?,
+            kv_heads: int("attention.head_count_kv")?,
+            ffn: int("feed_forward_length")?,
+            rms_eps: float("attention.layer_norm_rms_epsilon", 1e-5) as f64,
+            rope_base: float("rope.freq_base", 10_000.0),
+        })
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.hidden / self.heads
+    }
+}
+
+/// A matrix `[out, in]` applied as `x · Wᵀ`, as GGUF stores it.
+#[derive(Module, Debug)]
+pub struct Matrix {
+    pub weight: Param<Tensor<2>>,
+}
+
+impl Matrix {
+    fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        x.matmul(self.weight.val().transpose().unsqueeze())
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Attention {
+    pub q: Matrix,
+    pub k: Matrix,
+    pub v: Matrix,
+    pub o: Matrix,
+    #[module(skip)]
+    pub heads: usize,
+    #[module(skip)]
+    pub kv_heads: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct FeedForward {
+    pub gate: Matrix,
+    pub up: Matrix,
+    pub down: Matrix,
+}
+
+#[derive(Module, Debug)]
+pub struct Block {
+    pub attn_norm: RmsNorm,
+    pub attn: Attention,
+    pub ffn_norm: RmsNorm,
+    pub ffn: FeedForward,
+}
+
+#[derive(Module, Debug)]
+pub struct Llama {
+    pub embedding: Param<Tensor<2>>,
+    pub blocks: Vec<Block>,
+    pub norm: RmsNorm,
+    /// The output projection, when it is not tied to the embedding.
+    pub output: Option<Matrix>,
+    #[module(skip)]
+    pub rope_base: f32,
+}
+
+/// Keys and values of the positions seen so far, per layer: `[1, kv_heads, positions, head_dim]`.
+#[derive(Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+}
+
+impl KvCache {
+    pub fn len(&self) -> usize {
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl FeedForward {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.down.forward(silu(self.gate.forward(x.clone())) * self.up.forward(x))
+    }
+}
+
+/// Rotates adjacent pairs of each head by position-dependent angles. `x`: `[1, heads, L, D]`.
+fn rope(x: Tensor<4>, start: usize, base: f32) -> Tensor<4> {
+    let [b, h, len, d] = x.dims();
+    let half = d / 2;
+    let mut cos = Vec::with_capacity(len * half);
+    let mut sin = Vec::with_capacity(len * half);
+    for pos in start..start + len {
+        for i in 0..half {
+            let angle = pos as f32 * base.powf(-2.0 * i as f32 / d as f32);
+            cos.push(angle.cos());
+            sin.push(angle.sin());
+        }
+    }
+    let device = x.device();
+    let cos = Tensor::<4>::from_data(TensorData::new(cos, [1, 1, len, half]), &device);
+    let sin = Tensor::<4>::from_data(TensorData::new(sin, [1, 1, len, half]), &device);
+    let pairs = x.reshape([b, h, len, half, 2]);
+    let even = pairs.clone().narrow(4, 0, 1).reshape([b, h, len, half]);
+    let odd = pairs.narrow(4, 1, 1).reshape([b, h, len, half]);
+    let rotated_even = even.clone() * cos.clone() - odd.clone() * sin.clone();
+    let rotated_odd = even * sin + odd * cos;
+    Tensor::stack::<5>(vec![rotated_even, rotated_odd], 4).reshape([b, h, len, d])
+}
+
+impl Attention {
+    fn forward(&self, x: Tensor<3>, start: usize, rope_base: f32, cache: &mut Option<(Tensor<4>, Tensor<4>)>) -> Tensor<3> {
+        let [b, len, hidden] = x.dims();
+        let head_dim = hidden / self.heads;
+        let split = |t: Tensor<3>, heads: usize| t.reshape([b, len, heads, head_dim]).swap_dims(1, 2);
+        let q = rope(split(self.q.forward(x.clone()), self.heads), start, rope_base);
+        let k = rope(split(self.k.forward(x.clone()), self.kv_heads), start, rope_base);
+        let v = split(self.v.forward(x), self.kv_heads);
+        let (k, v) = match cache.take() {
+            Some((past_k, past_v)) => (Tensor::cat(vec![past_k, k], 2), Tensor::cat(vec![past_v, v], 2)),
+            None => (k, v),
+        };
+        *cache = Some((k.clone(), v.clone()));
+
+        // Each key/value head serves `heads / kv_heads` query heads.
+        let total = k.dims()[2];
+        let group = self.heads / self.kv_heads;
+        let expand = |t: Tensor<4>| {
+            t.reshape([b, self.kv_heads, 1, total, head_dim])
+                .expand([b, self.kv_heads, group, total, head_dim])
+                .reshape([b, self.heads, total, head_dim])
+        };
+        let scores = q.matmul(expand(k).swap_dims(2, 3)) / (head_dim as f64).sqrt();
+        let scores = if len > 1 {
+            let mask = causal_mask(len, start, &scores.device());
+            scores + mask
+        } else {
+            scores
+        };
+        let context = softmax(scores, 3).matmul(expand(v));
+        self.o.forward(context.swap_dims(1, 2).reshape([b, len, hidden]))
+    }
+}
+
+/// `[1, 1, len, start + len]`: 0 where query `i` may see key `j` (j ≤ start + i), else −∞.
+fn causal_mask(len: usize, start: usize, device: &Device) -> Tensor<4> {
+    let total = start + len;
+    let values: Vec<f32> = (0..len)
+        .flat_map(|i| (0..total).map(move |j| if j <= start + i { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    Tensor::from_data(TensorData::new(values, [1, 1, len, total]), device)
+}
+
+impl Llama {
+    /// Logits `[1, L, vocab]` for `tokens` (`[1, L]`) following the positions in `cache`,
+    /// which is extended with them.
+    pub fn forward(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
+        let start = cache.len();
+        cache.layers.resize_with(self.blocks.len(), || None);
+        let [b, len] = tokens.dims();
+        let hidden = self.embedding.dims()[1];
+        let mut x = self.embedding.val().select(0, tokens.reshape([b * len])).reshape([b, len, hidden]);
+        for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
+            x = x.clone() + block.attn.forward(block.attn_norm.forward(x), start, self.rope_base, layer_cache);
+            x = x.clone() + block.ffn.forward(block.ffn_norm.forward(x));
+        }
+        let x = self.norm.forward(x);
+        match &self.output {
+            Some(output) => output.forward(x),
+            None => x.matmul(self.embedding.val().transpose().unsqueeze()),
+        }
+    }
+}
+
+/// Loads the decoder with every weight dequantized to f32.
+pub fn load_f32(gguf: &Gguf, bytes: &[u8], device: &Device) -> Result<Llama, GgufError> {
+    let config = LlamaConfig::from_gguf(gguf)?;
+    let tensor = |name: &str| -> Result<(&TensorInfo, Vec<f32>), GgufError> {
+        let info = gguf.tensor(name).ok_or_else(|| GgufError(format!("the file has no tensor `{name}`")))?;
+        let range = gguf.data_range(info)?;
+        let data = bytes
+            .get(range.start as usize..range.end as usize)
+            .ok_or_else(|| GgufError(format!("tensor `{name}` lies outside the file")))?;
+        Ok((info, dequantize(info.ggml_type, data)?))
+    };
+    let matrix = |name: &str, rows: usize, cols: usize| -> Result<Matrix, GgufError> {
+        let (info, values) = tensor(name)?;
+        if info.dims != [cols as u64, rows as u64] {
+            return Err(GgufError(format!("tensor `{name}` is {:?}, expected [{cols}, {rows}]", info.dims)));
+        }
+        Ok(Matrix { weight: Param::from_tensor(Tensor::from_data(TensorData::new(values, [rows, cols]), device)) })
+    };
+    let norm = |name: &str| -> Result<RmsNorm, GgufError> {
+        let (_, values) = tensor(name)?;
+        let mut norm = RmsNormConfig::new(config.hidden).with_epsilon(config.rms_eps).init(device);
+        norm.gamma = Param::from_tensor(Tensor::from_data(TensorData::new(values, [config.hidden]), device));
+        Ok(norm)
+    };
+    let (h, kv) = (config.hidden, config.kv_heads * config.head_dim());
+    let blocks = (0..config.layers)
+        .map(|i| {
+            let name = |part: &str| format!("blk.{i}.{part}.weight");
+            Ok(Block {
+                attn_norm: norm(&name("attn_norm"))?,
+                attn: Attention {
+                    q: matrix(&name("attn_q"), h, h)?,
+                    k: matrix(&name("attn_k"), kv, h)?,
+                    v: matrix(&name("attn_v"), kv, h)?,
+                    o: matrix(&name("attn_output"), h, h)?,
+                    heads: config.heads,
+                    kv_heads: config.kv_heads,
+                },
+                ffn_norm: norm(&name("ffn_norm"))?,
+                ffn: FeedForward {
+                    gate: matrix(&name("ffn_gate"), config.ffn, h)?,
+                    up: matrix(&name("ffn_up"), config.ffn, h)?,
+                    down: matrix(&name("ffn_down"), h, config.ffn)?,
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, GgufError>>()?;
+    let embedding = matrix("token_embd.weight", config.vocab_size, h)?.weight;
+    let output = match gguf.tensor("output.weight") {
+        Some(_) => Some(matrix("output.weight", config.vocab_size, h)?),
+        None => None,
+    };
+    Ok(Llama { embedding, blocks, norm: norm("output_norm.weight")?, output, rope_base: config.rope_base })
+}
