@@ -16,6 +16,8 @@ pub mod preprocess;
 pub mod minilm;
 
 #[cfg(not(target_arch = "wasm32"))]
+pub mod caption;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod convert;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod gguf_tokenizer;

@@ -18,6 +18,11 @@ struct Args {
 enum Command {
     /// Top ImageNet classes for each image file.
     Classify(ClassifyArgs),
+    /// A one-sentence caption for each image file, streamed as it is written.
+    Caption {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Download, verify and convert the pretrained weights.
     Models {
         #[command(subcommand)]
@@ -47,6 +52,12 @@ pub struct ClassifyArgs {
     /// ranked, through text embeddings of the ImageNet classes (zero-shot).
     #[arg(long)]
     pub labels: Option<String>,
+    /// Also write a one-sentence caption with the small language model (SmolLM2-135M).
+    #[arg(long)]
+    pub caption: bool,
+    /// Print only the streamed captions (what `glimpse caption` does).
+    #[arg(skip)]
+    pub captions_only: bool,
 }
 
 #[derive(Subcommand)]
@@ -99,6 +110,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Classify(args) => cli::classify::run(&args),
+        Command::Caption { files } => cli::classify::caption(files),
         Command::Models { command } => match command {
             ModelsCommand::Fetch { force } => cli::models::fetch(force),
             ModelsCommand::Path => cli::models::path(),

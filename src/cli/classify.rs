@@ -3,7 +3,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use glimpse::models::{CLASS_EMBEDDINGS_FILE, ModelDir, TEXT_MODEL_NAME, WeightDType};
+use glimpse::caption::Captioner;
+use glimpse::gguf::Gguf;
+use glimpse::gguf_tokenizer::from_gguf;
+use glimpse::llama::load_f32;
+use glimpse::models::{CAPTION_MODEL_NAME, CLASS_EMBEDDINGS_FILE, ModelDir, TEXT_MODEL_NAME, WeightDType};
 use glimpse::preprocess::{decode, prepare};
 use glimpse::sentence::SentenceEmbedder;
 use glimpse::zero_shot::{ClassEmbeddings, LabelScore, label_text, parse_labels};
@@ -25,6 +29,8 @@ enum Outcome {
         top: Vec<Prediction>,
         #[serde(skip_serializing_if = "Option::is_none")]
         labels: Option<Vec<LabelScore>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        caption: Option<String>,
         ms: f64,
     },
     Failed {
@@ -44,6 +50,9 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
     let dir = ensure_models()?;
     let classifier = load_classifier(&dir, device, args.precision)?;
     let zero_shot = args.labels.as_deref().map(|list| ZeroShotLabels::load(&dir, list)).transpose()?;
+    let captioner = args.caption.then(|| load_captioner(&dir)).transpose()?;
+    // Captions are streamed to the terminal as they are written, unless JSON is asked for.
+    let stream_captions = captioner.is_some() && !args.json;
 
     let progress = if args.files.len() > 3 {
         let bar = ProgressBar::new(args.files.len() as u64);
@@ -70,10 +79,33 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
             let probs = classifier.classify(&inputs)?;
             let forward_ms = ms_since(start) / batch.len() as f64;
             for (prepared, probs) in batch.iter().zip(probs) {
+                let file = args.files[prepared.index].display().to_string();
+                let caption = match &captioner {
+                    Some(captioner) => {
+                        if stream_captions {
+                            progress.suspend(|| print!("{file}: "));
+                        }
+                        let written = captioner.caption(&prompt_classes(&probs), |piece| {
+                            if stream_captions {
+                                progress.suspend(|| {
+                                    print!("{piece}");
+                                    let _ = std::io::stdout().flush();
+                                });
+                            }
+                        })?;
+                        if stream_captions {
+                            let note = if written.fallback { format!("  → not about the photo; instead: {}", written.text) } else { String::new() };
+                            progress.suspend(|| println!("{note}"));
+                        }
+                        Some(written.text)
+                    }
+                    None => None,
+                };
                 outcomes[prepared.index] = Some(Outcome::Ok {
-                    file: args.files[prepared.index].display().to_string(),
+                    file,
                     top: top_k(&probs, args.top as usize),
                     labels: zero_shot.as_ref().map(|z| z.rank(&probs)),
+                    caption,
                     ms: round2(prepared.ms + forward_ms),
                 });
             }
@@ -83,6 +115,15 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
     progress.finish_and_clear();
 
     let outcomes: Vec<Outcome> = outcomes.into_iter().map(|o| o.expect("every file has an outcome")).collect();
+    if stream_captions && args.captions_only {
+        let any_failed = outcomes.iter().any(|o| matches!(o, Outcome::Failed { .. }));
+        for outcome in &outcomes {
+            if let Outcome::Failed { file, error } = outcome {
+                println!("{file}: error: {error}");
+            }
+        }
+        return Ok(if any_failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+    }
     let mut out = std::io::stdout().lock();
     let written = if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&outcomes).expect("results serialize"))
@@ -97,6 +138,41 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
     }
     let any_failed = outcomes.iter().any(|o| matches!(o, Outcome::Failed { .. }));
     Ok(if any_failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `glimpse caption`: classify, then stream one caption per file.
+pub fn caption(files: Vec<PathBuf>) -> Result<ExitCode> {
+    run(&ClassifyArgs {
+        files,
+        json: false,
+        top: 3,
+        backend: crate::Backend::Cpu,
+        precision: crate::Precision::F32,
+        labels: None,
+        caption: true,
+        captions_only: true,
+    })
+}
+
+/// The classes the caption prompt names: the top three, leaving out those under 5%
+/// (but always the best one).
+fn prompt_classes(probs: &[f32]) -> Vec<Prediction> {
+    let mut top = top_k(probs, 3);
+    let best = top[0].clone();
+    top.retain(|p| p.prob >= 0.05);
+    if top.is_empty() {
+        top.push(best);
+    }
+    top
+}
+
+fn load_captioner(dir: &ModelDir) -> Result<Captioner> {
+    let bytes = dir.read_file(CAPTION_MODEL_NAME, None)?;
+    let gguf = Gguf::parse(&bytes).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
+    let tokenizer = from_gguf(&gguf).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
+    let device = burn::tensor::Device::flex();
+    let model = load_f32(&gguf, &bytes, &device).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
+    Captioner::new(model, tokenizer, device)
 }
 
 /// The user's labels, embedded once, and the ImageNet class table they are scored against.
@@ -136,11 +212,14 @@ fn failed(file: &PathBuf, e: GlimpseError) -> Outcome {
 fn print_table(out: &mut impl Write, outcomes: &[Outcome]) -> std::io::Result<()> {
     for outcome in outcomes {
         match outcome {
-            Outcome::Ok { file, top, labels, ms } => {
+            Outcome::Ok { file, top, labels, caption, ms } => {
                 writeln!(out, "{file}  ({ms:.1} ms)")?;
                 for (rank, p) in top.iter().enumerate() {
                     let bar = "█".repeat((p.prob * 20.0).round() as usize);
                     writeln!(out, "  {}. {:<32} {:>6.2}%  {bar}", rank + 1, p.label, p.prob * 100.0)?;
+                }
+                if let Some(caption) = caption {
+                    writeln!(out, "  caption: {caption}")?;
                 }
                 if let Some(labels) = labels {
                     let ranked: Vec<String> = labels.iter().map(|l| format!("{} {:.2}", l.label, l.score)).collect();
