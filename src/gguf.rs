@@ -445,7 +445,7 @@ pub fn half_to_f32(h: u16) -> f32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Writes a GGUF v3 file: metadata entries, then tensors of the given type and data.
@@ -477,6 +477,16 @@ mod tests {
             Self::string(&mut self.kv, key);
             self.kv.extend(4u32.to_le_bytes());
             self.kv.extend(value.to_le_bytes());
+            self.kv_count += 1;
+            self
+        }
+
+        pub fn string_array_kv(mut self, key: &str, values: &[&str]) -> Self {
+            Self::string(&mut self.kv, key);
+            self.kv.extend(9u32.to_le_bytes());
+            self.kv.extend(8u32.to_le_bytes());
+            self.kv.extend((values.len() as u64).to_le_bytes());
+            values.iter().for_each(|v| Self::string(&mut self.kv, v));
             self.kv_count += 1;
             self
         }

@@ -63,6 +63,27 @@ impl LlamaConfig {
     pub fn head_dim(&self) -> usize {
         self.hidden / self.heads
     }
+
+    /// Refuses shapes the decoder cannot run and a vocabulary that disagrees with the
+    /// tokenizer stored beside it.
+    fn check(&self, gguf: &Gguf) -> Result<(), GgufError> {
+        if self.heads == 0 || self.kv_heads == 0 || self.hidden % self.heads != 0 || self.heads % self.kv_heads != 0 {
+            return Err(GgufError(format!(
+                "{} query heads, {} key/value heads and width {} do not fit together",
+                self.heads, self.kv_heads, self.hidden
+            )));
+        }
+        if let Some(tokens) = gguf.get("tokenizer.ggml.tokens").and_then(Value::as_array) {
+            if tokens.len() != self.vocab_size {
+                return Err(GgufError(format!(
+                    "the tokenizer has {} tokens but the model's vocabulary is {}",
+                    tokens.len(),
+                    self.vocab_size
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A matrix `[out, in]` applied as `x · Wᵀ`, as GGUF stores it.
@@ -228,6 +249,7 @@ impl Llama {
 /// Loads the decoder with every weight dequantized to f32.
 pub fn load_f32(gguf: &Gguf, bytes: &[u8], device: &Device) -> Result<Llama, GgufError> {
     let config = LlamaConfig::from_gguf(gguf)?;
+    config.check(gguf)?;
     let tensor = |name: &str| -> Result<(&TensorInfo, Vec<f32>), GgufError> {
         let info = gguf.tensor(name).ok_or_else(|| GgufError(format!("the file has no tensor `{name}`")))?;
         let range = gguf.data_range(info)?;
@@ -278,4 +300,48 @@ pub fn load_f32(gguf: &Gguf, bytes: &[u8], device: &Device) -> Result<Llama, Ggu
         None => None,
     };
     Ok(Llama { embedding, blocks, norm: norm("output_norm.weight")?, output, rope_base: config.rope_base })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::tests::Builder;
+
+    fn header(architecture: &str, tokens: usize) -> Vec<u8> {
+        let mut b = Builder::new().string_kv("general.architecture", architecture);
+        for (key, value) in [
+            ("embedding_length", 8),
+            ("block_count", 1),
+            ("attention.head_count", 2),
+            ("attention.head_count_kv", 1),
+            ("feed_forward_length", 16),
+            ("vocab_size", 4),
+        ] {
+            b = b.u32_kv(&format!("{architecture}.{key}"), value);
+        }
+        b.string_array_kv("tokenizer.ggml.tokens", &vec!["t"; tokens]).build()
+    }
+
+    #[test]
+    fn an_unsupported_architecture_is_named() {
+        let bytes = header("mamba", 4);
+        let err = LlamaConfig::from_gguf(&Gguf::parse(&bytes).unwrap()).unwrap_err();
+        assert!(err.0.contains("\"mamba\"") && err.0.contains("not supported"), "{err}");
+    }
+
+    #[test]
+    fn a_vocabulary_that_disagrees_with_the_tokenizer_is_refused() {
+        let bytes = header("llama", 5);
+        let gguf = Gguf::parse(&bytes).unwrap();
+        let err = load_f32(&gguf, &bytes, &Device::flex()).unwrap_err();
+        assert!(err.0.contains("the tokenizer has 5 tokens but the model's vocabulary is 4"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_weight_is_named() {
+        let bytes = header("llama", 4);
+        let gguf = Gguf::parse(&bytes).unwrap();
+        let err = load_f32(&gguf, &bytes, &Device::flex()).unwrap_err();
+        assert!(err.0.contains("no tensor `blk.0.attn_norm.weight`"), "{err}");
+    }
 }

@@ -50,7 +50,14 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
     let dir = ensure_models()?;
     let classifier = load_classifier(&dir, device, args.precision)?;
     let zero_shot = args.labels.as_deref().map(|list| ZeroShotLabels::load(&dir, list)).transpose()?;
-    let captioner = args.caption.then(|| load_captioner(&dir)).transpose()?;
+    // A caption model that fails to load costs the captions, not the classification.
+    let captioner = match args.caption.then(|| load_captioner(&dir)) {
+        Some(Err(e)) => {
+            eprintln!("glimpse: captions are unavailable: {e}");
+            None
+        }
+        other => other.transpose()?,
+    };
     // Captions are streamed to the terminal as they are written, unless JSON is asked for.
     let stream_captions = captioner.is_some() && !args.json;
 
