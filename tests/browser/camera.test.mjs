@@ -10,7 +10,6 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
   INFERENCE_TIMEOUT,
-  foreignRequests,
   nativeTop1,
   openBrowser,
   photo,
@@ -18,6 +17,7 @@ import {
   requireBuiltArtifacts,
   serve,
   waitForModel,
+  withBrowser,
 } from './helpers.mjs';
 
 const MAKE_CLIP = fileURLToPath(new URL('make-clip.sh', import.meta.url));
@@ -55,9 +55,7 @@ test('a camera playing a photo shows its top-1 live, with a frame rate', { timeo
   execFileSync(MAKE_CLIP, [source, clip]);
   const expected = nativeTop1([source]).get(source);
 
-  const browser = await openBrowser({ camera: clip });
-  try {
-    const { page } = browser;
+  await withBrowser(t, server.url, { camera: clip }, async ({ page }) => {
     await page.goto(`${server.url}?backend=cpu`);
     await waitForModel(page);
     await page.click('#camera-start');
@@ -103,11 +101,5 @@ test('a camera playing a photo shows its top-1 live, with a frame rate', { timeo
 
     await page.click('#camera-stop');
     assert.equal(await page.locator('#camera-start').isEnabled(), true);
-    assert.deepEqual(foreignRequests(browser.pageRequests, server.url), []);
-  } catch (error) {
-    t.diagnostic(browser.consoleLines.join('\n'));
-    throw error;
-  } finally {
-    await browser.close();
-  }
+  });
 });

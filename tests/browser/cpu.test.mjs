@@ -10,13 +10,12 @@ import {
   WEIGHTS_PATH,
   classifyThroughEvent,
   classifyThroughPicker,
-  foreignRequests,
   nativeTop1,
-  openBrowser,
   photo,
   requireBuiltArtifacts,
   serve,
   waitForModel,
+  withBrowser,
 } from './helpers.mjs';
 
 let server;
@@ -28,23 +27,11 @@ after(() => server?.close());
 
 const weightRequests = () => server.requests.filter((path) => path === WEIGHTS_PATH).length;
 
-async function withBrowser(t, options, body) {
-  const browser = await openBrowser(options);
-  try {
-    await body(browser);
-    assert.deepEqual(foreignRequests(browser.pageRequests, server.url), [], 'requests left the origin');
-  } catch (error) {
-    t.diagnostic(browser.consoleLines.join('\n'));
-    throw error;
-  } finally {
-    await browser.close();
-  }
-}
 
 test('CPU chosen in the page: native top-1, cached model on the next visit, corrupt files', { timeout: 600_000 }, async (t) => {
   const files = [photo('imagenet_04_'), photo('imagenet_13_'), photo('imagenet_10_')];
   const native = nativeTop1(files);
-  await withBrowser(t, { webgpu: true }, async ({ page }) => {
+  await withBrowser(t, server.url, { webgpu: true }, async ({ page }) => {
     await page.goto(server.url);
     await waitForModel(page);
     // Switching the backend reloads the page with ?backend=cpu.
@@ -101,7 +88,7 @@ test('CPU chosen in the page: native top-1, cached model on the next visit, corr
 test('Chromium without WebGPU falls back to the CPU with a notice', { timeout: 300_000 }, async (t) => {
   const file = photo('imagenet_08_');
   const native = nativeTop1([file]);
-  await withBrowser(t, { webgpu: false }, async ({ page }) => {
+  await withBrowser(t, server.url, { webgpu: false }, async ({ page }) => {
     await page.goto(server.url);
     assert.equal(await waitForModel(page), 'CPU');
     const notice = page.locator('#fallback-notice');
@@ -115,7 +102,7 @@ test('Chromium without WebGPU falls back to the CPU with a notice', { timeout: 3
 });
 
 test('model download failures are shown and the page keeps working', { timeout: 300_000 }, async (t) => {
-  await withBrowser(t, { webgpu: false }, async ({ page }) => {
+  await withBrowser(t, server.url, { webgpu: false }, async ({ page }) => {
     // A models directory that does not exist.
     await page.goto(`${server.url}?models=no-such-models/`);
     await page.waitForSelector('#error:not([hidden])');
@@ -142,7 +129,7 @@ test('model download failures are shown and the page keeps working', { timeout: 
 });
 
 test('a full storage quota is a notice, not a failure: the model still loads and classifies', { timeout: 300_000 }, async (t) => {
-  await withBrowser(t, {}, async ({ page }) => {
+  await withBrowser(t, server.url, {}, async ({ page }) => {
     await page.addInitScript(() => {
       Cache.prototype.put = () => Promise.reject(new DOMException('the quota has been exceeded', 'QuotaExceededError'));
     });

@@ -1,6 +1,7 @@
 // Shared by the browser tests: a server that records every request, a Chromium with a fresh
 // profile, the native CLI's answers to compare with, and small page helpers.
 
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -129,16 +130,7 @@ export async function waitForModel(page, timeout = INFERENCE_TIMEOUT) {
 export async function classifyThroughPicker(page, file, timeout = INFERENCE_TIMEOUT) {
   const name = file.split('/').pop();
   await page.setInputFiles('#file-input', file);
-  // The caption shows the file's bare name once it is classified, "name: not classified" on failure.
-  await page.waitForFunction(
-    (name) => {
-      const caption = document.getElementById('preview-caption').textContent;
-      return caption === name || caption.endsWith('not classified');
-    },
-    name,
-    { timeout },
-  );
-  return readResults(page);
+  return waitForOutcome(page, name, timeout);
 }
 
 /**
@@ -162,6 +154,12 @@ export async function classifyThroughEvent(page, file, how, timeout = INFERENCE_
     },
     { name, bytes, how },
   );
+  return waitForOutcome(page, name, timeout);
+}
+
+/** Waits until the page has classified `name`, or said it could not; returns what it shows. */
+async function waitForOutcome(page, name, timeout) {
+  // The caption shows the file's bare name once it is classified, "name: not classified" on failure.
   await page.waitForFunction(
     (name) => {
       const caption = document.getElementById('preview-caption').textContent;
@@ -190,4 +188,21 @@ export async function readResults(page) {
 /** Requests that went anywhere but `origin` (data: and blob: URLs stay in the page). */
 export function foreignRequests(urls, origin) {
   return urls.filter((url) => !url.startsWith(origin) && !/^(data|blob):/.test(url));
+}
+
+/**
+ * Runs `body(browser)` in a fresh Chromium opened with `options`, then checks that no request
+ * left `origin`. On failure the page's console lines go into the test's diagnostics.
+ */
+export async function withBrowser(t, origin, options, body) {
+  const browser = await openBrowser(options);
+  try {
+    await body(browser);
+    assert.deepEqual(foreignRequests(browser.pageRequests, origin), [], 'requests left the origin');
+  } catch (error) {
+    t.diagnostic(browser.consoleLines.join('\n'));
+    throw error;
+  } finally {
+    await browser.close();
+  }
 }

@@ -5,16 +5,7 @@
 import assert from 'node:assert/strict';
 import { basename } from 'node:path';
 import { after, before, test } from 'node:test';
-import {
-  classifyThroughPicker,
-  foreignRequests,
-  nativeTop1,
-  openBrowser,
-  photo,
-  requireBuiltArtifacts,
-  serve,
-  waitForModel,
-} from './helpers.mjs';
+import { classifyThroughPicker, nativeTop1, photo, requireBuiltArtifacts, serve, waitForModel, withBrowser } from './helpers.mjs';
 
 let server;
 before(async () => {
@@ -26,9 +17,7 @@ after(() => server?.close());
 test('WebGPU: picked photos get the native top-1 and the badge says WebGPU', { timeout: 600_000 }, async (t) => {
   const files = [photo('imagenet_01_'), photo('imagenet_08_')];
   const native = nativeTop1(files);
-  const browser = await openBrowser({ webgpu: true });
-  try {
-    const { page } = browser;
+  await withBrowser(t, server.url, { webgpu: true }, async ({ page }) => {
     const loadStart = Date.now();
     await page.goto(server.url);
     assert.equal(await waitForModel(page), 'WebGPU');
@@ -43,11 +32,5 @@ test('WebGPU: picked photos get the native top-1 and the badge says WebGPU', { t
       assert.equal(shown.top[0].index, expected.index, `${basename(file)}: page ${shown.top[0].label}, native ${expected.label}`);
       t.diagnostic(`${basename(file)}: ${shown.top[0].label} ${shown.top[0].percent} (native: ${expected.label}), latency ${shown.latency}`);
     }
-    assert.deepEqual(foreignRequests(browser.pageRequests, server.url), []);
-  } catch (error) {
-    t.diagnostic(browser.consoleLines.join('\n'));
-    throw error;
-  } finally {
-    await browser.close();
-  }
+  });
 });

@@ -14,11 +14,10 @@ import { startServer } from '../../www/serve.mjs';
 import {
   INFERENCE_TIMEOUT,
   ROOT,
-  foreignRequests,
   nativeTop1,
-  openBrowser,
   photo,
   requireBuiltArtifacts,
+  withBrowser,
 } from '../browser/helpers.mjs';
 
 const APP = fileURLToPath(new URL('.', import.meta.url));
@@ -45,9 +44,8 @@ test('the packed package classifies a photo in a Vite-built app', { timeout: 600
   const work = mkdtempSync(join(tmpdir(), 'glimpse-vite-'));
   t.after(() => rmSync(work, { recursive: true, force: true }));
   const server = await startServer({ root: buildApp(work), port: 0 });
-  const browser = await openBrowser();
-  try {
-    const { page } = browser;
+  t.after(() => server.close());
+  await withBrowser(t, server.url, {}, async ({ page }) => {
     const file = photo('imagenet_13_');
     await page.goto(`${server.url}?backend=cpu`);
     const status = page.locator('#status');
@@ -64,12 +62,5 @@ test('the packed package classifies a photo in a Vite-built app', { timeout: 600
     const native = nativeTop1([file]).get(file);
     assert.equal(top1, native.index, `${basename(file)}: native says ${native.label}`);
     t.diagnostic(`${basename(file)}: ${await page.locator('#top li').first().textContent()}, ${await status.textContent()}`);
-    assert.deepEqual(foreignRequests(browser.pageRequests, server.url), []);
-  } catch (error) {
-    t.diagnostic(browser.consoleLines.join('\n'));
-    throw error;
-  } finally {
-    await browser.close();
-    await server.close();
-  }
+  });
 });
