@@ -5,7 +5,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -89,6 +89,23 @@ if (!force && previous?.compiledSha256 === compiledSha256 && existsSync(join(PKG
   process.exit(0);
 }
 
+// Other clones on this machine (CI's among them) may have built this very module already:
+// the last few packages are kept under ~/.cache/seed-wasm, keyed by what went into them.
+const CACHE_ROOT = join(homedir(), '.cache', 'seed-wasm');
+const cacheKey = createHash('sha256')
+  .update([compiledSha256, lockedVersion('wasm-bindgen'), ...WASM_FEATURES].join(' '))
+  .digest('hex')
+  .slice(0, 32);
+const CACHED = join(CACHE_ROOT, cacheKey);
+if (!force && existsSync(join(CACHED, 'build.json'))) {
+  rmSync(PKG, { recursive: true, force: true });
+  cpSync(CACHED, PKG, { recursive: true });
+  const now = new Date();
+  utimesSync(BUILD_INFO, now, now);
+  console.log(`pkg/ restored from ${CACHED}`);
+  process.exit(0);
+}
+
 rmSync(PKG, { recursive: true, force: true });
 run(wasmBindgen, ['--target', 'web', '--out-dir', PKG, '--out-name', 'glimpse', compiled]);
 
@@ -105,3 +122,11 @@ writeFileSync(BUILD_INFO, JSON.stringify({ compiledSha256, sizes }, null, 2) + '
 console.log(
   `pkg/glimpse_bg.wasm: raw ${kb(sizes.raw)}, optimized ${kb(sizes.optimized)}, gzipped ${kb(sizes.gzipped)}`,
 );
+rmSync(CACHED, { recursive: true, force: true });
+cpSync(PKG, CACHED, { recursive: true });
+const KEEP = 3;
+const older = readdirSync(CACHE_ROOT)
+  .map((name) => ({ path: join(CACHE_ROOT, name), time: statSync(join(CACHE_ROOT, name)).mtimeMs }))
+  .sort((a, b) => b.time - a.time)
+  .slice(KEEP);
+for (const { path } of older) rmSync(path, { recursive: true, force: true });
