@@ -93,8 +93,13 @@ pub struct Matrix {
 }
 
 impl Matrix {
-    fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        x.matmul(self.weight.val().transpose().unsqueeze())
+    /// `x · Wᵀ` for `x` of shape `[batch, positions, in]`, computed as `(W · xᵀ)ᵀ` so the
+    /// weight is read in its stored layout and only the small activation is transposed.
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [batch, _, _] = x.dims();
+        let [out, inp] = self.weight.dims();
+        let weight = self.weight.val().reshape([1, out, inp]).expand([batch, out, inp]);
+        weight.matmul(x.swap_dims(1, 2)).swap_dims(1, 2)
     }
 }
 
@@ -241,7 +246,7 @@ impl Llama {
         let x = self.norm.forward(x);
         match &self.output {
             Some(output) => output.forward(x),
-            None => x.matmul(self.embedding.val().transpose().unsqueeze()),
+            None => Matrix { weight: self.embedding.clone() }.forward(x),
         }
     }
 }
