@@ -62,10 +62,6 @@ impl Classifier {
         Ok(Self { model, device })
     }
 
-    pub fn from_model(model: EfficientNet, device: Device) -> Self {
-        Self { model, device }
-    }
-
     pub fn model(&self) -> &EfficientNet {
         &self.model
     }
@@ -78,7 +74,10 @@ impl Classifier {
     pub fn batch(&self, inputs: &[Vec<f32>]) -> Tensor<4> {
         let side = CROP as usize;
         let data: Vec<f32> = inputs.iter().flatten().copied().collect();
-        Tensor::from_data(TensorData::new(data, [inputs.len(), 3, side, side]), &self.device)
+        Tensor::from_data(
+            TensorData::new(data, [inputs.len(), 3, side, side]),
+            &self.device,
+        )
     }
 
     pub fn logits(&self, batch: Tensor<4>) -> Tensor<2> {
@@ -120,7 +119,9 @@ pub fn top_k(probs: &[f32], k: usize) -> Vec<Prediction> {
         .take(k)
         .map(|index| Prediction {
             index,
-            label: classes.get(index).map_or_else(|| format!("class {index}"), |c| c.name().to_string()),
+            label: classes
+                .get(index)
+                .map_or_else(|| format!("class {index}"), |c| c.name().to_string()),
             prob: probs[index],
         })
         .collect()
@@ -164,9 +165,10 @@ mod tests {
 
     #[test]
     fn foreign_weight_files_are_refused_by_name() {
-        let err = Classifier::from_burnpack(b"PK\x03\x04 this is a zip file".to_vec(), Device::flex())
-            .err()
-            .unwrap();
+        let err =
+            Classifier::from_burnpack(b"PK\x03\x04 this is a zip file".to_vec(), Device::flex())
+                .err()
+                .unwrap();
         assert!(err.to_string().contains("not in burnpack format"), "{err}");
     }
 }

@@ -36,7 +36,10 @@ impl Checkpoint {
                     let bytes = tensor.read().map_err(|e| {
                         GlimpseError::ModelLoad(format!("checkpoint tensor `{name}`: {e}"))
                     })?;
-                    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+                    bytes
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect()
                 }
                 // Integer bookkeeping such as `num_batches_tracked` is not needed at inference.
                 _ => continue,
@@ -48,14 +51,6 @@ impl Checkpoint {
 
     pub fn from_tensors(tensors: HashMap<String, (Vec<usize>, Vec<f32>)>) -> Self {
         Self { tensors }
-    }
-
-    pub fn len(&self) -> usize {
-        self.tensors.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tensors.is_empty()
     }
 
     /// The named tensor, which must have exactly `shape`.
@@ -72,7 +67,13 @@ impl Checkpoint {
     }
 
     /// A convolution (`conv` key, no bias) followed by its batch norm (`bn` key), folded.
-    fn conv_bn(&self, conv: &str, bn: &str, shape: [usize; 4], eps: f32) -> Result<(Vec<f32>, Vec<f32>)> {
+    fn conv_bn(
+        &self,
+        conv: &str,
+        bn: &str,
+        shape: [usize; 4],
+        eps: f32,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
         let out = shape[0];
         let weight = self.take(&format!("{conv}.weight"), &shape)?;
         let gamma = self.take(&format!("{bn}.weight"), &[out])?;
@@ -85,7 +86,9 @@ impl Checkpoint {
         let mut bias = vec![0.0; out];
         for o in 0..out {
             let scale = gamma[o] / (var[o] + eps).sqrt();
-            folded[o * per_out..(o + 1) * per_out].iter_mut().for_each(|w| *w *= scale);
+            folded[o * per_out..(o + 1) * per_out]
+                .iter_mut()
+                .for_each(|w| *w *= scale);
             bias[o] = beta[o] - mean[o] * scale;
         }
         Ok((folded, bias))
@@ -111,7 +114,11 @@ pub fn efficientnet_from_checkpoint(ckpt: &Checkpoint, device: &Device) -> Resul
         if let Some(expand) = block.expand_conv.as_mut() {
             load(expand, &key("_expand_conv"), &key("_bn0"))?;
         }
-        load(&mut block.depthwise_conv, &key("_depthwise_conv"), &key("_bn1"))?;
+        load(
+            &mut block.depthwise_conv,
+            &key("_depthwise_conv"),
+            &key("_bn1"),
+        )?;
         load(&mut block.project_conv, &key("_project_conv"), &key("_bn2"))?;
     }
     load(&mut model.conv_head, "_conv_head", "_bn1")?;
@@ -131,14 +138,20 @@ fn set_conv(conv: &mut Conv2d, weight: Vec<f32>, bias: Vec<f32>, device: &Device
     let shape = conv.weight.dims();
     conv.weight = Param::from_tensor(Tensor::from_data(TensorData::new(weight, shape), device));
     let len = bias.len();
-    conv.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [len]), device)));
+    conv.bias = Some(Param::from_tensor(Tensor::from_data(
+        TensorData::new(bias, [len]),
+        device,
+    )));
 }
 
 fn set_linear(linear: &mut Linear, weight: Vec<f32>, bias: Vec<f32>, device: &Device) {
     let shape = linear.weight.dims();
     linear.weight = Param::from_tensor(Tensor::from_data(TensorData::new(weight, shape), device));
     let len = bias.len();
-    linear.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [len]), device)));
+    linear.bias = Some(Param::from_tensor(Tensor::from_data(
+        TensorData::new(bias, [len]),
+        device,
+    )));
 }
 
 #[cfg(test)]
@@ -150,8 +163,16 @@ mod tests {
         let config = EfficientNetConfig::lite0();
         let mut t = HashMap::new();
         let mut conv_bn = |conv: &str, bn: &str, shape: [usize; 4]| {
-            t.insert(format!("{conv}.weight"), (shape.to_vec(), vec![0.5; shape.iter().product()]));
-            for (p, v) in [("weight", 2.0), ("bias", 1.0), ("running_mean", 0.0), ("running_var", 1.0)] {
+            t.insert(
+                format!("{conv}.weight"),
+                (shape.to_vec(), vec![0.5; shape.iter().product()]),
+            );
+            for (p, v) in [
+                ("weight", 2.0),
+                ("bias", 1.0),
+                ("running_mean", 0.0),
+                ("running_var", 1.0),
+            ] {
                 t.insert(format!("{bn}.{p}"), (vec![shape[0]], vec![v; shape[0]]));
             }
         };
@@ -159,13 +180,28 @@ mod tests {
         for (i, b) in config.blocks().iter().enumerate() {
             let h = b.hidden_channels();
             if b.expand_ratio != 1 {
-                conv_bn(&format!("_blocks.{i}._expand_conv"), &format!("_blocks.{i}._bn0"), [h, b.in_channels, 1, 1]);
+                conv_bn(
+                    &format!("_blocks.{i}._expand_conv"),
+                    &format!("_blocks.{i}._bn0"),
+                    [h, b.in_channels, 1, 1],
+                );
             }
-            conv_bn(&format!("_blocks.{i}._depthwise_conv"), &format!("_blocks.{i}._bn1"), [h, 1, b.kernel, b.kernel]);
-            conv_bn(&format!("_blocks.{i}._project_conv"), &format!("_blocks.{i}._bn2"), [b.out_channels, h, 1, 1]);
+            conv_bn(
+                &format!("_blocks.{i}._depthwise_conv"),
+                &format!("_blocks.{i}._bn1"),
+                [h, 1, b.kernel, b.kernel],
+            );
+            conv_bn(
+                &format!("_blocks.{i}._project_conv"),
+                &format!("_blocks.{i}._bn2"),
+                [b.out_channels, h, 1, 1],
+            );
         }
         conv_bn("_conv_head", "_bn1", [1280, 320, 1, 1]);
-        t.insert("_fc.weight".into(), (vec![1000, 1280], vec![0.0; 1_280_000]));
+        t.insert(
+            "_fc.weight".into(),
+            (vec![1000, 1280], vec![0.0; 1_280_000]),
+        );
         t.insert("_fc.bias".into(), (vec![1000], vec![0.0; 1000]));
         t
     }
@@ -173,7 +209,9 @@ mod tests {
     #[test]
     fn batch_norm_is_folded_into_weight_and_bias() {
         let ckpt = Checkpoint::from_tensors(synthetic_checkpoint());
-        let (w, b) = ckpt.conv_bn("_conv_stem", "_bn0", [32, 3, 3, 3], 1e-3).unwrap();
+        let (w, b) = ckpt
+            .conv_bn("_conv_stem", "_bn0", [32, 3, 3, 3], 1e-3)
+            .unwrap();
         let scale = 2.0 / (1.0f32 + 1e-3).sqrt();
         assert!((w[0] - 0.5 * scale).abs() < 1e-6);
         assert!((b[0] - 1.0).abs() < 1e-6);
@@ -186,7 +224,11 @@ mod tests {
         let err = efficientnet_from_checkpoint(&Checkpoint::from_tensors(tensors), &Device::flex())
             .err()
             .unwrap();
-        assert!(err.to_string().contains("no tensor `_blocks.7._bn1.running_var`"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("no tensor `_blocks.7._bn1.running_var`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -196,6 +238,10 @@ mod tests {
         let err = efficientnet_from_checkpoint(&Checkpoint::from_tensors(tensors), &Device::flex())
             .err()
             .unwrap();
-        assert!(err.to_string().contains("`_fc.weight` has shape [10, 1280], expected [1000, 1280]"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("`_fc.weight` has shape [10, 1280], expected [1000, 1280]"),
+            "{err}"
+        );
     }
 }

@@ -40,7 +40,14 @@ const fn stage(
     in_channels: usize,
     out_channels: usize,
 ) -> StageConfig {
-    StageConfig { repeats, kernel, stride, expand_ratio, in_channels, out_channels }
+    StageConfig {
+        repeats,
+        kernel,
+        stride,
+        expand_ratio,
+        in_channels,
+        out_channels,
+    }
 }
 
 /// Shape of an EfficientNet-Lite network.
@@ -81,7 +88,11 @@ impl EfficientNetConfig {
         let mut blocks = Vec::new();
         for stage in &self.stages {
             for i in 0..stage.repeats {
-                let in_channels = if i == 0 { stage.in_channels } else { stage.out_channels };
+                let in_channels = if i == 0 {
+                    stage.in_channels
+                } else {
+                    stage.out_channels
+                };
                 blocks.push(BlockConfig {
                     in_channels,
                     out_channels: stage.out_channels,
@@ -96,7 +107,10 @@ impl EfficientNetConfig {
 
     /// A network with zeroed weights, ready to have real ones loaded into it.
     pub fn init(&self, device: &Device) -> EfficientNet {
-        let last = self.stages.last().map_or(self.stem_channels, |s| s.out_channels);
+        let last = self
+            .stages
+            .last()
+            .map_or(self.stem_channels, |s| s.out_channels);
         EfficientNet {
             conv_stem: conv(self.stem_channels, 3, 3, 2, 1, device),
             blocks: self.blocks().iter().map(|b| b.init(device)).collect(),
@@ -140,7 +154,14 @@ impl BlockConfig {
 }
 
 /// A convolution with folded batch norm (hence the bias) and TF "SAME" padding.
-fn conv(out: usize, inp: usize, kernel: usize, stride: usize, groups: usize, device: &Device) -> Conv2d {
+fn conv(
+    out: usize,
+    inp: usize,
+    kernel: usize,
+    stride: usize,
+    groups: usize,
+    device: &Device,
+) -> Conv2d {
     Conv2dConfig::new([inp, out], [kernel, kernel])
         .with_stride([stride, stride])
         .with_groups(groups)
@@ -211,7 +232,10 @@ mod tests {
         assert_eq!(blocks.len(), 16);
         let strides: Vec<usize> = blocks.iter().map(|b| b.stride).collect();
         assert_eq!(strides, [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1]);
-        assert!(!blocks[0].has_residual(), "32 → 16 channels cannot add the input");
+        assert!(
+            !blocks[0].has_residual(),
+            "32 → 16 channels cannot add the input"
+        );
         assert!(blocks[2].has_residual());
     }
 

@@ -208,7 +208,9 @@ impl Gguf {
         }
         let version = r.u32()?;
         if !(2..=3).contains(&version) {
-            return err(format!("unsupported GGUF version {version} (2 and 3 are supported)"));
+            return err(format!(
+                "unsupported GGUF version {version} (2 and 3 are supported)"
+            ));
         }
         let tensor_count = r.count("tensors", 8 + 4 + 4 + 8)?;
         let kv_count = r.count("metadata entries", 8 + 4 + 1)?;
@@ -225,20 +227,34 @@ impl Gguf {
             let name = r.string()?;
             let n_dims = r.u32()?;
             if n_dims == 0 || n_dims > MAX_DIMS {
-                return err(format!("tensor `{name}` has {n_dims} dimensions (1 to {MAX_DIMS} allowed)"));
+                return err(format!(
+                    "tensor `{name}` has {n_dims} dimensions (1 to {MAX_DIMS} allowed)"
+                ));
             }
-            let dims = (0..n_dims).map(|_| r.u64()).collect::<Result<Vec<_>, _>>()?;
+            let dims = (0..n_dims)
+                .map(|_| r.u64())
+                .collect::<Result<Vec<_>, _>>()?;
             let elements = dims
                 .iter()
                 .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-                .ok_or_else(|| GgufError(format!("tensor `{name}` has an impossible size {dims:?}")))?;
-            let ggml_type = GgmlType::from_id(r.u32()?).map_err(|e| GgufError(format!("tensor `{name}`: {}", e.0)))?;
+                .ok_or_else(|| {
+                    GgufError(format!("tensor `{name}` has an impossible size {dims:?}"))
+                })?;
+            let ggml_type = GgmlType::from_id(r.u32()?)
+                .map_err(|e| GgufError(format!("tensor `{name}`: {}", e.0)))?;
             let (per_block, _) = ggml_type.block();
             if elements % per_block != 0 || dims[0] % per_block != 0 {
-                return err(format!("tensor `{name}` {dims:?} is not a whole number of {ggml_type:?} blocks"));
+                return err(format!(
+                    "tensor `{name}` {dims:?} is not a whole number of {ggml_type:?} blocks"
+                ));
             }
             let offset = r.u64()?;
-            tensors.push(TensorInfo { name, dims, ggml_type, offset });
+            tensors.push(TensorInfo {
+                name,
+                dims,
+                ggml_type,
+                offset,
+            });
         }
 
         let alignment = match metadata.get("general.alignment") {
@@ -251,10 +267,18 @@ impl Gguf {
         let data_offset = (r.at as u64).div_ceil(alignment) * alignment;
         for tensor in &tensors {
             if tensor.offset % alignment != 0 {
-                return err(format!("tensor `{}` is not aligned to {alignment} bytes", tensor.name));
+                return err(format!(
+                    "tensor `{}` is not aligned to {alignment} bytes",
+                    tensor.name
+                ));
             }
         }
-        Ok(Gguf { version, metadata, tensors, data_offset })
+        Ok(Gguf {
+            version,
+            metadata,
+            tensors,
+            data_offset,
+        })
     }
 
     /// Absolute byte range of a tensor's data in the file.
@@ -263,7 +287,10 @@ impl Gguf {
         let end = start.and_then(|s| s.checked_add(tensor.byte_len()));
         match (start, end) {
             (Some(start), Some(end)) => Ok(start..end),
-            _ => err(format!("tensor `{}` has an offset past any possible file", tensor.name)),
+            _ => err(format!(
+                "tensor `{}` has an offset past any possible file",
+                tensor.name
+            )),
         }
     }
 
@@ -297,7 +324,10 @@ impl Reader<'_> {
 
     fn take(&mut self, n: usize) -> Result<&[u8], GgufError> {
         if n > self.remaining() {
-            return err(format!("the file ends early (needed {n} more bytes at offset {})", self.at));
+            return err(format!(
+                "the file ends early (needed {n} more bytes at offset {})",
+                self.at
+            ));
         }
         let slice = &self.bytes[self.at..self.at + n];
         self.at += n;
@@ -321,7 +351,9 @@ impl Reader<'_> {
     fn count(&mut self, what: &str, min_bytes: usize) -> Result<u64, GgufError> {
         let n = self.u64()?;
         if n > (self.remaining() / min_bytes) as u64 {
-            return err(format!("the file claims {n} {what}, more than its size allows"));
+            return err(format!(
+                "the file claims {n} {what}, more than its size allows"
+            ));
         }
         Ok(n)
     }
@@ -329,10 +361,13 @@ impl Reader<'_> {
     fn string(&mut self) -> Result<String, GgufError> {
         let len = self.u64()?;
         if len > self.remaining() as u64 {
-            return err(format!("a string of {len} bytes runs past the end of the file"));
+            return err(format!(
+                "a string of {len} bytes runs past the end of the file"
+            ));
         }
         let bytes = self.take(len as usize)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| GgufError("a string is not valid UTF-8".into()))
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| GgufError("a string is not valid UTF-8".into()))
     }
 
     fn value(&mut self, depth: usize) -> Result<Value, GgufError> {
@@ -388,17 +423,24 @@ impl Reader<'_> {
 pub fn dequantize(ggml_type: GgmlType, data: &[u8]) -> Result<Vec<f32>, GgufError> {
     let (per_block, bytes) = ggml_type.block();
     let (per_block, bytes) = (per_block as usize, bytes as usize);
-    if data.len() % bytes != 0 {
-        return err(format!("{} bytes is not a whole number of {ggml_type:?} blocks", data.len()));
+    if !data.len().is_multiple_of(bytes) {
+        return err(format!(
+            "{} bytes is not a whole number of {ggml_type:?} blocks",
+            data.len()
+        ));
     }
     let f16 = |b: &[u8]| half_to_f32(u16::from_le_bytes([b[0], b[1]]));
     let mut out = Vec::with_capacity(data.len() / bytes * per_block);
     match ggml_type {
-        GgmlType::F32 => out.extend(data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        GgmlType::F32 => out.extend(
+            data.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        ),
         GgmlType::F16 => out.extend(data.chunks_exact(2).map(f16)),
-        GgmlType::BF16 => {
-            out.extend(data.chunks_exact(2).map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)))
-        }
+        GgmlType::BF16 => out.extend(
+            data.chunks_exact(2)
+                .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)),
+        ),
         GgmlType::Q4_0 => {
             for block in data.chunks_exact(bytes) {
                 let d = f16(&block[0..2]);
@@ -457,7 +499,11 @@ pub(crate) mod tests {
 
     impl Builder {
         pub fn new() -> Self {
-            Self { kv: Vec::new(), kv_count: 0, tensors: Vec::new() }
+            Self {
+                kv: Vec::new(),
+                kv_count: 0,
+                tensors: Vec::new(),
+            }
         }
 
         fn string(out: &mut Vec<u8>, s: &str) {
@@ -492,7 +538,8 @@ pub(crate) mod tests {
         }
 
         pub fn tensor(mut self, name: &str, dims: &[u64], ggml_type: u32, data: Vec<u8>) -> Self {
-            self.tensors.push((name.into(), dims.to_vec(), ggml_type, data));
+            self.tensors
+                .push((name.into(), dims.to_vec(), ggml_type, data));
             self
         }
 
@@ -532,8 +579,21 @@ pub(crate) mod tests {
         Builder::new()
             .string_kv("general.architecture", "llama")
             .u32_kv("llama.block_count", 2)
-            .tensor("w", &[32, 2], 8, [q8_block(0x3800, values), q8_block(0x3C00, values)].concat())
-            .tensor("norm", &[4], 0, [1.0f32, 2.0, 3.0, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect())
+            .tensor(
+                "w",
+                &[32, 2],
+                8,
+                [q8_block(0x3800, values), q8_block(0x3C00, values)].concat(),
+            )
+            .tensor(
+                "norm",
+                &[4],
+                0,
+                [1.0f32, 2.0, 3.0, 4.0]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+            )
             .build()
     }
 
@@ -543,11 +603,21 @@ pub(crate) mod tests {
         let gguf = Gguf::parse(&bytes).unwrap();
         assert_eq!(gguf.version, 3);
         assert_eq!(gguf.architecture(), Some("llama"));
-        assert_eq!(gguf.get("llama.block_count").and_then(Value::as_u64), Some(2));
+        assert_eq!(
+            gguf.get("llama.block_count").and_then(Value::as_u64),
+            Some(2)
+        );
         let w = gguf.tensor("w").unwrap();
-        assert_eq!((w.ggml_type, w.elements(), w.byte_len()), (GgmlType::Q8_0, 64, 68));
+        assert_eq!(
+            (w.ggml_type, w.elements(), w.byte_len()),
+            (GgmlType::Q8_0, 64, 68)
+        );
         let range = gguf.data_range(gguf.tensor("norm").unwrap()).unwrap();
-        let norm = dequantize(GgmlType::F32, &bytes[range.start as usize..range.end as usize]).unwrap();
+        let norm = dequantize(
+            GgmlType::F32,
+            &bytes[range.start as usize..range.end as usize],
+        )
+        .unwrap();
         assert_eq!(norm, [1.0, 2.0, 3.0, 4.0]);
     }
 
@@ -556,7 +626,11 @@ pub(crate) mod tests {
         let bytes = small_file();
         let gguf = Gguf::parse(&bytes).unwrap();
         let range = gguf.data_range(gguf.tensor("w").unwrap()).unwrap();
-        let w = dequantize(GgmlType::Q8_0, &bytes[range.start as usize..range.end as usize]).unwrap();
+        let w = dequantize(
+            GgmlType::Q8_0,
+            &bytes[range.start as usize..range.end as usize],
+        )
+        .unwrap();
         assert_eq!(w[0], -16.0 * 0.5);
         assert_eq!(w[32 + 31], 15.0);
     }
@@ -597,7 +671,10 @@ pub(crate) mod tests {
         let err = Gguf::parse(&bytes[..bytes.len() - 8]).unwrap_err();
         assert!(err.0.contains("tensor `norm` ends at byte"), "{err}");
         let err = Gguf::parse(&bytes[..20]).unwrap_err();
-        assert!(err.0.contains("more than its size allows") || err.0.contains("ends early"), "{err}");
+        assert!(
+            err.0.contains("more than its size allows") || err.0.contains("ends early"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -605,14 +682,22 @@ pub(crate) mod tests {
         let mut bytes = small_file();
         bytes[16..24].copy_from_slice(&u64::MAX.to_le_bytes()); // metadata count
         let err = Gguf::parse(&bytes).unwrap_err();
-        assert!(err.0.contains("claims 18446744073709551615 metadata entries"), "{err}");
+        assert!(
+            err.0
+                .contains("claims 18446744073709551615 metadata entries"),
+            "{err}"
+        );
     }
 
     #[test]
     fn an_unknown_tensor_type_is_named() {
         let bytes = Builder::new().tensor("odd", &[32], 99, vec![0; 32]).build();
         let err = Gguf::parse(&bytes).unwrap_err();
-        assert!(err.0.contains("tensor `odd`: unsupported tensor type id 99"), "{err}");
+        assert!(
+            err.0
+                .contains("tensor `odd`: unsupported tensor type id 99"),
+            "{err}"
+        );
     }
 
     #[test]

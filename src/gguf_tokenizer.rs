@@ -23,20 +23,34 @@ fn strings<'a>(gguf: &'a Gguf, key: &str) -> Result<Vec<&'a str>, GgufError> {
         .and_then(Value::as_array)
         .ok_or_else(|| GgufError(format!("the file has no {key} array")))?
         .iter()
-        .map(|v| v.as_str().ok_or_else(|| GgufError(format!("{key} holds a non-string"))))
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| GgufError(format!("{key} holds a non-string")))
+        })
         .collect()
 }
 
 /// The tokenizer of a GGUF model whose `tokenizer.ggml.model` is `gpt2` (byte-level BPE).
 pub fn from_gguf(gguf: &Gguf) -> Result<Tokenizer, GgufError> {
-    let model = gguf.get("tokenizer.ggml.model").and_then(Value::as_str).unwrap_or("?");
+    let model = gguf
+        .get("tokenizer.ggml.model")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
     if model != "gpt2" {
-        return Err(GgufError(format!("tokenizer model '{model}' is not supported (only byte-level BPE, 'gpt2')")));
+        return Err(GgufError(format!(
+            "tokenizer model '{model}' is not supported (only byte-level BPE, 'gpt2')"
+        )));
     }
     let tokens = strings(gguf, "tokenizer.ggml.tokens")?;
-    let vocab: Vocab = tokens.iter().enumerate().map(|(id, t)| (t.to_string(), id as u32)).collect();
+    let vocab: Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(id, t)| (t.to_string(), id as u32))
+        .collect();
     if vocab.len() != tokens.len() {
-        return Err(GgufError("the vocabulary holds the same token twice".into()));
+        return Err(GgufError(
+            "the vocabulary holds the same token twice".into(),
+        ));
     }
     let merges = strings(gguf, "tokenizer.ggml.merges")?
         .into_iter()
@@ -49,14 +63,24 @@ pub fn from_gguf(gguf: &Gguf) -> Result<Tokenizer, GgufError> {
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, merges)
         .build()
-        .map_err(|e| GgufError(format!("the vocabulary and merges do not form a BPE model: {e}")))?;
+        .map_err(|e| {
+            GgufError(format!(
+                "the vocabulary and merges do not form a BPE model: {e}"
+            ))
+        })?;
 
     let mut tokenizer = Tokenizer::new(bpe);
-    let split: Vec<PreTokenizerWrapper> = vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()];
+    let split: Vec<PreTokenizerWrapper> = vec![
+        Digits::new(true).into(),
+        ByteLevel::new(false, true, true).into(),
+    ];
     tokenizer.with_pre_tokenizer(Some(Sequence::new(split)));
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
 
-    let types = gguf.get("tokenizer.ggml.token_type").and_then(Value::as_array).unwrap_or(&[]);
+    let types = gguf
+        .get("tokenizer.ggml.token_type")
+        .and_then(Value::as_array)
+        .unwrap_or(&[]);
     let control: Vec<AddedToken> = types
         .iter()
         .zip(&tokens)
@@ -98,13 +122,18 @@ pub fn token_bytes(token: &str) -> Vec<u8> {
     let mut next = 256u32;
     for b in 0..=255u8 {
         let printable = matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
-        let c = if printable { b as u32 } else {
+        let c = if printable {
+            b as u32
+        } else {
             next += 1;
             next - 1
         };
         byte_of.insert(char::from_u32(c).expect("valid code point"), b);
     }
-    token.chars().filter_map(|c| byte_of.get(&c).copied()).collect()
+    token
+        .chars()
+        .filter_map(|c| byte_of.get(&c).copied())
+        .collect()
 }
 
 #[cfg(test)]

@@ -30,8 +30,16 @@ pub fn imagenet() -> &'static [ImageNetClass] {
             .filter(|line| !line.is_empty())
             .map(|line| {
                 let mut fields = line.splitn(3, '\t');
-                let mut next = || fields.next().expect("data/imagenet-1k.tsv has three columns");
-                ImageNetClass { synset: next(), lemmas: next(), definition: next() }
+                let mut next = || {
+                    fields
+                        .next()
+                        .expect("data/imagenet-1k.tsv has three columns")
+                };
+                ImageNetClass {
+                    synset: next(),
+                    lemmas: next(),
+                    definition: next(),
+                }
             })
             .collect()
     })
@@ -49,7 +57,9 @@ pub fn build_tsv(synsets: &str, lemmas: &str, definitions: &str) -> Result<Strin
     let mut out = String::new();
     for synset in synsets.lines().map(str::trim).filter(|s| !s.is_empty()) {
         let lemma = lemmas.get(synset).ok_or(format!("no lemma for {synset}"))?;
-        let definition = definitions.get(synset).ok_or(format!("no definition for {synset}"))?;
+        let definition = definitions
+            .get(synset)
+            .ok_or(format!("no definition for {synset}"))?;
         out.push_str(&format!("{synset}\t{lemma}\t{definition}\n"));
     }
     Ok(out)

@@ -35,7 +35,11 @@ impl LlamaConfig {
     pub fn from_gguf(gguf: &Gguf) -> Result<Self, GgufError> {
         match gguf.architecture() {
             Some("llama") => {}
-            other => return Err(GgufError(format!("architecture {other:?} is not supported (LLaMA only)"))),
+            other => {
+                return Err(GgufError(format!(
+                    "architecture {other:?} is not supported (LLaMA only)"
+                )));
+            }
         }
         let int = |key: &str| {
             gguf.get(&format!("llama.{key}"))
@@ -43,10 +47,18 @@ impl LlamaConfig {
                 .map(|v| v as usize)
                 .ok_or_else(|| GgufError(format!("llama.{key} is missing")))
         };
-        let float = |key: &str, default: f32| gguf.get(&format!("llama.{key}")).and_then(Value::as_f32).unwrap_or(default);
+        let float = |key: &str, default: f32| {
+            gguf.get(&format!("llama.{key}"))
+                .and_then(Value::as_f32)
+                .unwrap_or(default)
+        };
         let vocab_size = match int("vocab_size") {
             Ok(v) => v,
-            Err(_) => gguf.get("tokenizer.ggml.tokens").and_then(Value::as_array).map(<[Value]>::len).unwrap_or(0),
+            Err(_) => gguf
+                .get("tokenizer.ggml.tokens")
+                .and_then(Value::as_array)
+                .map(<[Value]>::len)
+                .unwrap_or(0),
         };
         Ok(Self {
             vocab_size,
@@ -67,20 +79,24 @@ impl LlamaConfig {
     /// Refuses shapes the decoder cannot run and a vocabulary that disagrees with the
     /// tokenizer stored beside it.
     fn check(&self, gguf: &Gguf) -> Result<(), GgufError> {
-        if self.heads == 0 || self.kv_heads == 0 || self.hidden % self.heads != 0 || self.heads % self.kv_heads != 0 {
+        if self.heads == 0
+            || self.kv_heads == 0
+            || !self.hidden.is_multiple_of(self.heads)
+            || !self.heads.is_multiple_of(self.kv_heads)
+        {
             return Err(GgufError(format!(
                 "{} query heads, {} key/value heads and width {} do not fit together",
                 self.heads, self.kv_heads, self.hidden
             )));
         }
-        if let Some(tokens) = gguf.get("tokenizer.ggml.tokens").and_then(Value::as_array) {
-            if tokens.len() != self.vocab_size {
-                return Err(GgufError(format!(
-                    "the tokenizer has {} tokens but the model's vocabulary is {}",
-                    tokens.len(),
-                    self.vocab_size
-                )));
-            }
+        if let Some(tokens) = gguf.get("tokenizer.ggml.tokens").and_then(Value::as_array)
+            && tokens.len() != self.vocab_size
+        {
+            return Err(GgufError(format!(
+                "the tokenizer has {} tokens but the model's vocabulary is {}",
+                tokens.len(),
+                self.vocab_size
+            )));
         }
         Ok(())
     }
@@ -98,7 +114,11 @@ impl Matrix {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [batch, _, _] = x.dims();
         let [out, inp] = self.weight.dims();
-        let weight = self.weight.val().reshape([1, out, inp]).expand([batch, out, inp]);
+        let weight = self
+            .weight
+            .val()
+            .reshape([1, out, inp])
+            .expand([batch, out, inp]);
         weight.matmul(x.swap_dims(1, 2)).swap_dims(1, 2)
     }
 }
@@ -149,7 +169,10 @@ pub struct KvCache {
 
 impl KvCache {
     pub fn len(&self) -> usize {
-        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dims()[2])
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map_or(0, |(k, _)| k.dims()[2])
     }
 
     pub fn is_empty(&self) -> bool {
@@ -159,7 +182,8 @@ impl KvCache {
 
 impl FeedForward {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down.forward(silu(self.gate.forward(x.clone())) * self.up.forward(x))
+        self.down
+            .forward(silu(self.gate.forward(x.clone())) * self.up.forward(x))
     }
 }
 
@@ -188,15 +212,33 @@ fn rope(x: Tensor<4>, start: usize, base: f32) -> Tensor<4> {
 }
 
 impl Attention {
-    fn forward(&self, x: Tensor<3>, start: usize, rope_base: f32, cache: &mut Option<(Tensor<4>, Tensor<4>)>) -> Tensor<3> {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        start: usize,
+        rope_base: f32,
+        cache: &mut Option<(Tensor<4>, Tensor<4>)>,
+    ) -> Tensor<3> {
         let [b, len, hidden] = x.dims();
         let head_dim = hidden / self.heads;
-        let split = |t: Tensor<3>, heads: usize| t.reshape([b, len, heads, head_dim]).swap_dims(1, 2);
-        let q = rope(split(self.q.forward(x.clone()), self.heads), start, rope_base);
-        let k = rope(split(self.k.forward(x.clone()), self.kv_heads), start, rope_base);
+        let split =
+            |t: Tensor<3>, heads: usize| t.reshape([b, len, heads, head_dim]).swap_dims(1, 2);
+        let q = rope(
+            split(self.q.forward(x.clone()), self.heads),
+            start,
+            rope_base,
+        );
+        let k = rope(
+            split(self.k.forward(x.clone()), self.kv_heads),
+            start,
+            rope_base,
+        );
         let v = split(self.v.forward(x), self.kv_heads);
         let (k, v) = match cache.take() {
-            Some((past_k, past_v)) => (Tensor::cat(vec![past_k, k], 2), Tensor::cat(vec![past_v, v], 2)),
+            Some((past_k, past_v)) => (
+                Tensor::cat(vec![past_k, k], 2),
+                Tensor::cat(vec![past_v, v], 2),
+            ),
             None => (k, v),
         };
         *cache = Some((k.clone(), v.clone()));
@@ -217,7 +259,8 @@ impl Attention {
             scores
         };
         let context = softmax(scores, 3).matmul(expand(v));
-        self.o.forward(context.swap_dims(1, 2).reshape([b, len, hidden]))
+        self.o
+            .forward(context.swap_dims(1, 2).reshape([b, len, hidden]))
     }
 }
 
@@ -225,7 +268,15 @@ impl Attention {
 fn causal_mask(len: usize, start: usize, device: &Device) -> Tensor<4> {
     let total = start + len;
     let values: Vec<f32> = (0..len)
-        .flat_map(|i| (0..total).map(move |j| if j <= start + i { 0.0 } else { f32::NEG_INFINITY }))
+        .flat_map(|i| {
+            (0..total).map(move |j| {
+                if j <= start + i {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
+        })
         .collect();
     Tensor::from_data(TensorData::new(values, [1, 1, len, total]), device)
 }
@@ -238,15 +289,28 @@ impl Llama {
         cache.layers.resize_with(self.blocks.len(), || None);
         let [b, len] = tokens.dims();
         let hidden = self.embedding.dims()[1];
-        let mut x = self.embedding.val().select(0, tokens.reshape([b * len])).reshape([b, len, hidden]);
+        let mut x = self
+            .embedding
+            .val()
+            .select(0, tokens.reshape([b * len]))
+            .reshape([b, len, hidden]);
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            x = x.clone() + block.attn.forward(block.attn_norm.forward(x), start, self.rope_base, layer_cache);
+            x = x.clone()
+                + block.attn.forward(
+                    block.attn_norm.forward(x),
+                    start,
+                    self.rope_base,
+                    layer_cache,
+                );
             x = x.clone() + block.ffn.forward(block.ffn_norm.forward(x));
         }
         let x = self.norm.forward(x);
         match &self.output {
             Some(output) => output.forward(x),
-            None => Matrix { weight: self.embedding.clone() }.forward(x),
+            None => Matrix {
+                weight: self.embedding.clone(),
+            }
+            .forward(x),
         }
     }
 }
@@ -256,7 +320,9 @@ pub fn load_f32(gguf: &Gguf, bytes: &[u8], device: &Device) -> Result<Llama, Ggu
     let config = LlamaConfig::from_gguf(gguf)?;
     config.check(gguf)?;
     let tensor = |name: &str| -> Result<(&TensorInfo, Vec<f32>), GgufError> {
-        let info = gguf.tensor(name).ok_or_else(|| GgufError(format!("the file has no tensor `{name}`")))?;
+        let info = gguf
+            .tensor(name)
+            .ok_or_else(|| GgufError(format!("the file has no tensor `{name}`")))?;
         let range = gguf.data_range(info)?;
         let data = bytes
             .get(range.start as usize..range.end as usize)
@@ -266,14 +332,27 @@ pub fn load_f32(gguf: &Gguf, bytes: &[u8], device: &Device) -> Result<Llama, Ggu
     let matrix = |name: &str, rows: usize, cols: usize| -> Result<Matrix, GgufError> {
         let (info, values) = tensor(name)?;
         if info.dims != [cols as u64, rows as u64] {
-            return Err(GgufError(format!("tensor `{name}` is {:?}, expected [{cols}, {rows}]", info.dims)));
+            return Err(GgufError(format!(
+                "tensor `{name}` is {:?}, expected [{cols}, {rows}]",
+                info.dims
+            )));
         }
-        Ok(Matrix { weight: Param::from_tensor(Tensor::from_data(TensorData::new(values, [rows, cols]), device)) })
+        Ok(Matrix {
+            weight: Param::from_tensor(Tensor::from_data(
+                TensorData::new(values, [rows, cols]),
+                device,
+            )),
+        })
     };
     let norm = |name: &str| -> Result<RmsNorm, GgufError> {
         let (_, values) = tensor(name)?;
-        let mut norm = RmsNormConfig::new(config.hidden).with_epsilon(config.rms_eps).init(device);
-        norm.gamma = Param::from_tensor(Tensor::from_data(TensorData::new(values, [config.hidden]), device));
+        let mut norm = RmsNormConfig::new(config.hidden)
+            .with_epsilon(config.rms_eps)
+            .init(device);
+        norm.gamma = Param::from_tensor(Tensor::from_data(
+            TensorData::new(values, [config.hidden]),
+            device,
+        ));
         Ok(norm)
     };
     let (h, kv) = (config.hidden, config.kv_heads * config.head_dim());
@@ -304,7 +383,13 @@ pub fn load_f32(gguf: &Gguf, bytes: &[u8], device: &Device) -> Result<Llama, Ggu
         Some(_) => Some(matrix("output.weight", config.vocab_size, h)?),
         None => None,
     };
-    Ok(Llama { embedding, blocks, norm: norm("output_norm.weight")?, output, rope_base: config.rope_base })
+    Ok(Llama {
+        embedding,
+        blocks,
+        norm: norm("output_norm.weight")?,
+        output,
+        rope_base: config.rope_base,
+    })
 }
 
 #[cfg(test)]
@@ -324,14 +409,18 @@ mod tests {
         ] {
             b = b.u32_kv(&format!("{architecture}.{key}"), value);
         }
-        b.string_array_kv("tokenizer.ggml.tokens", &vec!["t"; tokens]).build()
+        b.string_array_kv("tokenizer.ggml.tokens", &vec!["t"; tokens])
+            .build()
     }
 
     #[test]
     fn an_unsupported_architecture_is_named() {
         let bytes = header("mamba", 4);
         let err = LlamaConfig::from_gguf(&Gguf::parse(&bytes).unwrap()).unwrap_err();
-        assert!(err.0.contains("\"mamba\"") && err.0.contains("not supported"), "{err}");
+        assert!(
+            err.0.contains("\"mamba\"") && err.0.contains("not supported"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -339,7 +428,11 @@ mod tests {
         let bytes = header("llama", 5);
         let gguf = Gguf::parse(&bytes).unwrap();
         let err = load_f32(&gguf, &bytes, &Device::flex()).unwrap_err();
-        assert!(err.0.contains("the tokenizer has 5 tokens but the model's vocabulary is 4"), "{err}");
+        assert!(
+            err.0
+                .contains("the tokenizer has 5 tokens but the model's vocabulary is 4"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -347,6 +440,9 @@ mod tests {
         let bytes = header("llama", 4);
         let gguf = Gguf::parse(&bytes).unwrap();
         let err = load_f32(&gguf, &bytes, &Device::flex()).unwrap_err();
-        assert!(err.0.contains("no tensor `blk.0.attn_norm.weight`"), "{err}");
+        assert!(
+            err.0.contains("no tensor `blk.0.attn_norm.weight`"),
+            "{err}"
+        );
     }
 }

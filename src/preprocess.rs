@@ -40,7 +40,9 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, GlimpseError> {
     check_size(width, height)?;
     // The JPEG decoder fills missing scan data with grey instead of failing.
     if format == Some(ImageFormat::Jpeg) && !jpeg_has_end_of_image(bytes) {
-        return Err(GlimpseError::UnsupportedImage("the image file is truncated".into()));
+        return Err(GlimpseError::UnsupportedImage(
+            "the image file is truncated".into(),
+        ));
     }
 
     let mut reader = reader()?;
@@ -89,7 +91,10 @@ pub fn from_rgba(width: u32, height: u32, rgba: &[u8]) -> Result<RgbImage, Glimp
             rgba.len()
         )));
     }
-    let rgb = rgba.chunks_exact(4).flat_map(|px| [px[0], px[1], px[2]]).collect();
+    let rgb = rgba
+        .chunks_exact(4)
+        .flat_map(|px| [px[0], px[1], px[2]])
+        .collect();
     Ok(RgbImage::from_raw(width, height, rgb).expect("length checked above"))
 }
 
@@ -160,7 +165,11 @@ pub fn resize_and_crop(image: &RgbImage) -> RgbImage {
 
 /// A 224×224 RGB crop as the network's planar input, `[3, 224, 224]` flattened.
 pub fn normalize(crop: &RgbImage) -> Vec<f32> {
-    assert_eq!(crop.dimensions(), (CROP, CROP), "normalize expects a center crop");
+    assert_eq!(
+        crop.dimensions(),
+        (CROP, CROP),
+        "normalize expects a center crop"
+    );
     let plane = (CROP * CROP) as usize;
     let mut chw = vec![0.0; 3 * plane];
     for (i, px) in crop.pixels().enumerate() {

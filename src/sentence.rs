@@ -26,14 +26,22 @@ impl SentenceEmbedder {
         let mut model = MiniLmConfig::all_minilm_l6_v2().init(&device);
         let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(weights)))
             .with_from_adapter(FloatCastAdapter::to(DType::F32));
-        model
-            .load_from(&mut store)
-            .map_err(|e| GlimpseError::ModelLoad(format!("the weights do not fit all-MiniLM-L6-v2: {e}")))?;
-        Ok(Self { model, tokenizer: load_tokenizer(tokenizer_json)?, device })
+        model.load_from(&mut store).map_err(|e| {
+            GlimpseError::ModelLoad(format!("the weights do not fit all-MiniLM-L6-v2: {e}"))
+        })?;
+        Ok(Self {
+            model,
+            tokenizer: load_tokenizer(tokenizer_json)?,
+            device,
+        })
     }
 
     pub fn from_model(model: MiniLm, tokenizer_json: &[u8], device: Device) -> Result<Self> {
-        Ok(Self { model, tokenizer: load_tokenizer(tokenizer_json)?, device })
+        Ok(Self {
+            model,
+            tokenizer: load_tokenizer(tokenizer_json)?,
+            device,
+        })
     }
 
     /// Token ids with `[CLS]` and `[SEP]`, truncated to 256 tokens.
@@ -49,12 +57,19 @@ impl SentenceEmbedder {
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(BATCH) {
-            let ids: Vec<Vec<u32>> = chunk.iter().map(|t| self.tokenize(t)).collect::<Result<_>>()?;
+            let ids: Vec<Vec<u32>> = chunk
+                .iter()
+                .map(|t| self.tokenize(t))
+                .collect::<Result<_>>()?;
             let len = ids.iter().map(Vec::len).max().unwrap_or(0);
             let mut flat_ids = Vec::with_capacity(chunk.len() * len);
             let mut mask = Vec::with_capacity(chunk.len() * len);
             for row in &ids {
-                flat_ids.extend(row.iter().map(|&id| id as i64).chain(std::iter::repeat(0).take(len - row.len())));
+                flat_ids.extend(
+                    row.iter()
+                        .map(|&id| id as i64)
+                        .chain(std::iter::repeat_n(0, len - row.len())),
+                );
                 mask.extend((0..len).map(|i| if i < row.len() { 1.0f32 } else { 0.0 }));
             }
             let shape = [chunk.len(), len];
@@ -73,7 +88,10 @@ fn load_tokenizer(json: &[u8]) -> Result<Tokenizer> {
     // instead, and sentence-transformers truncates at 256.
     tokenizer.with_padding(None);
     tokenizer
-        .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
+        .with_truncation(Some(TruncationParams {
+            max_length: MAX_TOKENS,
+            ..Default::default()
+        }))
         .map_err(|e| GlimpseError::ModelLoad(format!("the tokenizer refused its settings: {e}")))?;
     Ok(tokenizer)
 }

@@ -21,7 +21,9 @@ pub fn start() {
 fn js_error(e: GlimpseError) -> JsValue {
     let name = match &e {
         GlimpseError::UnsupportedImage(_) => "UnsupportedImageError",
-        GlimpseError::ModelLoad(_) | GlimpseError::Fetch(_) | GlimpseError::Io { .. } => "ModelLoadError",
+        GlimpseError::ModelLoad(_) | GlimpseError::Fetch(_) | GlimpseError::Io { .. } => {
+            "ModelLoadError"
+        }
         GlimpseError::Backend(_) => "BackendError",
         GlimpseError::InvalidArgument(_) => "TypeError",
     };
@@ -52,7 +54,11 @@ impl Engine {
     pub async fn create(backend: String, weights: Vec<u8>) -> Result<Engine, JsValue> {
         let (device, kind, fallback_reason) = match backend.as_str() {
             "cpu" => (Device::flex(), BackendKind::Cpu, None),
-            "webgpu" => (webgpu_device().await.map_err(js_error)?, BackendKind::Wgpu, None),
+            "webgpu" => (
+                webgpu_device().await.map_err(js_error)?,
+                BackendKind::Wgpu,
+                None,
+            ),
             "auto" => match webgpu_device().await {
                 Ok(device) => (device, BackendKind::Wgpu, None),
                 Err(e) => (Device::flex(), BackendKind::Cpu, Some(e.to_string())),
@@ -64,7 +70,11 @@ impl Engine {
             }
         };
         let classifier = Classifier::from_burnpack(weights, device).map_err(js_error)?;
-        Ok(Engine { classifier: Rc::new(classifier), backend: kind, fallback_reason })
+        Ok(Engine {
+            classifier: Rc::new(classifier),
+            backend: kind,
+            fallback_reason,
+        })
     }
 
     /// `"webgpu"` or `"cpu"`.
@@ -88,7 +98,9 @@ impl Engine {
     pub fn classify_encoded(&self, bytes: Vec<u8>, top: usize) -> Promise {
         let classifier = self.classifier.clone();
         future_to_promise(async move {
-            let input = decode(&bytes).map(|image| prepare(&image)).map_err(js_error)?;
+            let input = decode(&bytes)
+                .map(|image| prepare(&image))
+                .map_err(js_error)?;
             ranked(&classifier, input, top).await
         })
     }
@@ -98,7 +110,9 @@ impl Engine {
     pub fn classify_rgba(&self, width: u32, height: u32, rgba: Vec<u8>, top: usize) -> Promise {
         let classifier = self.classifier.clone();
         future_to_promise(async move {
-            let input = from_rgba(width, height, &rgba).map(|image| prepare(&image)).map_err(js_error)?;
+            let input = from_rgba(width, height, &rgba)
+                .map(|image| prepare(&image))
+                .map_err(js_error)?;
             ranked(&classifier, input, top).await
         })
     }
@@ -106,10 +120,12 @@ impl Engine {
 
 async fn ranked(classifier: &Classifier, input: Vec<f32>, top: usize) -> Result<JsValue, JsValue> {
     let probs = classifier.probabilities(classifier.batch(&[input]));
-    let data = probs
-        .into_data_async()
-        .await
-        .map_err(|e| js_error(GlimpseError::Backend(format!("reading the result from the device failed: {e:?}"))))?;
+    let data = probs.into_data_async().await.map_err(|e| {
+        js_error(GlimpseError::Backend(format!(
+            "reading the result from the device failed: {e:?}"
+        )))
+    })?;
     let row = rows(data).map_err(js_error)?.remove(0);
-    serde_wasm_bindgen::to_value(&top_k(&row, top.clamp(1, 1000))).map_err(|e| JsValue::from_str(&e.to_string()))
+    serde_wasm_bindgen::to_value(&top_k(&row, top.clamp(1, 1000)))
+        .map_err(|e| JsValue::from_str(&e.to_string()))
 }

@@ -44,16 +44,20 @@ impl ClassEmbeddings {
 
     /// From the little-endian f16 table written by `glimpse models fetch`.
     pub fn from_f16_table(bytes: &[u8], classes: usize) -> Result<Self> {
-        if classes == 0 || bytes.len() % (2 * classes) != 0 {
+        if classes == 0 || !bytes.len().is_multiple_of(2 * classes) {
             return Err(GlimpseError::ModelLoad(format!(
                 "the class embedding table ({} bytes) does not hold {classes} rows",
                 bytes.len()
             )));
         }
-        let values: Vec<f32> =
-            bytes.chunks_exact(2).map(|b| burn::tensor::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect();
+        let values: Vec<f32> = bytes
+            .chunks_exact(2)
+            .map(|b| burn::tensor::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect();
         let dim = values.len() / classes;
-        Ok(Self { rows: values.chunks(dim).map(<[f32]>::to_vec).collect() })
+        Ok(Self {
+            rows: values.chunks(dim).map(<[f32]>::to_vec).collect(),
+        })
     }
 
     /// The probability-weighted mean of the `top` most probable classes' embeddings.
@@ -61,11 +65,18 @@ impl ClassEmbeddings {
         let mut order: Vec<usize> = (0..probs.len().min(self.rows.len())).collect();
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
         order.truncate(top.max(1));
-        let total: f32 = order.iter().map(|&i| probs[i]).sum::<f32>().max(f32::MIN_POSITIVE);
+        let total: f32 = order
+            .iter()
+            .map(|&i| probs[i])
+            .sum::<f32>()
+            .max(f32::MIN_POSITIVE);
         let mut vector = vec![0.0; self.rows.first().map_or(0, Vec::len)];
         for &i in &order {
             let weight = probs[i] / total;
-            vector.iter_mut().zip(&self.rows[i]).for_each(|(v, e)| *v += weight * e);
+            vector
+                .iter_mut()
+                .zip(&self.rows[i])
+                .for_each(|(v, e)| *v += weight * e);
         }
         vector
     }
@@ -76,7 +87,10 @@ impl ClassEmbeddings {
         let image = self.image_vector(probs, TOP_CLASSES);
         let mut scores: Vec<LabelScore> = labels
             .iter()
-            .map(|(label, embedding)| LabelScore { label: label.clone(), score: cosine(&image, embedding) })
+            .map(|(label, embedding)| LabelScore {
+                label: label.clone(),
+                score: cosine(&image, embedding),
+            })
             .collect();
         scores.sort_by(|a, b| b.score.total_cmp(&a.score));
         scores
@@ -107,21 +121,35 @@ mod tests {
     fn the_most_probable_classes_are_mixed_by_renormalized_probability() {
         let table = ClassEmbeddings::new(vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![-1.0, 0.0]]);
         let v = table.image_vector(&[0.6, 0.2, 0.2], 2);
-        assert!((v[0] - 0.75).abs() < 1e-6 && (v[1] - 0.25).abs() < 1e-6, "{v:?}");
+        assert!(
+            (v[0] - 0.75).abs() < 1e-6 && (v[1] - 0.25).abs() < 1e-6,
+            "{v:?}"
+        );
     }
 
     #[test]
     fn labels_are_ranked_by_cosine_similarity() {
         let table = ClassEmbeddings::new(vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
-        let labels = vec![("east".to_string(), vec![1.0, 0.0]), ("north".to_string(), vec![0.0, 1.0])];
+        let labels = vec![
+            ("east".to_string(), vec![1.0, 0.0]),
+            ("north".to_string(), vec![0.0, 1.0]),
+        ];
         let ranked = table.rank(&[0.1, 0.9], &labels);
         assert_eq!(ranked[0].label, "north");
     }
 
     #[test]
     fn label_lists_are_trimmed_deduplicated_and_never_empty() {
-        assert_eq!(parse_labels(" dog, cat ,,Dog, 猫, 🐶 ").unwrap(), ["dog", "cat", "猫", "🐶"]);
-        assert!(parse_labels(" , ,").unwrap_err().to_string().contains("no labels given"));
+        assert_eq!(
+            parse_labels(" dog, cat ,,Dog, 猫, 🐶 ").unwrap(),
+            ["dog", "cat", "猫", "🐶"]
+        );
+        assert!(
+            parse_labels(" , ,")
+                .unwrap_err()
+                .to_string()
+                .contains("no labels given")
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burn::tensor::Device;
-use glimpse::Classifier;
 use common::models;
+use glimpse::Classifier;
 use glimpse::models::{ModelDir, WeightDType};
 use glimpse::preprocess::decode;
 use image::{ImageFormat, RgbImage};
@@ -24,7 +24,9 @@ fn scratch(name: &str) -> PathBuf {
 
 fn png(width: u32, height: u32) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
-    RgbImage::from_pixel(width, height, image::Rgb([200, 10, 10])).write_to(&mut out, ImageFormat::Png).unwrap();
+    RgbImage::from_pixel(width, height, image::Rgb([200, 10, 10]))
+        .write_to(&mut out, ImageFormat::Png)
+        .unwrap();
     out.into_inner()
 }
 
@@ -35,7 +37,11 @@ fn png_header(width: u32, height: u32) -> Vec<u8> {
     ihdr.extend(height.to_be_bytes());
     ihdr.extend([8, 2, 0, 0, 0]);
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    for (kind, data) in [(&b"IHDR"[..], &ihdr[..]), (b"IDAT", &[0x78, 0x9c, 0x03, 0x00][..]), (b"IEND", &[][..])] {
+    for (kind, data) in [
+        (&b"IHDR"[..], &ihdr[..]),
+        (b"IDAT", &[0x78, 0x9c, 0x03, 0x00][..]),
+        (b"IEND", &[][..]),
+    ] {
         out.extend((data.len() as u32).to_be_bytes());
         let chunk = [kind, data].concat();
         out.extend(&chunk);
@@ -49,25 +55,37 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
 }
 
 fn first_photo(dir: &ModelDir) -> PathBuf {
-    let mut photos: Vec<PathBuf> =
-        std::fs::read_dir(dir.photos_dir()).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(dir.photos_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     photos.sort();
     photos.remove(0)
 }
 
 fn classify_json(files: &[&Path]) -> (bool, Vec<Value>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_glimpse")).arg("classify").arg("--json").args(files).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_glimpse"))
+        .arg("classify")
+        .arg("--json")
+        .args(files)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(!stderr.contains("panicked"), "glimpse panicked: {stderr}");
-    let results: Vec<Value> = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let results: Vec<Value> =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
     (output.status.success(), results, stderr)
 }
 
@@ -78,7 +96,11 @@ fn each_bad_file_gets_its_own_error_and_the_good_one_still_classifies() {
     let good = first_photo(&dir);
     let photo = std::fs::read(&good).unwrap();
     let files = [
-        ("notes.jpg", b"these are notes, not an image".to_vec(), "not a JPEG, PNG"),
+        (
+            "notes.jpg",
+            b"these are notes, not an image".to_vec(),
+            "not a JPEG, PNG",
+        ),
         ("half.jpg", photo[..photo.len() / 2].to_vec(), "truncated"),
         ("empty.png", Vec::new(), "empty"),
         ("zero.png", png_header(0, 0), ""),
@@ -95,10 +117,19 @@ fn each_bad_file_gets_its_own_error_and_the_good_one_still_classifies() {
 
     assert!(!ok, "the exit code reports the failures");
     assert_eq!(results.len(), paths.len());
-    assert_eq!(results[0]["top"].as_array().unwrap().len(), 5, "the good photo still classifies");
+    assert_eq!(
+        results[0]["top"].as_array().unwrap().len(),
+        5,
+        "the good photo still classifies"
+    );
     for ((name, _, expected), result) in files.iter().zip(&results[1..]) {
-        let error = result["error"].as_str().unwrap_or_else(|| panic!("{name} should fail: {result}"));
-        assert!(!error.contains('\n'), "{name}: the error is one line: {error}");
+        let error = result["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} should fail: {result}"));
+        assert!(
+            !error.contains('\n'),
+            "{name}: the error is one line: {error}"
+        );
         assert!(error.contains(expected), "{name}: {error}");
         assert!(result["file"].as_str().unwrap().ends_with(name));
     }
@@ -108,7 +139,10 @@ fn each_bad_file_gets_its_own_error_and_the_good_one_still_classifies() {
 #[test]
 fn an_image_over_100_megapixels_is_refused_before_decoding() {
     let err = decode(&png_header(30_000, 30_000)).unwrap_err();
-    assert!(err.to_string().contains("too large (30000×30000 pixels"), "{err}");
+    assert!(
+        err.to_string().contains("too large (30000×30000 pixels"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -116,7 +150,12 @@ fn a_missing_file_is_reported_and_named() {
     models();
     let (ok, results, _) = classify_json(&[Path::new("/nonexistent/photo.jpg")]);
     assert!(!ok);
-    assert!(results[0]["error"].as_str().unwrap().contains("cannot read the file"));
+    assert!(
+        results[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read the file")
+    );
 }
 
 #[test]
@@ -133,7 +172,9 @@ fn truncated_weights_are_refused_without_a_crash() {
 fn a_pytorch_checkpoint_passed_as_weights_is_refused_by_name() {
     let dir = models();
     let pth = dir.root.join("packages/efficientnet-lite0.pth");
-    let err = Classifier::from_burnpack(std::fs::read(pth).unwrap(), Device::flex()).err().unwrap();
+    let err = Classifier::from_burnpack(std::fs::read(pth).unwrap(), Device::flex())
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("not in burnpack format"), "{err}");
 }
 
@@ -149,6 +190,9 @@ fn wgpu_without_an_adapter_is_a_clear_error_or_works() {
     if output.status.success() {
         return; // a machine with a GPU or a software Vulkan driver
     }
-    assert!(stderr.contains("the wgpu backend is not available"), "{stderr}");
+    assert!(
+        stderr.contains("the wgpu backend is not available"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -17,21 +17,40 @@ use glimpse::{Classifier, top_k};
 fn a_photo_gets_a_streamed_sentence_that_names_its_class() {
     let dir = models();
     let device = Device::flex();
-    let classifier = Classifier::from_burnpack(dir.read_weights(WeightDType::F32).unwrap(), device.clone()).unwrap();
+    let classifier =
+        Classifier::from_burnpack(dir.read_weights(WeightDType::F32).unwrap(), device.clone())
+            .unwrap();
     let photo = std::fs::read(dir.photos_dir().join("imagenet_00_243.jpg")).unwrap();
-    let probs = classifier.classify(&[prepare(&decode(&photo).unwrap())]).unwrap().remove(0);
+    let probs = classifier
+        .classify(&[prepare(&decode(&photo).unwrap())])
+        .unwrap()
+        .remove(0);
     let top = top_k(&probs, 2);
     assert_eq!(top[0].label, "bull mastiff");
 
     let bytes = dir.read_file(CAPTION_MODEL_NAME, None).unwrap();
     let gguf = Gguf::parse(&bytes).unwrap();
-    let captioner = Captioner::new(load_f32(&gguf, &bytes, &device).unwrap(), from_gguf(&gguf).unwrap(), device).unwrap();
+    let captioner = Captioner::new(
+        load_f32(&gguf, &bytes, &device).unwrap(),
+        from_gguf(&gguf).unwrap(),
+        device,
+    )
+    .unwrap();
     let mut streamed = String::new();
-    let caption = captioner.caption(&top, |piece| streamed.push_str(piece)).unwrap();
+    let caption = captioner
+        .caption(&top, |piece| streamed.push_str(piece))
+        .unwrap();
 
     eprintln!("caption: {caption:?}");
-    assert!(!caption.fallback, "the model's own sentence names the class: {streamed:?}");
+    assert!(
+        !caption.fallback,
+        "the model's own sentence names the class: {streamed:?}"
+    );
     assert!(caption.text.to_lowercase().contains("mastiff"));
-    assert_eq!(streamed.trim(), caption.text, "the streamed pieces make up the caption");
+    assert_eq!(
+        streamed.trim(),
+        caption.text,
+        "the streamed pieces make up the caption"
+    );
     assert!(caption.text.ends_with('.') && caption.tokens <= glimpse::caption::MAX_TOKENS);
 }

@@ -7,22 +7,36 @@ use glimpse::preprocess::decode;
 use image::RgbImage;
 
 fn fixture(name: &str) -> RgbImage {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     decode(&std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// Mean absolute difference per channel value, 0–255.
 fn mean_difference(a: &RgbImage, b: &RgbImage) -> f64 {
-    let total: u64 = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| x.abs_diff(*y) as u64).sum();
+    let total: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| x.abs_diff(*y) as u64)
+        .sum();
     total as f64 / a.as_raw().len() as f64
 }
 
 fn assert_looks_like_reference(name: &str, tolerance: f64) {
     let reference = fixture("reference.png");
     let image = fixture(name);
-    assert_eq!(image.dimensions(), (48, 32), "{name} decodes upright at its size");
+    assert_eq!(
+        image.dimensions(),
+        (48, 32),
+        "{name} decodes upright at its size"
+    );
     let diff = mean_difference(&image, &reference);
-    assert!(diff <= tolerance, "{name}: mean difference {diff:.1} > {tolerance}");
+    assert!(
+        diff <= tolerance,
+        "{name}: mean difference {diff:.1} > {tolerance}"
+    );
 }
 
 #[test]

@@ -36,14 +36,26 @@ fn smollm2_tokenizes_like_the_reference_and_round_trips() {
     let golden: Golden = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert!(golden.cases.len() >= 12);
     for case in &golden.cases {
-        let expected = case.ids_llamacpp_smollm_pretokenizer.as_ref().unwrap_or(&case.ids);
-        let ids = tokenizer.encode(case.text.as_str(), false).unwrap().get_ids().to_vec();
+        let expected = case
+            .ids_llamacpp_smollm_pretokenizer
+            .as_ref()
+            .unwrap_or(&case.ids);
+        let ids = tokenizer
+            .encode(case.text.as_str(), false)
+            .unwrap()
+            .get_ids()
+            .to_vec();
         assert_eq!(&ids, expected, "{:?}", case.text);
 
         // Streaming the tokens one by one gives back the text, never half a character.
         let mut stream = TextStream::default();
-        let text: String = ids.iter().map(|&id| stream.push(&token_bytes(&tokenizer.id_to_token(id).unwrap()))).collect();
-        let special = ["<|im_start|>", "<|im_end|>"].iter().any(|s| case.text.contains(s));
+        let text: String = ids
+            .iter()
+            .map(|&id| stream.push(&token_bytes(&tokenizer.id_to_token(id).unwrap())))
+            .collect();
+        let special = ["<|im_start|>", "<|im_end|>"]
+            .iter()
+            .any(|s| case.text.contains(s));
         if !special {
             assert_eq!(text, case.text);
         }

@@ -33,11 +33,17 @@ fn logits(model: &Llama, ids: &[i64], cache: &mut KvCache, device: &Device) -> V
     let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids.to_vec(), [1, ids.len()]), device);
     let out = model.forward(tokens, cache);
     let [_, len, vocab] = out.dims();
-    out.narrow(1, len - 1, 1).reshape([vocab]).into_data().to_vec::<f32>().unwrap()
+    out.narrow(1, len - 1, 1)
+        .reshape([vocab])
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
 }
 
 fn argmax(values: &[f32]) -> usize {
-    (0..values.len()).max_by(|&a, &b| values[a].total_cmp(&values[b])).unwrap()
+    (0..values.len())
+        .max_by(|&a, &b| values[a].total_cmp(&values[b]))
+        .unwrap()
 }
 
 #[test]
@@ -58,7 +64,12 @@ fn smollm2_matches_the_reference_logits_and_greedy_tokens() {
         for &(id, expected) in &case.last_logits_top20 {
             let relative = (last[id] - expected).abs() / expected.abs().max(1.0);
             worst = worst.max(relative);
-            assert!(relative <= RELATIVE_TOLERANCE, "{:?}: logit of {id} is {}, reference {expected}", case.user, last[id]);
+            assert!(
+                relative <= RELATIVE_TOLERANCE,
+                "{:?}: logit of {id} is {}, reference {expected}",
+                case.user,
+                last[id]
+            );
         }
         let mut greedy = Vec::new();
         for _ in 0..case.greedy_ids.len() {
@@ -67,6 +78,9 @@ fn smollm2_matches_the_reference_logits_and_greedy_tokens() {
             last = logits(&model, &[next as i64], &mut cache, &device);
         }
         assert_eq!(greedy, case.greedy_ids, "{:?}", case.user);
-        eprintln!("{:?}: top-20 within {worst:.1e} relative; 16 greedy tokens identical", case.user);
+        eprintln!(
+            "{:?}: top-20 within {worst:.1e} relative; 16 greedy tokens identical",
+            case.user
+        );
     }
 }

@@ -60,9 +60,13 @@ fn synthetic(name: &str) -> Vec<f32> {
         for h in 0..side {
             for w in 0..side {
                 x.push(match name {
-                    "synthetic_stripes" => (((h * 7 + w * 13 + c * 29) % 256) as f32 - 127.0) / 128.0,
+                    "synthetic_stripes" => {
+                        (((h * 7 + w * 13 + c * 29) % 256) as f32 - 127.0) / 128.0
+                    }
                     "synthetic_saddle" => {
-                        ((h as f32 - 112.0) / 112.0) * ((w as f32 - 112.0) / 112.0) * (c as f32 - 1.0)
+                        ((h as f32 - 112.0) / 112.0)
+                            * ((w as f32 - 112.0) / 112.0)
+                            * (c as f32 - 1.0)
                     }
                     other => panic!("unknown synthetic input {other}"),
                 });
@@ -74,8 +78,10 @@ fn synthetic(name: &str) -> Vec<f32> {
 
 fn cases() -> Vec<Case> {
     let dir = golden_dir();
-    let goldens: Goldens =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("efficientnet_lite0.json")).unwrap()).unwrap();
+    let goldens: Goldens = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("efficientnet_lite0.json")).unwrap(),
+    )
+    .unwrap();
     goldens
         .inputs
         .into_iter()
@@ -83,12 +89,22 @@ fn cases() -> Vec<Case> {
             let input = if golden.kind == "synthetic" {
                 synthetic(&golden.name)
             } else {
-                let crop = image::open(dir.join("inputs").join(format!("{}.png", golden.name))).unwrap().into_rgb8();
+                let crop = image::open(dir.join("inputs").join(format!("{}.png", golden.name)))
+                    .unwrap()
+                    .into_rgb8();
                 normalize(&crop)
             };
-            let bytes = std::fs::read(dir.join("logits").join(format!("{}.f32", golden.name))).unwrap();
-            let logits = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
-            Case { golden, input, logits }
+            let bytes =
+                std::fs::read(dir.join("logits").join(format!("{}.f32", golden.name))).unwrap();
+            let logits = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            Case {
+                golden,
+                input,
+                logits,
+            }
         })
         .collect()
 }
@@ -96,7 +112,10 @@ fn cases() -> Vec<Case> {
 fn logits(classifier: &Classifier, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
     inputs
         .chunks(8)
-        .flat_map(|chunk| glimpse::classifier::rows(classifier.logits(classifier.batch(chunk)).into_data()).unwrap())
+        .flat_map(|chunk| {
+            glimpse::classifier::rows(classifier.logits(classifier.batch(chunk)).into_data())
+                .unwrap()
+        })
         .collect()
 }
 
@@ -116,16 +135,35 @@ fn reference_inputs_give_reference_logits_with_f32_weights() {
     let classifier = classifier(&dir, WeightDType::F32);
     let cases = cases();
     assert_eq!(cases.len(), 22, "20 photos and 2 synthetic inputs");
-    let ours = logits(&classifier, &cases.iter().map(|c| c.input.clone()).collect::<Vec<_>>());
+    let ours = logits(
+        &classifier,
+        &cases.iter().map(|c| c.input.clone()).collect::<Vec<_>>(),
+    );
 
     let mut worst = 0.0f32;
     for (case, ours) in cases.iter().zip(&ours) {
-        let diff = ours.iter().zip(&case.logits).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let diff = ours
+            .iter()
+            .zip(&case.logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         worst = worst.max(diff);
-        assert!(diff <= LOGIT_TOLERANCE, "{}: max |logit − reference| = {diff}", case.golden.name);
-        assert_eq!(argsort(ours)[..5], argsort(&case.logits)[..5], "{}: top-5 order differs", case.golden.name);
+        assert!(
+            diff <= LOGIT_TOLERANCE,
+            "{}: max |logit − reference| = {diff}",
+            case.golden.name
+        );
+        assert_eq!(
+            argsort(ours)[..5],
+            argsort(&case.logits)[..5],
+            "{}: top-5 order differs",
+            case.golden.name
+        );
     }
-    eprintln!("max |logit − reference| over {} inputs: {worst:.2e}", cases.len());
+    eprintln!(
+        "max |logit − reference| over {} inputs: {worst:.2e}",
+        cases.len()
+    );
 }
 
 #[test]
@@ -133,9 +171,17 @@ fn f16_weights_keep_the_reference_top1() {
     let dir = models();
     let classifier = classifier(&dir, WeightDType::F16);
     let cases = cases();
-    let ours = logits(&classifier, &cases.iter().map(|c| c.input.clone()).collect::<Vec<_>>());
+    let ours = logits(
+        &classifier,
+        &cases.iter().map(|c| c.input.clone()).collect::<Vec<_>>(),
+    );
     for (case, ours) in cases.iter().zip(&ours) {
-        assert_eq!(argsort(ours)[0], argsort(&case.logits)[0], "{}: top-1 changed with f16 weights", case.golden.name);
+        assert_eq!(
+            argsort(ours)[0],
+            argsort(&case.logits)[0],
+            "{}: top-1 changed with f16 weights",
+            case.golden.name
+        );
     }
 }
 
@@ -143,16 +189,23 @@ fn f16_weights_keep_the_reference_top1() {
 fn our_decoding_from_jpeg_agrees_with_the_reference_and_the_labels() {
     let dir = models();
     let classifier = classifier(&dir, WeightDType::F32);
-    let cases: Vec<Case> = cases().into_iter().filter(|c| c.golden.kind == "photo").collect();
+    let cases: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| c.golden.kind == "photo")
+        .collect();
     assert_eq!(cases.len(), 20);
 
     let mut identical_crops = 0;
     let inputs: Vec<Vec<f32>> = cases
         .iter()
         .map(|case| {
-            let image = decode(&std::fs::read(photo_path(&dir, &case.golden.name)).unwrap()).unwrap();
+            let image =
+                decode(&std::fs::read(photo_path(&dir, &case.golden.name)).unwrap()).unwrap();
             let crop = resize_and_crop(&image);
-            let sha: String = Sha256::digest(crop.as_raw()).iter().map(|b| format!("{b:02x}")).collect();
+            let sha: String = Sha256::digest(crop.as_raw())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
             identical_crops += usize::from(Some(sha) == case.golden.crop_sha256);
             assert_eq!(prepare(&image), normalize(&crop));
             normalize(&crop)

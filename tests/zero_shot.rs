@@ -10,8 +10,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use glimpse::Classifier;
 use common::models;
+use glimpse::Classifier;
 use glimpse::models::{ModelDir, TEXT_MODEL_NAME, WeightDType};
 use glimpse::preprocess::{decode, prepare};
 use glimpse::sentence::{SentenceEmbedder, cosine};
@@ -21,7 +21,9 @@ use serde::Deserialize;
 const MIN_COSINE: f32 = 0.999;
 
 fn golden(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(path)
 }
 
 fn embedder(dir: &ModelDir, dtype: WeightDType) -> SentenceEmbedder {
@@ -43,9 +45,13 @@ struct Sentence {
 fn sentence_embeddings_match_the_reference() {
     let dir = models();
     let sentences: Vec<Sentence> =
-        serde_json::from_str(&std::fs::read_to_string(golden("minilm/sentences.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(golden("minilm/sentences.json")).unwrap())
+            .unwrap();
     let bytes = std::fs::read(golden("minilm/embeddings.f32")).unwrap();
-    let reference: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    let reference: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
     assert_eq!(reference.len(), sentences.len() * 384);
 
     for dtype in [WeightDType::F32, WeightDType::F16] {
@@ -54,12 +60,24 @@ fn sentence_embeddings_match_the_reference() {
         let ours = embedder.embed(&texts).unwrap();
         let mut worst = 1.0f32;
         for (i, sentence) in sentences.iter().enumerate() {
-            assert_eq!(embedder.tokenize(&sentence.text).unwrap(), sentence.ids, "token ids of {:?}", sentence.text);
+            assert_eq!(
+                embedder.tokenize(&sentence.text).unwrap(),
+                sentence.ids,
+                "token ids of {:?}",
+                sentence.text
+            );
             let similarity = cosine(&ours[i], &reference[i * 384..(i + 1) * 384]);
             worst = worst.min(similarity);
-            assert!(similarity >= MIN_COSINE, "{dtype:?} {:?}: cosine {similarity}", sentence.text);
+            assert!(
+                similarity >= MIN_COSINE,
+                "{dtype:?} {:?}: cosine {similarity}",
+                sentence.text
+            );
         }
-        eprintln!("{dtype:?} weights: lowest cosine to the reference over {} sentences: {worst:.6}", sentences.len());
+        eprintln!(
+            "{dtype:?} weights: lowest cosine to the reference over {} sentences: {worst:.6}",
+            sentences.len()
+        );
     }
 }
 
@@ -83,19 +101,29 @@ fn user_labels_rank_the_expected_one_first_on_the_foolbox_photos() {
     let embedder = embedder(&dir, WeightDType::F32);
     let labels = parse_labels(&golden.labels.join(",")).unwrap();
     let texts: Vec<String> = labels.iter().map(|l| label_text(l)).collect();
-    let embedded = embedder.embed(&texts.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+    let embedded = embedder
+        .embed(&texts.iter().map(String::as_str).collect::<Vec<_>>())
+        .unwrap();
     let labels: Vec<(String, Vec<f32>)> = labels.into_iter().zip(embedded).collect();
     let table = ClassEmbeddings::from_f16_table(
-        &dir.read_file("imagenet-class-embeddings", Some(WeightDType::F16)).unwrap(),
+        &dir.read_file("imagenet-class-embeddings", Some(WeightDType::F16))
+            .unwrap(),
         1000,
     )
     .unwrap();
 
-    let classifier = Classifier::from_burnpack(dir.read_weights(WeightDType::F32).unwrap(), Device::flex()).unwrap();
+    let classifier =
+        Classifier::from_burnpack(dir.read_weights(WeightDType::F32).unwrap(), Device::flex())
+            .unwrap();
     let inputs: Vec<Vec<f32>> = golden
         .photos
         .iter()
-        .map(|p| prepare(&decode(&std::fs::read(dir.photos_dir().join(format!("{}.jpg", p.name))).unwrap()).unwrap()))
+        .map(|p| {
+            prepare(
+                &decode(&std::fs::read(dir.photos_dir().join(format!("{}.jpg", p.name))).unwrap())
+                    .unwrap(),
+            )
+        })
         .collect();
     let probs = classifier.classify(&inputs).unwrap();
 
@@ -105,10 +133,16 @@ fn user_labels_rank_the_expected_one_first_on_the_foolbox_photos() {
         let hit = ranked[0].label == photo.expected;
         correct += usize::from(hit);
         if !hit {
-            eprintln!("{}: expected {}, ranked {} first", photo.name, photo.expected, ranked[0].label);
+            eprintln!(
+                "{}: expected {}, ranked {} first",
+                photo.name, photo.expected, ranked[0].label
+            );
         }
     }
-    eprintln!("zero-shot: expected label first on {correct}/{}", golden.photos.len());
+    eprintln!(
+        "zero-shot: expected label first on {correct}/{}",
+        golden.photos.len()
+    );
     assert!(correct >= 18, "expected label first on only {correct}/20");
 }
 
@@ -123,6 +157,9 @@ fn labels_in_other_scripts_and_many_labels_are_handled() {
     assert_eq!(embedded.len(), 504);
     for embedding in &embedded {
         let norm: f32 = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
-        assert!((norm - 1.0).abs() < 1e-3, "embeddings are unit length, got {norm}");
+        assert!(
+            (norm - 1.0).abs() < 1e-3,
+            "embeddings are unit length, got {norm}"
+        );
     }
 }

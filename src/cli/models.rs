@@ -13,7 +13,10 @@ pub fn fetch(force: bool) -> Result<ExitCode> {
             Some(WeightDType::F16) => "f16",
             None => "-",
         };
-        println!("{:<36} {:>9} bytes  {dtype:<3}  sha256 {}", entry.file, entry.bytes, entry.sha256);
+        println!(
+            "{:<36} {:>9} bytes  {dtype:<3}  sha256 {}",
+            entry.file, entry.bytes, entry.sha256
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -24,8 +27,11 @@ pub fn path() -> Result<ExitCode> {
 }
 
 pub fn labels(out: &Path) -> Result<ExitCode> {
-    let tsv = imagenet_labels_tsv(&ModelDir::from_env(), &Pip, &mut |m| eprintln!("glimpse: {m}"))?;
-    std::fs::write(out, tsv).map_err(GlimpseError::io(format!("cannot write {}", out.display())))?;
+    let tsv = imagenet_labels_tsv(&ModelDir::from_env(), &Pip, &mut |m| {
+        eprintln!("glimpse: {m}")
+    })?;
+    std::fs::write(out, tsv)
+        .map_err(GlimpseError::io(format!("cannot write {}", out.display())))?;
     eprintln!("glimpse: wrote {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
