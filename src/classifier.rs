@@ -52,13 +52,8 @@ pub struct Classifier {
 impl Classifier {
     /// Loads EfficientNet-Lite0 weights in burnpack format (f32 or f16 on disk; f32 in memory).
     pub fn from_burnpack(bytes: Vec<u8>, device: Device) -> Result<Self> {
-        check_burnpack_magic(&bytes)?;
         let mut model = EfficientNetConfig::lite0().init(&device);
-        let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)))
-            .with_from_adapter(FloatCastAdapter::to(DType::F32));
-        model.load_from(&mut store).map_err(|e| {
-            GlimpseError::ModelLoad(format!("the weights do not fit EfficientNet-Lite0: {e}"))
-        })?;
+        load_burnpack(&mut model, bytes, "EfficientNet-Lite0")?;
         Ok(Self { model, device })
     }
 
@@ -130,6 +125,18 @@ pub fn top_k(probs: &[f32], k: usize) -> Vec<Prediction> {
 /// A burnpack file starts with this number (little-endian); anything else is refused with a
 /// clear message before the parser sees it.
 const BURNPACK_MAGIC: [u8; 4] = burn::store::burn_pack::MAGIC_NUMBER.to_le_bytes();
+
+/// Loads burnpack `bytes` (f32 or f16 on disk) into `model` as f32, naming the model in
+/// errors: a file of another format, or one whose tensors do not fit.
+pub fn load_burnpack(model: &mut impl ModuleSnapshot, bytes: Vec<u8>, name: &str) -> Result<()> {
+    check_burnpack_magic(&bytes)?;
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)))
+        .with_from_adapter(FloatCastAdapter::to(DType::F32));
+    model
+        .load_from(&mut store)
+        .map(|_| ())
+        .map_err(|e| GlimpseError::ModelLoad(format!("the weights do not fit {name}: {e}")))
+}
 
 fn check_burnpack_magic(bytes: &[u8]) -> Result<()> {
     if bytes.len() < 16 {

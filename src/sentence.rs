@@ -1,11 +1,10 @@
 //! Text to sentence embeddings: the checkpoint's WordPiece tokenizer (`tokenizer.json`, run
 //! by the `tokenizers` crate) feeding [`MiniLm`].
 
-use burn::store::{BurnpackStore, FloatCastAdapter, ModuleSnapshot};
-use burn::tensor::{Bytes, DType, Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use tokenizers::{Tokenizer, TruncationParams};
 
-use crate::classifier::rows;
+use crate::classifier::{load_burnpack, rows};
 use crate::error::{GlimpseError, Result};
 use crate::minilm::{MiniLm, MiniLmConfig};
 
@@ -24,11 +23,7 @@ impl SentenceEmbedder {
     /// `weights`: all-MiniLM-L6-v2 in burnpack format; `tokenizer_json`: its `tokenizer.json`.
     pub fn from_burnpack(weights: Vec<u8>, tokenizer_json: &[u8], device: Device) -> Result<Self> {
         let mut model = MiniLmConfig::all_minilm_l6_v2().init(&device);
-        let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(weights)))
-            .with_from_adapter(FloatCastAdapter::to(DType::F32));
-        model.load_from(&mut store).map_err(|e| {
-            GlimpseError::ModelLoad(format!("the weights do not fit all-MiniLM-L6-v2: {e}"))
-        })?;
+        load_burnpack(&mut model, weights, "all-MiniLM-L6-v2")?;
         Ok(Self {
             model,
             tokenizer: load_tokenizer(tokenizer_json)?,
