@@ -56,7 +56,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let dir = ensure_models()?;
     let photos = photo_inputs(&dir)?;
 
-    let preprocess = measure_preprocess(&dir, runs)?;
+    let preprocess = measure_preprocess(&photos, runs)?;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     for kind in [BackendKind::Cpu, BackendKind::Wgpu] {
@@ -88,11 +88,10 @@ fn photo_inputs(dir: &ModelDir) -> Result<Vec<Vec<u8>>> {
 }
 
 /// Decode + resize + crop + normalize, per photo.
-fn measure_preprocess(dir: &ModelDir, runs: usize) -> Result<Stats> {
-    let photos = photo_inputs(dir)?;
+fn measure_preprocess(photos: &[Vec<u8>], runs: usize) -> Result<Stats> {
     let mut samples = Vec::new();
     for _ in 0..runs.div_ceil(photos.len()).max(1) {
-        for bytes in &photos {
+        for bytes in photos {
             let start = Instant::now();
             std::hint::black_box(prepare(&decode(bytes)?));
             samples.push(ms_since(start));

@@ -101,7 +101,10 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
         }
         if !batch.is_empty() {
             let start = Instant::now();
-            let inputs: Vec<Vec<f32>> = batch.iter().map(|p| p.input.clone()).collect();
+            let inputs: Vec<Vec<f32>> = batch
+                .iter_mut()
+                .map(|p| std::mem::take(&mut p.input))
+                .collect();
             let probs = classifier.classify(&inputs)?;
             let forward_ms = ms_since(start) / batch.len() as f64;
             for (prepared, probs) in batch.iter().zip(probs) {
