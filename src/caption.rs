@@ -105,9 +105,10 @@ impl Captioner {
         })
     }
 
-    /// Writes a caption for the classifier's `top` classes (best first), calling `on_text` with
-    /// each piece of text as it is generated (never half a character).
-    pub fn caption(&self, top: &[Prediction], mut on_text: impl FnMut(&str)) -> Result<Caption> {
+    /// Starts a caption for the classifier's `top` classes (best first). Drive it with
+    /// [`Captioner::predict`] and [`Captioner::accept`] until it is finished, or use
+    /// [`Captioner::caption`].
+    pub fn start(&self, top: &[Prediction]) -> Result<Generation> {
         let best = top
             .first()
             .ok_or_else(|| GlimpseError::InvalidArgument("no classes to describe".into()))?;
@@ -117,59 +118,133 @@ impl Captioner {
             .map_err(|e| GlimpseError::ModelLoad(format!("cannot tokenize the prompt: {e}")))?
             .get_ids()
             .to_vec();
-
-        let mut cache = KvCache::default();
-        let mut next = self.step(&ids, &mut cache)?;
-        let mut generated: Vec<u32> = Vec::new();
-        let mut stream = TextStream::default();
-        let mut text = String::new();
-        while generated.len() < MAX_TOKENS && next != self.end_of_turn && !repeats(&generated, next)
-        {
-            let token = self.tokenizer.id_to_token(next).unwrap_or_default();
-            let piece = stream.push(&token_bytes(&token));
-            if piece.contains('\n') {
-                break;
-            }
-            text.push_str(&piece);
-            on_text(&piece);
-            generated.push(next);
-            if text.trim_end().ends_with(['.', '!', '?']) {
-                break;
-            }
-            next = self.step(&[next], &mut cache)?;
-        }
-        let text = text.trim().to_string();
-        let names_it = text.to_lowercase().contains(&head_noun(&best.label));
-        Ok(if names_it && !text.is_empty() {
-            Caption {
-                text,
-                fallback: false,
-                tokens: generated.len(),
-            }
-        } else {
-            Caption {
-                text: fallback(&best.label),
-                fallback: true,
-                tokens: generated.len(),
-            }
+        Ok(Generation {
+            best: best.label.clone(),
+            cache: KvCache::default(),
+            input: ids,
+            generated: Vec::new(),
+            stream: TextStream::default(),
+            text: String::new(),
+            finished: false,
         })
     }
 
-    /// Feeds `ids` after the cached positions; returns the most probable next token.
-    fn step(&self, ids: &[u32], cache: &mut KvCache) -> Result<u32> {
+    /// Runs the model over the generation's pending input (the whole prompt first, then the
+    /// last token) and returns the most probable next token, still on the device: read it
+    /// (`into_data` natively, `into_data_async` in the browser) and pass it to `accept`.
+    pub fn predict(&self, generation: &mut Generation) -> Tensor<1, Int> {
+        let ids = std::mem::take(&mut generation.input);
+        self.last_logits(&ids, &mut generation.cache).argmax(0)
+    }
+
+    /// The logits `[vocab]` after feeding `ids` behind the positions in `cache`.
+    pub fn last_logits(&self, ids: &[u32], cache: &mut KvCache) -> Tensor<1> {
         let tokens: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
         let input =
             Tensor::<2, Int>::from_data(TensorData::new(tokens, [1, ids.len()]), &self.device);
         let logits = self.model.forward(input, cache);
         let [_, len, vocab] = logits.dims();
-        let next = logits
-            .narrow(1, len - 1, 1)
-            .reshape([vocab])
-            .argmax(0)
-            .into_scalar::<i64>();
-        u32::try_from(next)
-            .map_err(|_| GlimpseError::Backend("the model produced a negative token id".into()))
+        logits.narrow(1, len - 1, 1).reshape([vocab])
     }
+
+    /// Takes the predicted token: returns the text it adds (possibly empty, never half a
+    /// character), or `None` once the caption is finished.
+    pub fn accept(&self, generation: &mut Generation, next: u32) -> Option<String> {
+        let g = generation;
+        if g.finished
+            || g.generated.len() >= MAX_TOKENS
+            || next == self.end_of_turn
+            || repeats(&g.generated, next)
+        {
+            g.finished = true;
+            return None;
+        }
+        let token = self.tokenizer.id_to_token(next).unwrap_or_default();
+        let piece = g.stream.push(&token_bytes(&token));
+        if piece.contains('\n') {
+            g.finished = true;
+            return None;
+        }
+        g.text.push_str(&piece);
+        g.generated.push(next);
+        g.input = vec![next];
+        if g.text.trim_end().ends_with(['.', '!', '?']) || g.generated.len() >= MAX_TOKENS {
+            g.finished = true;
+        }
+        Some(piece)
+    }
+
+    /// Writes a caption for the classifier's `top` classes (best first), calling `on_text` with
+    /// each piece of text as it is generated (never half a character).
+    pub fn caption(&self, top: &[Prediction], mut on_text: impl FnMut(&str)) -> Result<Caption> {
+        let mut generation = self.start(top)?;
+        while !generation.finished {
+            let next = self.predict(&mut generation).into_data();
+            if let Some(piece) = self.accept(&mut generation, token_id(next)?) {
+                on_text(&piece);
+            }
+        }
+        Ok(generation.into_caption())
+    }
+}
+
+/// A caption being written: the model's cache and what it has said so far.
+pub struct Generation {
+    best: String,
+    cache: KvCache,
+    /// Token ids to feed on the next step.
+    input: Vec<u32>,
+    generated: Vec<u32>,
+    stream: TextStream,
+    text: String,
+    finished: bool,
+}
+
+impl Generation {
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The sentence, or the template when the sentence does not name the top class.
+    pub fn into_caption(self) -> Caption {
+        let text = self.text.trim().to_string();
+        let names_it = text.to_lowercase().contains(&head_noun(&self.best));
+        if names_it && !text.is_empty() {
+            Caption {
+                text,
+                fallback: false,
+                tokens: self.generated.len(),
+            }
+        } else {
+            Caption {
+                text: fallback(&self.best),
+                fallback: true,
+                tokens: self.generated.len(),
+            }
+        }
+    }
+}
+
+/// The token id in a one-element tensor's data.
+pub fn token_id(data: TensorData) -> Result<u32> {
+    let id = data
+        .iter::<i64>()
+        .next()
+        .ok_or_else(|| GlimpseError::Backend("the model produced no token".into()))?;
+    u32::try_from(id)
+        .map_err(|_| GlimpseError::Backend("the model produced a negative token id".into()))
+}
+
+/// The classes a caption prompt names: the top three, leaving out those under 5% (but always
+/// the best one). `top` is best first.
+pub fn prompt_classes(top: &[Prediction]) -> Vec<Prediction> {
+    let mut classes: Vec<Prediction> = top.iter().take(3).cloned().collect();
+    let best = classes.first().cloned();
+    classes.retain(|p| p.prob >= 0.05);
+    if let (true, Some(best)) = (classes.is_empty(), best) {
+        classes.push(best);
+    }
+    classes
 }
 
 /// True when `next` would complete a 3-gram that already occurred (the model looping).

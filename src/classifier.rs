@@ -3,7 +3,7 @@
 use burn::store::{BurnpackStore, FloatCastAdapter, ModuleSnapshot};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bytes, DType, Device, Tensor, TensorData};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::efficientnet::{EfficientNet, EfficientNetConfig};
 use crate::error::{GlimpseError, Result};
@@ -37,7 +37,7 @@ impl BackendKind {
 }
 
 /// One ranked class.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
     pub index: usize,
     pub label: String,
@@ -83,6 +83,14 @@ impl Classifier {
         softmax(self.logits(batch), 1)
     }
 
+    /// Pooled features `[N, 1280]` (what a taught head reads) and class probabilities
+    /// `[N, 1000]`, from one pass.
+    pub fn features_and_probabilities(&self, batch: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        let features = self.model.features(batch);
+        let probs = softmax(self.model.fc.forward(features.clone()), 1);
+        (features, probs)
+    }
+
     /// Class probabilities, one row per input. Blocks until the device is done; in the
     /// browser use [`Classifier::probabilities`] with `into_data_async` instead.
     #[cfg(not(target_arch = "wasm32"))]
@@ -92,6 +100,19 @@ impl Classifier {
         }
         let probs = self.probabilities(self.batch(inputs));
         rows(probs.into_data())
+    }
+
+    /// Class probabilities and pooled features, one row per input (see [`Classifier::classify`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn classify_with_features(
+        &self,
+        inputs: &[Vec<f32>],
+    ) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+        if inputs.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let (features, probs) = self.features_and_probabilities(self.batch(inputs));
+        Ok((rows(probs.into_data())?, rows(features.into_data())?))
     }
 }
 

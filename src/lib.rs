@@ -13,20 +13,17 @@ pub mod labels;
 pub mod llama;
 pub mod preprocess;
 
-pub mod minilm;
-
-#[cfg(not(target_arch = "wasm32"))]
 pub mod caption;
+pub mod gguf_tokenizer;
+pub mod minilm;
+pub mod sentence;
+pub mod teach;
+pub mod zero_shot;
+
 #[cfg(not(target_arch = "wasm32"))]
 pub mod convert;
 #[cfg(not(target_arch = "wasm32"))]
-pub mod gguf_tokenizer;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod models;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod sentence;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod zero_shot;
 
 pub use classifier::{BackendKind, Classifier, Prediction, top_k};
 pub use error::{GlimpseError, Result};

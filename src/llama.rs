@@ -315,6 +315,11 @@ impl Llama {
     }
 }
 
+/// Loads the decoder for inference.
+pub fn load(gguf: &Gguf, bytes: &[u8], device: &Device) -> Result<Llama, GgufError> {
+    load_f32(gguf, bytes, device)
+}
+
 /// Loads the decoder with every weight dequantized to f32.
 pub fn load_f32(gguf: &Gguf, bytes: &[u8], device: &Device) -> Result<Llama, GgufError> {
     let config = LlamaConfig::from_gguf(gguf)?;

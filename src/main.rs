@@ -56,6 +56,10 @@ pub struct ClassifyArgs {
     /// ranked, through text embeddings of the ImageNet classes (zero-shot).
     #[arg(long)]
     pub labels: Option<String>,
+    /// Classes taught in the browser: a file saved with the page's "Export classes…" (or
+    /// `Teacher.export()`). Each image also gets the taught classes ranked.
+    #[arg(long, value_name = "FILE")]
+    pub head: Option<PathBuf>,
     /// Also write a one-sentence caption with the small language model (SmolLM2-135M).
     #[arg(long)]
     pub caption: bool,

@@ -185,6 +185,21 @@ pub fn prepare(image: &RgbImage) -> Vec<f32> {
     normalize(&resize_and_crop(image))
 }
 
+/// The views an example for a taught class contributes: the plain crop, its mirror image and
+/// a closer crop (the middle 80%), so that a few shots cover small shifts in pose and framing.
+pub fn augmented_views(image: &RgbImage) -> Vec<Vec<f32>> {
+    let plain = resize_and_crop(image);
+    let mirrored = image::imageops::flip_horizontal(&plain);
+    let (w, h) = image.dimensions();
+    let (zw, zh) = ((w * 4 / 5).max(1), (h * 4 / 5).max(1));
+    let zoomed = image::imageops::crop_imm(image, (w - zw) / 2, (h - zh) / 2, zw, zh).to_image();
+    vec![
+        normalize(&plain),
+        normalize(&mirrored),
+        normalize(&resize_and_crop(&zoomed)),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

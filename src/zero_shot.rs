@@ -3,11 +3,18 @@
 //! probabilities, give a point in sentence-embedding space; each user label is scored by its
 //! cosine similarity to that point.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::error::{GlimpseError, Result};
 use crate::labels::ImageNetClass;
-use crate::sentence::cosine;
+use crate::sentence::{SentenceEmbedder, cosine};
+
+/// Labels beyond this many are refused (each one is embedded by the text model).
+pub const MAX_LABELS: usize = 1000;
+/// Longer labels are refused rather than silently truncated by the tokenizer.
+pub const MAX_LABEL_CHARS: usize = 200;
 
 /// How many of the most probable classes are combined. On the foolbox photos any value from
 /// 3 to 20 gives the same ranking; 1 is worse.
@@ -97,6 +104,73 @@ impl ClassEmbeddings {
     }
 }
 
+/// The text model and the class table, with every label embedded so far remembered, so a
+/// camera feed re-ranks the same labels without running the text model again.
+pub struct LabelRanker {
+    embedder: SentenceEmbedder,
+    classes: ClassEmbeddings,
+    embedded: HashMap<String, Vec<f32>>,
+}
+
+impl LabelRanker {
+    pub fn new(embedder: SentenceEmbedder, classes: ClassEmbeddings) -> Self {
+        Self {
+            embedder,
+            classes,
+            embedded: HashMap::new(),
+        }
+    }
+
+    /// `labels` (already split) ranked for an image's class probabilities, best first.
+    pub fn rank(&mut self, probs: &[f32], labels: &[String]) -> Result<Vec<LabelScore>> {
+        check_labels(labels)?;
+        let missing: Vec<&String> = labels
+            .iter()
+            .filter(|l| !self.embedded.contains_key(l.as_str()))
+            .collect();
+        if !missing.is_empty() {
+            let texts: Vec<String> = missing.iter().map(|l| label_text(l)).collect();
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let vectors = self.embedder.embed(&texts)?;
+            for (label, vector) in missing.into_iter().zip(vectors) {
+                self.embedded.insert(label.clone(), vector);
+            }
+        }
+        let pairs: Vec<(String, Vec<f32>)> = labels
+            .iter()
+            .map(|l| (l.clone(), self.embedded[l.as_str()].clone()))
+            .collect();
+        Ok(self.classes.rank(probs, &pairs))
+    }
+}
+
+/// Refuses label lists that are empty, too long, or hold blank or overlong labels.
+pub fn check_labels(labels: &[String]) -> Result<()> {
+    if labels.is_empty() {
+        return Err(GlimpseError::InvalidArgument(
+            "no labels given: pass a comma-separated list such as \"dog, cat, vehicle\"".into(),
+        ));
+    }
+    if labels.len() > MAX_LABELS {
+        return Err(GlimpseError::InvalidArgument(format!(
+            "{} labels given; at most {MAX_LABELS} are supported",
+            labels.len()
+        )));
+    }
+    if let Some(label) = labels.iter().find(|l| l.trim().is_empty()) {
+        return Err(GlimpseError::InvalidArgument(format!(
+            "a label is blank ({label:?})"
+        )));
+    }
+    if let Some(label) = labels.iter().find(|l| l.chars().count() > MAX_LABEL_CHARS) {
+        return Err(GlimpseError::InvalidArgument(format!(
+            "a label is longer than {MAX_LABEL_CHARS} characters: {:?}…",
+            label.chars().take(40).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
 /// Splits a comma-separated label list, trimming blanks and dropping duplicates.
 pub fn parse_labels(list: &str) -> Result<Vec<String>> {
     let mut labels: Vec<String> = Vec::new();
@@ -105,11 +179,7 @@ pub fn parse_labels(list: &str) -> Result<Vec<String>> {
             labels.push(label.to_string());
         }
     }
-    if labels.is_empty() {
-        return Err(GlimpseError::InvalidArgument(
-            "no labels given: pass a comma-separated list such as \"dog, cat, vehicle\"".into(),
-        ));
-    }
+    check_labels(&labels)?;
     Ok(labels)
 }
 

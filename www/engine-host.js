@@ -4,7 +4,7 @@
 //   { kind: 'rgba', width, height, pixels }    raw RGBA pixels (ArrayBuffer)
 //   { kind: 'bitmap', bitmap }                 an ImageBitmap (a video frame, a canvas, ...)
 
-import initWasm, { Engine } from '../pkg/glimpse.js';
+import initWasm, { Engine, Picture } from '../pkg/glimpse.js';
 import { BackendError, errorFromWire, errorToWire } from './errors.js';
 
 let wasmReady = null;
@@ -74,28 +74,111 @@ function bitmapPixels(bitmap) {
   return context.getImageData(0, 0, width, height).data;
 }
 
-/** Classifies one input. Resolves to `{ top: [{ index, label, prob }], ms }`. */
-export async function classifyInput(engine, input, topK) {
-  const start = performance.now();
-  let top;
-  try {
-    switch (input.kind) {
-      case 'encoded':
-        top = await engine.classifyEncoded(new Uint8Array(input.bytes), topK);
-        break;
-      case 'rgba':
-        top = await engine.classifyRgba(input.width, input.height, new Uint8Array(input.pixels), topK);
-        break;
-      case 'bitmap': {
-        const { width, height } = input.bitmap;
-        top = await engine.classifyRgba(width, height, bitmapPixels(input.bitmap), topK);
-        break;
-      }
-      default:
-        throw new BackendError(`unknown input kind '${input.kind}'`);
+/** Decodes an input description into the engine's `Picture` (the caller frees it). */
+function pictureOf(input) {
+  switch (input.kind) {
+    case 'encoded':
+      return Picture.fromEncoded(new Uint8Array(input.bytes));
+    case 'rgba':
+      return Picture.fromRgba(input.width, input.height, new Uint8Array(input.pixels));
+    case 'bitmap': {
+      const { width, height } = input.bitmap;
+      return Picture.fromRgba(width, height, bitmapPixels(input.bitmap));
     }
+    default:
+      throw new BackendError(`unknown input kind '${input.kind}'`);
+  }
+}
+
+/** Runs `work(picture)` on a decoded input, keeping the engine's error kinds. */
+async function withPicture(input, work) {
+  let picture = null;
+  try {
+    picture = pictureOf(input);
+    return await work(picture);
+  } catch (error) {
+    throw asTyped(error);
+  } finally {
+    picture?.free();
+  }
+}
+
+async function typed(work) {
+  try {
+    return await work();
   } catch (error) {
     throw asTyped(error);
   }
-  return { top, ms: performance.now() - start };
+}
+
+/**
+ * Classifies one input. `options`: `{ topK, labels?, set? }`. Resolves to
+ * `{ top, labels?, taught?, ms }`.
+ */
+export async function classifyInput(engine, input, options) {
+  const start = performance.now();
+  const result = await withPicture(input, (picture) => engine.classify(picture, options));
+  return { ...result, ms: performance.now() - start };
+}
+
+/**
+ * One engine and the messages it answers; the module worker (worker.js) and the inline mode
+ * both go through here.
+ */
+export class EngineHost {
+  engine = null;
+
+  async handle(message) {
+    if (message.type === 'load') {
+      const loaded = await createEngine(message);
+      this.engine?.free();
+      this.engine = loaded.engine;
+      return { backend: loaded.backend, fallbackReason: loaded.fallbackReason };
+    }
+    const engine = this.engine;
+    if (!engine) throw new BackendError('the engine is not loaded (or was disposed)');
+    switch (message.type) {
+      case 'loadLabels':
+        return typed(() =>
+          engine.loadLabelModel(
+            new Uint8Array(message.weights),
+            new Uint8Array(message.tokenizer),
+            new Uint8Array(message.table),
+          ),
+        );
+      case 'classify':
+        return classifyInput(engine, message.input, message.options);
+      case 'loadCaption':
+        return typed(() => engine.loadCaptionModel(new Uint8Array(message.gguf)));
+      case 'caption.start':
+        return typed(() => engine.captionStart(message.top));
+      case 'caption.step':
+        return typed(() => engine.captionStep(message.caption));
+      case 'caption.cancel':
+        return engine.captionCancel(message.caption);
+      case 'teach.new':
+        return engine.newSet();
+      case 'teach.drop':
+        return engine.dropSet(message.set);
+      case 'teach.add':
+        return withPicture(message.input, (picture) => engine.addExample(message.set, message.name, picture));
+      case 'teach.remove':
+        return typed(() => engine.removeClass(message.set, message.name));
+      case 'teach.train':
+        return typed(() => engine.train(message.set));
+      case 'teach.summary':
+        return typed(() => engine.summary(message.set));
+      case 'teach.export':
+        return typed(() => engine.exportSet(message.set));
+      case 'teach.import':
+        return typed(() => engine.importSet(message.set, message.json));
+      default:
+        throw new BackendError(`unknown message type '${message.type}'`);
+    }
+  }
+
+  dispose() {
+    this.engine?.free();
+    this.engine = null;
+  }
 }

@@ -1,4 +1,4 @@
-// The three kinds of failure a caller can act on. The worker and the wasm engine report
+// The kinds of failure a caller can act on. The worker and the wasm engine report
 // errors as plain `{ name, message }`; `errorFromWire` turns them back into these classes.
 
 export class GlimpseError extends Error {
@@ -17,10 +17,16 @@ export class UnsupportedImageError extends GlimpseError {}
 /** The compute backend (WebGPU or the CPU fallback) failed or is not available. */
 export class BackendError extends GlimpseError {}
 
-const CLASSES = { ModelLoadError, UnsupportedImageError, BackendError };
+/**
+ * A request that cannot be carried out as given: an empty label list, training with fewer
+ * than two classes, a file that is not an exported class set.
+ */
+export class InvalidArgumentError extends GlimpseError {}
+
+const CLASSES = { ModelLoadError, UnsupportedImageError, BackendError, InvalidArgumentError };
 
 /**
- * A structured-clone-safe form of any thrown value. Anything that is not one of the three
+ * A structured-clone-safe form of any thrown value. Anything that is not one of these
  * kinds (a wasm trap, a TypeError) is reported as a BackendError.
  */
 export function errorToWire(error) {

@@ -11,9 +11,25 @@ export interface Prediction {
   prob: number;
 }
 
+export interface LabelScore {
+  label: string;
+  /** Cosine similarity between the label and the picture's classes in text-embedding space. */
+  score: number;
+}
+
+export interface TaughtPrediction {
+  label: string;
+  /** Probability among the taught classes, 0–1. */
+  prob: number;
+}
+
 export interface Classification {
   /** Best class first. */
   top: Prediction[];
+  /** Your labels, best first, when `classify` was given `labels`. */
+  labels?: LabelScore[];
+  /** The taught classes, best first (from `Teacher.classify`). */
+  taught?: TaughtPrediction[];
   /** Time in the engine (decoding, preprocessing, network), in milliseconds. */
   ms: number;
   backend: Backend;
@@ -60,13 +76,95 @@ export declare class Glimpse {
   readonly fallbackReason: string | null;
   /** Why the downloaded model could not be kept in the browser's cache (a full quota), or null. */
   readonly notCached: string | null;
-  classify(source: ImageSource, options?: { topK?: number }): Promise<Classification>;
+  /**
+   * ImageNet's top-k; with `labels` (an array or a comma-separated string) also your labels
+   * ranked, loading the label model (about 46 MB, cached) on first use.
+   */
+  classify(source: ImageSource, options?: ClassifyOptions): Promise<Classification>;
+  /** Downloads (or reads from the cache) the label model; `classify` with labels does it too. */
+  loadLabelModel(options?: { onProgress?: (progress: LoadProgress) => void }): Promise<void>;
   /** Classifies the newest frame whenever the engine is free; pauses while the tab is hidden. Returns stop(). */
   watch(
     video: HTMLVideoElement,
     onResult: (result: WatchResult) => void,
-    options?: { topK?: number; onError?: (error: Error) => void },
+    options?: {
+      topK?: number;
+      onError?: (error: Error) => void;
+      /** What runs on each frame; default `(v) => glimpse.classify(v, { topK })`. */
+      classify?: (video: HTMLVideoElement) => Promise<Classification>;
+    },
   ): () => void;
+  /** Downloads (or reads from the cache) the caption model; `caption` does it too. */
+  loadCaptionModel(options?: { onProgress?: (progress: LoadProgress) => void }): Promise<void>;
+  /**
+   * A one-sentence caption, streamed through `onToken`; cancel it with `signal`.
+   * Takes a picture or a `classify` result.
+   */
+  caption(
+    source: ImageSource | Classification,
+    options?: { onToken?: (text: string) => void; signal?: AbortSignal },
+  ): Promise<CaptionResult>;
+  /** A new, empty set of classes to teach from examples. */
+  teach(): Teacher;
+  dispose(): void;
+}
+
+export interface CaptionResult {
+  text: string;
+  /** True when the model's sentence did not name the top class and a template was used. */
+  fallback: boolean;
+  /** Tokens the model generated. */
+  tokens: number;
+  /** Time from the first token's request to the last, in milliseconds. */
+  ms: number;
+}
+
+export interface ClassifyOptions {
+  topK?: number;
+  /** Your own labels to rank, e.g. ['dog', 'bird', 'vehicle'] or 'dog, bird, vehicle'. */
+  labels?: string[] | string;
+}
+
+export interface ClassSummary {
+  name: string;
+  examples: number;
+}
+
+export interface ClassAccuracy {
+  name: string;
+  /** Examples recognized when each was left out of training in turn. */
+  correct: number;
+  /** Examples that could be left out (a class needs two). */
+  total: number;
+}
+
+export interface TeachSummary {
+  classes: ClassSummary[];
+  trained: boolean;
+  accuracy: ClassAccuracy[];
+}
+
+/** Classes taught from examples: a nearest-class-mean head on the image model's features. */
+export declare class Teacher {
+  private constructor();
+  readonly classes: ClassSummary[];
+  readonly trained: boolean;
+  readonly accuracy: ClassAccuracy[];
+  /** Adds one example (its features are taken now); creates the class if new. */
+  add(name: string, source: ImageSource): Promise<TeachSummary>;
+  remove(name: string): Promise<TeachSummary>;
+  /** Rejects with InvalidArgumentError with fewer than two classes or an empty one. */
+  train(options?: { onProgress?: (progress: { done: number; total: number }) => void }): Promise<TeachSummary>;
+  /** `taught` ranks the taught classes; ImageNet's `top` comes too. */
+  classify(source: ImageSource, options?: ClassifyOptions): Promise<Classification>;
+  /** Classes, examples' features and head as one JSON document. */
+  export(): Promise<string>;
+  /** Replaces this set with an exported one; rejects with InvalidArgumentError for other files. */
+  import(json: string | Blob): Promise<TeachSummary>;
+  /** Keeps the set in IndexedDB under `key` (default 'default'). */
+  save(key?: string): Promise<void>;
+  /** Restores a saved set; false when there is none. */
+  restore(key?: string): Promise<boolean>;
   dispose(): void;
 }
 
@@ -74,6 +172,12 @@ export declare class GlimpseError extends Error {}
 export declare class ModelLoadError extends GlimpseError {}
 export declare class UnsupportedImageError extends GlimpseError {}
 export declare class BackendError extends GlimpseError {}
+/** A request that cannot be carried out as given (no labels, one class, a foreign file). */
+export declare class InvalidArgumentError extends GlimpseError {}
+
+export declare function saveClassSet(key: string, json: string): Promise<void>;
+export declare function loadClassSet(key: string): Promise<string | null>;
+export declare function deleteClassSet(key: string): Promise<void>;
 
 /** Deletes the cached model files. */
 export declare function clearModelCache(): Promise<void>;

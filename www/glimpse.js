@@ -2,14 +2,26 @@
 //
 //   const glimpse = await Glimpse.load({ onProgress: ({ loaded, total }) => ... });
 //   const { top, ms, backend } = await glimpse.classify(imageElementOrBlob);
+//   const { labels } = await glimpse.classify(image, { labels: ['dog', 'bird', 'vehicle'] });
 //   const stop = glimpse.watch(videoElement, ({ top, fps }) => ...);
+//   const teacher = glimpse.teach(); await teacher.add('mug', photo); await teacher.train();
+//   const { text } = await glimpse.caption(photoOrResult, { onToken: (piece) => ..., signal });
 
-import { BackendError, ModelLoadError, errorFromWire } from './errors.js';
+import { BackendError, InvalidArgumentError, ModelLoadError, errorFromWire } from './errors.js';
 import { toInput } from './frames.js';
-import { loadWeights } from './model-store.js';
+import { loadModelFile, loadWeights } from './model-store.js';
+import { Teacher } from './teacher.js';
 
-export { BackendError, GlimpseError, ModelLoadError, UnsupportedImageError } from './errors.js';
+export {
+  BackendError,
+  GlimpseError,
+  InvalidArgumentError,
+  ModelLoadError,
+  UnsupportedImageError,
+} from './errors.js';
 export { clearModelCache } from './model-store.js';
+export { deleteClassSet, loadClassSet, saveClassSet } from './class-store.js';
+export { Teacher } from './teacher.js';
 
 /** Talks to the engine in a module worker. */
 class WorkerConnection {
@@ -59,24 +71,38 @@ class WorkerConnection {
 
 /** Runs the engine on this thread (for pages that cannot start module workers). */
 class InlineConnection {
-  #host = import('./engine-host.js');
-  #engine = null;
+  #host = import('./engine-host.js').then(({ EngineHost }) => new EngineHost());
 
   async call(message) {
-    const host = await this.#host;
-    if (message.type === 'load') {
-      const { engine, backend, fallbackReason } = await host.createEngine(message);
-      this.#engine = engine;
-      return { backend, fallbackReason };
-    }
-    if (!this.#engine) throw new BackendError('the classifier was disposed');
-    return host.classifyInput(this.#engine, message.input, message.topK);
+    return (await this.#host).handle(message);
   }
 
   dispose() {
-    this.#engine?.free();
-    this.#engine = null;
+    this.#host.then((host) => host.dispose());
   }
+}
+
+/** A comma-separated string or an array of labels, trimmed, without blanks or repeats. */
+function labelList(labels) {
+  const list = typeof labels === 'string' ? labels.split(',') : labels;
+  if (!Array.isArray(list)) {
+    throw new InvalidArgumentError('labels must be an array of strings or a comma-separated string');
+  }
+  const seen = new Set();
+  const out = [];
+  for (const label of list) {
+    if (typeof label !== 'string') throw new InvalidArgumentError('every label must be a string');
+    const trimmed = label.trim();
+    const key = trimmed.toLowerCase();
+    if (trimmed && !seen.has(key)) {
+      seen.add(key);
+      out.push(trimmed);
+    }
+  }
+  if (out.length === 0) {
+    throw new InvalidArgumentError('no labels given: pass some, such as ["dog", "cat", "vehicle"]');
+  }
+  return out;
 }
 
 const BACKENDS = ['auto', 'webgpu', 'cpu'];
@@ -87,9 +113,14 @@ export class Glimpse {
   // Classifications run one at a time, in the order they were asked for.
   #queue = Promise.resolve();
 
-  constructor(connection, info) {
+  #models;
+  #labelModel = null; // the promise of the label model's loading, once asked for
+  #captionModel = null; // likewise for the caption model
+
+  constructor(connection, info, models) {
     this.#connection = connection;
     this.#info = info;
+    this.#models = models;
   }
 
   /**
@@ -105,7 +136,7 @@ export class Glimpse {
     const connection = inline ? new InlineConnection() : new WorkerConnection();
     try {
       const info = await connection.call({ type: 'load', backend, weights }, [weights]);
-      return new Glimpse(connection, { ...info, notCached: notCached ?? null });
+      return new Glimpse(connection, { ...info, notCached: notCached ?? null }, models);
     } catch (error) {
       connection.dispose();
       if (error instanceof BackendError || error instanceof ModelLoadError) throw error;
@@ -128,25 +159,144 @@ export class Glimpse {
     return this.#info.notCached;
   }
 
-  /** Resolves to `{ top: [{ index, label, prob }], ms, backend }`, best class first. */
-  classify(source, { topK = 5 } = {}) {
-    const run = async () => {
-      const { input, transfer } = await toInput(source);
-      const { top, ms } = await this.#connection.call({ type: 'classify', input, topK }, transfer);
-      return { top, ms, backend: this.backend };
-    };
-    const result = this.#queue.then(run, run);
+  /** Runs `work` after everything asked of the engine before it. */
+  #enqueue(work) {
+    const result = this.#queue.then(work, work);
     this.#queue = result.catch(() => {});
     return result;
+  }
+
+  /** Sends a message to the engine, in turn (for `Teacher`; not part of the public API). */
+  send(message, transfer) {
+    return this.#enqueue(() => this.#connection.call(message, transfer));
+  }
+
+  /**
+   * Downloads (or reads from the cache) the text model that ranks your own labels: about
+   * 46 MB, once. `classify(source, { labels })` calls this itself; call it first to show the
+   * download's progress.
+   */
+  loadLabelModel({ onProgress } = {}) {
+    this.#labelModel ??= (async () => {
+      const models = this.#models;
+      const files = [
+        { name: 'all-minilm-l6-v2', dtype: 'f16', what: 'label model' },
+        { name: 'all-minilm-l6-v2-tokenizer', what: 'label model tokenizer' },
+        { name: 'imagenet-class-embeddings', dtype: 'f16', what: 'class embedding table' },
+      ];
+      const progress = files.map(() => ({ loaded: 0, total: 0 }));
+      const [weights, tokenizer, table] = await Promise.all(
+        files.map(({ name, dtype, what }, i) =>
+          loadModelFile({
+            modelsUrl: models,
+            name,
+            dtype,
+            what,
+            onProgress: ({ loaded, total, fromCache }) => {
+              progress[i] = { loaded, total };
+              const sum = (key) => progress.reduce((n, p) => n + p[key], 0);
+              onProgress?.({ loaded: sum('loaded'), total: sum('total'), fromCache });
+            },
+          }).then((file) => file.weights),
+        ),
+      );
+      await this.send({ type: 'loadLabels', weights, tokenizer, table }, [weights, tokenizer, table]);
+    })();
+    // A failed download may be retried by the next call.
+    this.#labelModel.catch(() => (this.#labelModel = null));
+    return this.#labelModel;
+  }
+
+  /**
+   * Resolves to `{ top: [{ index, label, prob }], ms, backend }`, best class first. With
+   * `labels` (an array, or a comma-separated string), also `labels: [{ label, score }]`: your
+   * own labels ranked by how well they fit the picture.
+   */
+  async classify(source, { topK = 5, labels, set } = {}) {
+    const options = { topK };
+    if (set !== undefined) options.set = set; // a taught set's id (Teacher.classify)
+    if (labels !== undefined) {
+      options.labels = labelList(labels);
+      await this.loadLabelModel();
+    }
+    return this.classifyWith(source, options);
+  }
+
+  /** Classification with the engine's options as they are (`{ topK, labels?, set? }`). */
+  classifyWith(source, options) {
+    return this.#enqueue(async () => {
+      const { input, transfer } = await toInput(source);
+      const result = await this.#connection.call({ type: 'classify', input, options }, transfer);
+      return { ...result, backend: this.backend };
+    });
+  }
+
+  /**
+   * Downloads (or reads from the cache) the caption model, SmolLM2-135M-Instruct in 4-bit
+   * GGUF (98 MB, once), and loads it onto the classifier's device. `caption` calls this itself;
+   * call it first to show the download's progress.
+   */
+  loadCaptionModel({ onProgress } = {}) {
+    this.#captionModel ??= (async () => {
+      const { weights } = await loadModelFile({
+        modelsUrl: this.#models,
+        name: 'smollm2-135m-instruct',
+        what: 'caption model',
+        onProgress,
+      });
+      await this.send({ type: 'loadCaption', gguf: weights }, [weights]);
+    })();
+    this.#captionModel.catch(() => (this.#captionModel = null));
+    return this.#captionModel;
+  }
+
+  /**
+   * Writes a one-sentence caption for a picture (any `classify` source) or for a result
+   * `classify` already gave. `onToken(text)` receives the sentence piece by piece as it is
+   * written; `signal` (an AbortSignal) cancels it, rejecting with the signal's reason.
+   * Resolves to `{ text, fallback, tokens, ms }`; `fallback` is true when the model's sentence
+   * did not name the picture's class and a plain template was used instead.
+   * Classifications asked for meanwhile run between the caption's tokens.
+   */
+  async caption(source, { onToken, signal } = {}) {
+    signal?.throwIfAborted();
+    const top = Array.isArray(source?.top) ? source.top : (await this.classify(source)).top;
+    await this.loadCaptionModel();
+    signal?.throwIfAborted();
+    const started = performance.now();
+    const caption = await this.send({ type: 'caption.start', top });
+    let done = false;
+    try {
+      for (;;) {
+        signal?.throwIfAborted();
+        const step = await this.send({ type: 'caption.step', caption });
+        if (step.piece) onToken?.(step.piece);
+        if (step.done) {
+          done = true;
+          return { ...step.caption, ms: performance.now() - started };
+        }
+      }
+    } finally {
+      if (!done) this.send({ type: 'caption.cancel', caption }).catch(() => {});
+    }
+  }
+
+  /**
+   * A new set of classes to teach from examples: `add(name, source)`, `train()`, then
+   * `classify(source)` ranks the taught classes. See `Teacher`.
+   */
+  teach() {
+    return new Teacher(this);
   }
 
   /**
    * Classifies a playing video continuously: each time the engine is free it takes the
    * newest frame (frames that arrive meanwhile are skipped, never queued). Pauses while the
-   * tab is hidden. `onResult({ top, ms, fps, backend })`; `onError(error)`.
-   * Returns `stop()`.
+   * tab is hidden. `onResult({ top, ms, fps, backend })`; `onError(error)`. `classify(video)`
+   * replaces what runs on each frame, e.g. `(v) => teacher.classify(v)` or
+   * `(v) => glimpse.classify(v, { labels })`. Returns `stop()`.
    */
-  watch(video, onResult, { topK = 5, onError } = {}) {
+  watch(video, onResult, { topK = 5, onError, classify = (frame) => this.classify(frame, { topK }) } = {}) {
     const frameCallbacks = 'requestVideoFrameCallback' in video;
     let stopped = false;
     let waiting = null; // the pending frame callback handle
@@ -169,7 +319,7 @@ export class Glimpse {
       if (video.readyState < 2 || video.videoWidth === 0) return schedule();
       busy = true;
       try {
-        const result = await this.classify(video, { topK });
+        const result = await classify(video);
         const now = performance.now();
         finished.push(now);
         while (finished.length > 1 && now - finished[0] > 3000) finished.shift();

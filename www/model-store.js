@@ -1,10 +1,11 @@
-// Fetches the model weights named by `manifest.json`, verifies their sha256, and keeps them in
-// the Cache API so that later visits load them without any request for the weights file.
+// Fetches the model files named by `manifest.json` (the classifier's weights, the label model,
+// ...), verifies their sha256, and keeps them in the Cache API so that later visits load them
+// without any request for the file.
 
 import { ModelLoadError } from './errors.js';
 
 const CACHE_NAME = 'glimpse-models-v1';
-const MODEL_NAME = 'efficientnet-lite0';
+const IMAGE_MODEL = 'efficientnet-lite0';
 
 async function sha256Hex(buffer) {
   const digest = await crypto.subtle.digest('SHA-256', buffer);
@@ -56,10 +57,11 @@ async function readManifest(manifestUrl, cache) {
   }
 }
 
-function findEntry(manifest, dtype, manifestUrl) {
-  const entry = manifest?.models?.find((m) => m.name === MODEL_NAME && m.dtype === dtype);
+function findEntry(manifest, name, dtype, manifestUrl) {
+  const entry = manifest?.models?.find((m) => m.name === name && (dtype === undefined || m.dtype === dtype));
   if (!entry) {
-    throw new ModelLoadError(`${manifestUrl} lists no ${MODEL_NAME} model in ${dtype}. ${hint()}`);
+    const which = dtype === undefined ? name : `${name} model in ${dtype}`;
+    throw new ModelLoadError(`${manifestUrl} lists no ${which}. ${hint()}`);
   }
   return entry;
 }
@@ -87,16 +89,21 @@ async function readWithProgress(response, total, onProgress) {
 }
 
 /**
- * Resolves to `{ weights: ArrayBuffer, entry, fromCache, notCached }` for the model in `dtype`;
- * `notCached` says why a downloaded model could not be stored in the cache (quota), or is null.
- * `onProgress({ loaded, total, fromCache })` reports the download.
+ * Resolves to `{ weights: ArrayBuffer, entry, fromCache, notCached }` for the image model in
+ * `dtype`; `notCached` says why a downloaded model could not be stored in the cache (quota), or
+ * is null. `onProgress({ loaded, total, fromCache })` reports the download.
  */
-export async function loadWeights({ modelsUrl, dtype = 'f16', onProgress } = {}) {
+export function loadWeights({ modelsUrl, dtype = 'f16', onProgress } = {}) {
+  return loadModelFile({ modelsUrl, name: IMAGE_MODEL, dtype, onProgress, what: 'model weights' });
+}
+
+/** Like `loadWeights`, for any file the manifest lists by `name` (and `dtype`, when it has one). */
+export async function loadModelFile({ modelsUrl, name, dtype, onProgress, what = name }) {
   const base = new URL(modelsUrl, globalThis.location?.href);
   if (!base.pathname.endsWith('/')) base.pathname += '/';
   const manifestUrl = new URL('manifest.json', base).href;
   const cache = await openCache();
-  const entry = findEntry(await readManifest(manifestUrl, cache), dtype, manifestUrl);
+  const entry = findEntry(await readManifest(manifestUrl, cache), name, dtype, manifestUrl);
   const weightsUrl = new URL(entry.file, base).href;
 
   const cached = await cache?.match(weightsUrl);
@@ -110,14 +117,14 @@ export async function loadWeights({ modelsUrl, dtype = 'f16', onProgress } = {})
     await cache.delete(weightsUrl);
   }
 
-  const response = await fetchOrExplain(weightsUrl, 'model weights');
+  const response = await fetchOrExplain(weightsUrl, what);
   const total = Number(response.headers.get('Content-Length')) || entry.bytes;
   const weights = await readWithProgress(response, total, onProgress);
   const actual = await sha256Hex(weights);
   if (actual !== entry.sha256) {
     throw new ModelLoadError(
-      `the model weights at ${weightsUrl} are corrupt: sha256 ${actual} (${weights.byteLength} bytes), ` +
-        `the manifest expects ${entry.sha256} (${entry.bytes} bytes). ${hint()}`,
+      `the ${what} at ${weightsUrl} failed the integrity check and is corrupt: sha256 ${actual} ` +
+        `(${weights.byteLength} bytes) where the manifest expects ${entry.sha256} (${entry.bytes} bytes). ${hint()}`,
     );
   }
   // A full or unavailable cache only costs a download next time: say so, but go on.

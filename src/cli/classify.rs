@@ -12,6 +12,7 @@ use glimpse::models::{
 };
 use glimpse::preprocess::{decode, prepare};
 use glimpse::sentence::SentenceEmbedder;
+use glimpse::teach::{ClassSet, Head, TaughtPrediction};
 use glimpse::zero_shot::{ClassEmbeddings, LabelScore, label_text, parse_labels};
 use glimpse::{GlimpseError, Prediction, Result, top_k};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -31,6 +32,8 @@ enum Outcome {
         top: Vec<Prediction>,
         #[serde(skip_serializing_if = "Option::is_none")]
         labels: Option<Vec<LabelScore>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        taught: Option<Vec<TaughtPrediction>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         caption: Option<String>,
         ms: f64,
@@ -56,6 +59,7 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|list| ZeroShotLabels::load(&dir, list))
         .transpose()?;
+    let head = args.head.as_deref().map(load_head).transpose()?;
     // A caption model that fails to load costs the captions, not the classification.
     let captioner = match args.caption.then(|| load_captioner(&dir)) {
         Some(Err(e)) => {
@@ -105,9 +109,16 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
                 .iter_mut()
                 .map(|p| std::mem::take(&mut p.input))
                 .collect();
-            let probs = classifier.classify(&inputs)?;
+            let (probs, features) = if head.is_some() {
+                let (probs, features) = classifier.classify_with_features(&inputs)?;
+                (probs, features.into_iter().map(Some).collect())
+            } else {
+                let probs = classifier.classify(&inputs)?;
+                let none = vec![None; probs.len()];
+                (probs, none)
+            };
             let forward_ms = ms_since(start) / batch.len() as f64;
-            for (prepared, probs) in batch.iter().zip(probs) {
+            for ((prepared, probs), features) in batch.iter().zip(probs).zip(features) {
                 let file = args.files[prepared.index].display().to_string();
                 let caption = match &captioner {
                     Some(captioner) => {
@@ -138,6 +149,10 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
                     file,
                     top: top_k(&probs, args.top as usize),
                     labels: zero_shot.as_ref().map(|z| z.rank(&probs)),
+                    taught: head
+                        .as_ref()
+                        .zip(features)
+                        .map(|(head, features)| head.predict(&features)),
                     caption,
                     ms: round2(prepared.ms + forward_ms),
                 });
@@ -197,6 +212,7 @@ pub fn caption(files: Vec<PathBuf>) -> Result<ExitCode> {
         backend: crate::Backend::Cpu,
         precision: crate::Precision::F32,
         labels: None,
+        head: None,
         caption: true,
         captions_only: true,
     })
@@ -205,13 +221,7 @@ pub fn caption(files: Vec<PathBuf>) -> Result<ExitCode> {
 /// The classes the caption prompt names: the top three, leaving out those under 5%
 /// (but always the best one).
 fn prompt_classes(probs: &[f32]) -> Vec<Prediction> {
-    let mut top = top_k(probs, 3);
-    let best = top[0].clone();
-    top.retain(|p| p.prob >= 0.05);
-    if top.is_empty() {
-        top.push(best);
-    }
-    top
+    glimpse::caption::prompt_classes(&top_k(probs, 3))
 }
 
 fn load_captioner(dir: &ModelDir) -> Result<Captioner> {
@@ -222,6 +232,19 @@ fn load_captioner(dir: &ModelDir) -> Result<Captioner> {
     let model =
         load_f32(&gguf, &bytes, &device).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
     Captioner::new(model, tokenizer, device)
+}
+
+/// The head of an exported class set, trained here if the file holds examples but no head.
+fn load_head(path: &Path) -> Result<Head> {
+    let text = std::fs::read_to_string(path)
+        .map_err(GlimpseError::io(format!("cannot read {}", path.display())))?;
+    let mut set = ClassSet::from_json(&text)
+        .map_err(|e| GlimpseError::InvalidArgument(format!("{}: {e}", path.display())))?;
+    if set.head.is_none() {
+        set.train()
+            .map_err(|e| GlimpseError::InvalidArgument(format!("{}: {e}", path.display())))?;
+    }
+    Ok(set.head.expect("trained"))
 }
 
 /// The user's labels, embedded once, and the ImageNet class table they are scored against.
@@ -272,6 +295,7 @@ fn print_table(out: &mut impl Write, outcomes: &[Outcome]) -> std::io::Result<()
                 file,
                 top,
                 labels,
+                taught,
                 caption,
                 ms,
             } => {
@@ -295,6 +319,13 @@ fn print_table(out: &mut impl Write, outcomes: &[Outcome]) -> std::io::Result<()
                         .map(|l| format!("{} {:.2}", l.label, l.score))
                         .collect();
                     writeln!(out, "  your labels: {}", ranked.join(", "))?;
+                }
+                if let Some(taught) = taught {
+                    let ranked: Vec<String> = taught
+                        .iter()
+                        .map(|t| format!("{} {:.1}%", t.label, t.prob * 100.0))
+                        .collect();
+                    writeln!(out, "  your classes: {}", ranked.join(", "))?;
                 }
             }
             Outcome::Failed { file, error } => writeln!(out, "{file}  error: {error}")?,
