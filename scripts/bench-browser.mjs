@@ -21,6 +21,7 @@ const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '20' },
     'gpu-runs': { type: 'string', default: '20' },
+    'caption-runs': { type: 'string', default: '3' },
     backends: { type: 'string', default: 'cpu,webgpu' },
   },
 });
@@ -55,6 +56,49 @@ async function benchGlimpse({ backend, runs }) {
   const used = glimpse.backend;
   glimpse.dispose();
   return { engine: `glimpse ${used === 'webgpu' ? 'WebGPU' : 'CPU (wasm SIMD, 1 thread)'}`, used, networkMs: network.ms, cachedMs, firstMs, samples };
+}
+
+/**
+ * In the page: captions on `backend` through the public API: caption model load (GGUF from
+ * the network), then `runs` captions of the same classification; time to first token (the
+ * prompt's pass), and decode tokens/s over the tokens after the first.
+ */
+async function benchCaption({ backend, runs }) {
+  const { Glimpse } = await import('/www/glimpse.js');
+  const glimpse = await Glimpse.load({ models: '/models/', backend });
+  let start = performance.now();
+  await glimpse.loadCaptionModel();
+  const loadMs = performance.now() - start;
+  const photo = await (await fetch('/models/photos/imagenet_00_243.jpg')).blob();
+  const result = await glimpse.classify(photo);
+  const samples = [];
+  for (let i = 0; i < runs + 1; i++) {
+    const caption = await glimpse.caption(result);
+    if (i > 0) samples.push(caption); // the first run compiles the kernels
+  }
+  const used = glimpse.backend;
+  glimpse.dispose();
+  return { used, loadMs, samples };
+}
+
+/** In the page: 5 classes × 20 examples added to a teacher (CPU), then trained. */
+async function benchTeach() {
+  const { Glimpse } = await import('/www/glimpse.js');
+  const glimpse = await Glimpse.load({ models: '/models/', backend: 'cpu' });
+  const teacher = glimpse.teach();
+  const frame = (seed) => {
+    const image = new ImageData(320, 240);
+    for (let i = 0; i < image.data.length; i++) image.data[i] = (i * seed * 13 + seed * 101) & 255;
+    return image;
+  };
+  let start = performance.now();
+  for (let c = 0; c < 5; c++) for (let e = 0; e < 20; e++) await teacher.add(`class ${c}`, frame(c * 20 + e + 1));
+  const addMs = performance.now() - start;
+  start = performance.now();
+  await teacher.train();
+  const trainMs = performance.now() - start;
+  glimpse.dispose();
+  return { addMs, trainMs };
 }
 
 /** In the page: onnxruntime-web with execution provider `provider`. */
@@ -102,6 +146,8 @@ const server = await serve();
 const browser = await openBrowser({ webgpu: true });
 const rows = [];
 const notes = [];
+const captions = [];
+let teach = null;
 try {
   const { page } = browser;
   await page.goto(`${server.url}www/glimpse.d.ts`); // any page of the origin; the APIs are imported
@@ -119,6 +165,14 @@ try {
       notes.push(`onnxruntime-web ${provider}: failed: ${error.message.split('\n')[0]}`);
     }
   }
+  for (const backend of backends) {
+    try {
+      captions.push(await page.evaluate(benchCaption, { backend, runs: Number(values['caption-runs']) }));
+    } catch (error) {
+      notes.push(`captions on ${backend}: failed: ${error.message.split('\n')[0]}`);
+    }
+  }
+  teach = await page.evaluate(benchTeach);
 } finally {
   await browser.close();
   await server.close();
@@ -141,5 +195,22 @@ const ortWasm = join(ORT_DIST, 'ort-wasm-simd-threaded.jsep.wasm');
 if (existsSync(ortWasm)) {
   const bytes = readFileSync(ortWasm);
   console.log(`onnxruntime-web wasm (jsep): ${mib(bytes.length)} (${mib(gzipSync(bytes, { level: 9 }).length)} gzipped); model ${existsSync(ONNX) ? mib(statSync(ONNX).size) : '–'} (f32)`);
+}
+
+if (captions.length) {
+  console.log(`\nCaptions (SmolLM2-135M-Instruct Q4_1, the bull mastiff photo, median of ${values['caption-runs']} after one warm-up)\n`);
+  console.log('| backend | model load | prompt tokens | time to first token | prefill tokens/s | decode tokens/s | tokens |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  for (const { used, loadMs, samples } of captions) {
+    const ttft = median(samples.map((c) => c.firstTokenMs));
+    const decode = median(samples.map((c) => (c.tokens - 1) / ((c.ms - c.firstTokenMs) / 1000)));
+    const prompt = samples[0].promptTokens;
+    console.log(
+      `| ${used === 'webgpu' ? 'WebGPU' : 'CPU (wasm SIMD, 1 thread)'} | ${fmt(loadMs)} | ${prompt} | ${fmt(ttft)} | ${(prompt / (ttft / 1000)).toFixed(0)} | ${decode.toFixed(1)} | ${samples[0].tokens} |`,
+    );
+  }
+}
+if (teach) {
+  console.log(`\nTeachable classes (CPU): 5 classes × 20 examples added in ${fmt(teach.addMs)} (${fmt(teach.addMs / 100)} per example, 3 views each); training ${fmt(teach.trainMs)}`);
 }
 for (const note of notes) console.log(note);

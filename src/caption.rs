@@ -82,7 +82,10 @@ pub struct Caption {
     pub text: String,
     /// True when the template replaced what the model wrote.
     pub fallback: bool,
+    /// Tokens generated.
     pub tokens: usize,
+    /// Tokens in the prompt (prefilled in one pass).
+    pub prompt_tokens: usize,
 }
 
 pub struct Captioner {
@@ -121,6 +124,7 @@ impl Captioner {
         Ok(Generation {
             best: best.label.clone(),
             cache: KvCache::default(),
+            prompt_tokens: ids.len(),
             input: ids,
             generated: Vec::new(),
             stream: TextStream::default(),
@@ -192,6 +196,7 @@ impl Captioner {
 pub struct Generation {
     best: String,
     cache: KvCache,
+    prompt_tokens: usize,
     /// Token ids to feed on the next step.
     input: Vec<u32>,
     generated: Vec<u32>,
@@ -214,12 +219,14 @@ impl Generation {
                 text,
                 fallback: false,
                 tokens: self.generated.len(),
+                prompt_tokens: self.prompt_tokens,
             }
         } else {
             Caption {
                 text: fallback(&self.best),
                 fallback: true,
                 tokens: self.generated.len(),
+                prompt_tokens: self.prompt_tokens,
             }
         }
     }

@@ -158,10 +158,12 @@ struct CaptionStep {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct CaptionResult {
     text: String,
     fallback: bool,
     tokens: usize,
+    prompt_tokens: usize,
 }
 
 impl From<Caption> for CaptionResult {
@@ -170,6 +172,7 @@ impl From<Caption> for CaptionResult {
             text: c.text,
             fallback: c.fallback,
             tokens: c.tokens,
+            prompt_tokens: c.prompt_tokens,
         }
     }
 }

@@ -115,8 +115,12 @@ export interface CaptionResult {
   fallback: boolean;
   /** Tokens the model generated. */
   tokens: number;
-  /** Time from the first token's request to the last, in milliseconds. */
+  /** Tokens in the prompt (read in one pass before the first token). */
+  promptTokens: number;
+  /** Time from the start to the caption's end, in milliseconds. */
   ms: number;
+  /** Time to the first generated token (the prompt's pass included), in milliseconds. */
+  firstTokenMs: number;
 }
 
 export interface ClassifyOptions {

@@ -254,8 +254,9 @@ export class Glimpse {
    * Writes a one-sentence caption for a picture (any `classify` source) or for a result
    * `classify` already gave. `onToken(text)` receives the sentence piece by piece as it is
    * written; `signal` (an AbortSignal) cancels it, rejecting with the signal's reason.
-   * Resolves to `{ text, fallback, tokens, ms }`; `fallback` is true when the model's sentence
-   * did not name the picture's class and a plain template was used instead.
+   * Resolves to `{ text, fallback, tokens, promptTokens, ms, firstTokenMs }`; `fallback` is
+   * true when the model's sentence did not name the picture's class and a plain template was
+   * used instead.
    * Classifications asked for meanwhile run between the caption's tokens.
    */
   async caption(source, { onToken, signal } = {}) {
@@ -266,14 +267,16 @@ export class Glimpse {
     const started = performance.now();
     const caption = await this.send({ type: 'caption.start', top });
     let done = false;
+    let firstTokenMs = null;
     try {
       for (;;) {
         signal?.throwIfAborted();
         const step = await this.send({ type: 'caption.step', caption });
+        firstTokenMs ??= performance.now() - started;
         if (step.piece) onToken?.(step.piece);
         if (step.done) {
           done = true;
-          return { ...step.caption, ms: performance.now() - started };
+          return { ...step.caption, ms: performance.now() - started, firstTokenMs };
         }
       }
     } finally {
