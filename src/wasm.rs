@@ -11,6 +11,7 @@ use burn::tensor::Device;
 use image::RgbImage;
 use js_sys::Promise;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
@@ -144,6 +145,8 @@ pub struct Engine {
     sets: Rc<RefCell<HashMap<u32, ClassSet>>>,
     next_set: Cell<u32>,
     captioner: RefCell<Option<Rc<Captioner>>>,
+    /// A caption model arriving in chunks, and the hash of what has arrived.
+    upload: RefCell<Option<(Vec<u8>, Sha256)>>,
     generations: Rc<RefCell<HashMap<u32, Generation>>>,
     next_generation: Cell<u32>,
 }
@@ -221,6 +224,7 @@ impl Engine {
             sets: Rc::new(RefCell::new(HashMap::new())),
             next_set: Cell::new(1),
             captioner: RefCell::new(None),
+            upload: RefCell::new(None),
             generations: Rc::new(RefCell::new(HashMap::new())),
             next_generation: Cell::new(1),
         })
@@ -395,6 +399,55 @@ impl Engine {
         let captioner = Captioner::new(model, tokenizer, device).map_err(js_error)?;
         *self.captioner.borrow_mut() = Some(Rc::new(captioner));
         Ok(())
+    }
+
+    /// Starts receiving a caption model of `bytes` bytes in chunks (`appendCaptionModel`), so
+    /// the page never holds the whole file; `finishCaptionModel` checks and loads it.
+    #[wasm_bindgen(js_name = beginCaptionModel)]
+    pub fn begin_caption_model(&self, bytes: usize) -> Result<(), JsValue> {
+        let mut buffer = Vec::new();
+        buffer.try_reserve_exact(bytes).map_err(|_| {
+            js_error(GlimpseError::ModelLoad(format!(
+                "not enough memory for the caption model ({bytes} bytes)"
+            )))
+        })?;
+        *self.upload.borrow_mut() = Some((buffer, Sha256::new()));
+        Ok(())
+    }
+
+    #[wasm_bindgen(js_name = appendCaptionModel)]
+    pub fn append_caption_model(&self, chunk: &[u8]) -> Result<(), JsValue> {
+        let mut upload = self.upload.borrow_mut();
+        let (buffer, hasher) = upload.as_mut().ok_or_else(|| {
+            js_error(GlimpseError::InvalidArgument(
+                "appendCaptionModel before beginCaptionModel".into(),
+            ))
+        })?;
+        buffer.extend_from_slice(chunk);
+        hasher.update(chunk);
+        Ok(())
+    }
+
+    /// Checks the received file against `sha256` (hex), then loads it.
+    #[wasm_bindgen(js_name = finishCaptionModel)]
+    pub fn finish_caption_model(&self, sha256: String) -> Result<(), JsValue> {
+        let (bytes, hasher) = self.upload.borrow_mut().take().ok_or_else(|| {
+            js_error(GlimpseError::InvalidArgument(
+                "finishCaptionModel before beginCaptionModel".into(),
+            ))
+        })?;
+        let actual: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if !actual.eq_ignore_ascii_case(sha256.trim()) {
+            return Err(js_error(GlimpseError::ModelLoad(format!(
+                "the caption model failed the integrity check and is corrupt: sha256 {actual} ({} bytes) where the manifest expects {sha256}",
+                bytes.len()
+            ))));
+        }
+        self.load_caption_model(bytes)
     }
 
     /// Starts a caption for a classification's `top` (`[{ index, label, prob }]`, best

@@ -150,6 +150,12 @@ export class EngineHost {
         return classifyInput(engine, message.input, message.options);
       case 'loadCaption':
         return typed(() => engine.loadCaptionModel(new Uint8Array(message.gguf)));
+      case 'caption.begin':
+        return typed(() => engine.beginCaptionModel(message.bytes));
+      case 'caption.chunk':
+        return typed(() => engine.appendCaptionModel(message.chunk));
+      case 'caption.finish':
+        return typed(() => engine.finishCaptionModel(message.sha256));
       case 'caption.start':
         return typed(() => engine.captionStart(message.top));
       case 'caption.step':

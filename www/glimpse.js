@@ -9,7 +9,7 @@
 
 import { BackendError, InvalidArgumentError, ModelLoadError, errorFromWire } from './errors.js';
 import { toInput } from './frames.js';
-import { loadModelFile, loadWeights } from './model-store.js';
+import { loadModelFile, loadWeights, streamModelFile } from './model-store.js';
 import { Teacher } from './teacher.js';
 
 export {
@@ -237,15 +237,21 @@ export class Glimpse {
    * call it first to show the download's progress.
    */
   loadCaptionModel({ onProgress } = {}) {
-    this.#captionModel ??= (async () => {
-      const { weights } = await loadModelFile({
-        modelsUrl: this.#models,
-        name: 'smollm2-135m-instruct',
-        what: 'caption model',
-        onProgress,
-      });
-      await this.send({ type: 'loadCaption', gguf: weights }, [weights]);
-    })();
+    // The GGUF streams into the engine chunk by chunk, so the page never holds a copy of it.
+    this.#captionModel ??= streamModelFile({
+      modelsUrl: this.#models,
+      name: 'smollm2-135m-instruct',
+      what: 'caption model',
+      onProgress,
+      sink: {
+        begin: (bytes) => this.send({ type: 'caption.begin', bytes }),
+        chunk: (chunk) => {
+          const copy = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk : chunk.slice();
+          return this.send({ type: 'caption.chunk', chunk: copy }, [copy.buffer]);
+        },
+        finish: (sha256) => this.send({ type: 'caption.finish', sha256 }),
+      },
+    }).then(() => {});
     this.#captionModel.catch(() => (this.#captionModel = null));
     return this.#captionModel;
   }

@@ -144,3 +144,68 @@ export async function loadModelFile({ modelsUrl, name, dtype, onProgress, what =
 export async function clearModelCache() {
   if (typeof caches !== 'undefined') await caches.delete(CACHE_NAME);
 }
+
+/** Feeds a body's chunks to `onChunk` (awaiting each), reporting progress; resolves to the byte count. */
+async function pump(body, total, fromCache, onChunk, onProgress) {
+  const reader = body.getReader();
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return loaded;
+    loaded += value.byteLength;
+    await onChunk(value);
+    onProgress?.({ loaded, total, fromCache });
+  }
+}
+
+function quotaMessage(error) {
+  return error?.name === 'QuotaExceededError'
+    ? 'the browser’s storage quota is full, so the model will be downloaded again next time'
+    : `the model could not be kept for next time (${error?.message ?? error})`;
+}
+
+/**
+ * For large files: streams the file the manifest lists by `name` to `sink` without ever holding
+ * it whole in JavaScript. `sink.begin(bytes)`, then `sink.chunk(Uint8Array)` per chunk, then
+ * `sink.finish(sha256)`, which must check the bytes against the manifest's hash (and reject
+ * when they differ). A downloaded file is cached as it streams; a cached copy that fails the
+ * check is dropped and downloaded again. Resolves to `{ entry, fromCache, notCached }`.
+ */
+export async function streamModelFile({ modelsUrl, name, sink, onProgress, what = name }) {
+  const base = new URL(modelsUrl, globalThis.location?.href);
+  if (!base.pathname.endsWith('/')) base.pathname += '/';
+  const manifestUrl = new URL('manifest.json', base).href;
+  const cache = await openCache();
+  const entry = findEntry(await readManifest(manifestUrl, cache), name, undefined, manifestUrl);
+  const url = new URL(entry.file, base).href;
+
+  const cached = await cache?.match(url);
+  if (cached?.body) {
+    try {
+      await sink.begin(entry.bytes);
+      await pump(cached.body, entry.bytes, true, (chunk) => sink.chunk(chunk), onProgress);
+      await sink.finish(entry.sha256);
+      return { entry, fromCache: true, notCached: null };
+    } catch {
+      // A damaged or outdated copy: drop it and download again.
+      await cache.delete(url);
+    }
+  }
+
+  const response = await fetchOrExplain(url, what);
+  const total = Number(response.headers.get('Content-Length')) || entry.bytes;
+  let notCached = null;
+  const stored = cache
+    ?.put(url, response.clone())
+    .catch((error) => (notCached = quotaMessage(error)));
+  await sink.begin(entry.bytes);
+  await pump(response.body, total, false, (chunk) => sink.chunk(chunk), onProgress);
+  await stored;
+  try {
+    await sink.finish(entry.sha256);
+  } catch (error) {
+    await cache?.delete(url);
+    throw error;
+  }
+  return { entry, fromCache: false, notCached };
+}
