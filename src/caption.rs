@@ -160,12 +160,10 @@ impl Captioner {
         let tokens: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
         let input =
             Tensor::<2, Int>::from_data(TensorData::new(tokens, [1, ids.len()]), &self.device);
-        let logits = self.model.forward(input, cache);
-        let [_, len, vocab] = logits.dims();
-        let next = logits
-            .narrow(1, len - 1, 1)
-            .reshape([vocab])
-            .argmax(0)
+        let next = self
+            .model
+            .next_logits(input, cache)
+            .argmax(1)
             .into_scalar::<i64>();
         u32::try_from(next)
             .map_err(|_| GlimpseError::Backend("the model produced a negative token id".into()))
