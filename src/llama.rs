@@ -18,7 +18,7 @@ use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::gguf::{Gguf, GgufError, TensorInfo, Value, dequantize};
-use crate::quant::{BlockMatrix, QuantizedMatrix};
+use crate::quant::{BlockMatrix, QuantizedMatrix, ids_to_host};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
@@ -146,14 +146,7 @@ impl Matrix {
             Matrix::Dense(w) => w.clone().select(0, ids),
             Matrix::Blocks(w) => {
                 let device = ids.device();
-                let ids: Vec<usize> = ids
-                    .into_data()
-                    .convert::<i64>()
-                    .try_into_vec::<i64>()
-                    .expect("integer token ids")
-                    .into_iter()
-                    .map(|id| id as usize)
-                    .collect();
+                let ids = ids_to_host(ids);
                 let [_, cols] = w.dims();
                 Tensor::from_data(TensorData::new(w.rows_f32(&ids), [ids.len(), cols]), &device)
             }
@@ -161,12 +154,13 @@ impl Matrix {
         }
     }
 
-    /// Bytes held on the device (or in host memory for [`Matrix::Blocks`]).
+    /// Bytes held: on the device, in host memory for [`Matrix::Blocks`] and for the row-lookup
+    /// copy of a GPU embedding.
     pub fn bytes(&self) -> usize {
         match self {
             Matrix::Dense(w) => w.shape().num_elements() * 4,
             Matrix::Blocks(w) => w.bytes(),
-            Matrix::Quantized(w) => w.bytes(),
+            Matrix::Quantized(w) => w.bytes() + w.host_bytes(),
         }
     }
 }
@@ -446,7 +440,8 @@ pub fn load(
             .ok_or_else(|| GgufError(format!("tensor `{name}` lies outside the file")))?;
         Ok((info, data))
     };
-    let matrix = |name: &str, rows: usize, cols: usize| -> Result<Matrix, GgufError> {
+    // `lookup`: the matrix is also an embedding table, which needs row lookups.
+    let matrix_for = |name: &str, rows: usize, cols: usize, lookup: bool| -> Result<Matrix, GgufError> {
         let (info, data) = raw(name)?;
         if info.dims != [cols as u64, rows as u64] {
             return Err(GgufError(format!(
@@ -469,6 +464,9 @@ pub fn load(
                 match QuantizedMatrix::new(info.ggml_type, rows, cols, data, device)
                     .map_err(named)?
                 {
+                    Some(w) if lookup => Matrix::Quantized(
+                        w.with_host_rows(info.ggml_type, data).map_err(named)?,
+                    ),
                     Some(w) => Matrix::Quantized(w),
                     None => Matrix::Dense(Tensor::from_data(
                         TensorData::new(
@@ -481,6 +479,7 @@ pub fn load(
             }
         })
     };
+    let matrix = |name: &str, rows: usize, cols: usize| matrix_for(name, rows, cols, false);
     let norm = |name: &str| -> Result<RmsNorm, GgufError> {
         let (info, data) = raw(name)?;
         let mut norm = RmsNormConfig::new(config.hidden)
@@ -515,7 +514,7 @@ pub fn load(
             })
         })
         .collect::<Result<Vec<_>, GgufError>>()?;
-    let embedding = matrix("token_embd.weight", config.vocab_size, h)?;
+    let embedding = matrix_for("token_embd.weight", config.vocab_size, h, true)?;
     let output = match gguf.tensor("output.weight") {
         Some(_) => Some(matrix("output.weight", config.vocab_size, h)?),
         None => None,

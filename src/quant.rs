@@ -211,6 +211,7 @@ pub struct QuantizedMatrix {
     rows: usize,
     cols: usize,
     bytes: usize,
+    host_rows: Option<BlockMatrix>,
 }
 
 impl QuantizedMatrix {
@@ -287,6 +288,7 @@ impl QuantizedMatrix {
             rows,
             cols,
             bytes: held,
+            host_rows: None,
         }))
     }
 
@@ -314,16 +316,47 @@ impl QuantizedMatrix {
         y.reshape([batch, len, self.rows])
     }
 
-    /// Rows `ids` (`[n]`) as f32 `[n, cols]`.
-    pub fn rows(&self, ids: Tensor<1, Int>) -> Tensor<2> {
-        let n = ids.dims()[0];
-        let mut rows = self.weight.clone().select(0, ids.clone()).dequantize();
-        if let Some(offset) = &self.offset {
-            let per_block = offset.clone().select(0, ids).reshape([n, self.cols / BLOCK, 1]);
-            rows = (rows.reshape([n, self.cols / BLOCK, BLOCK]) + per_block).reshape([n, self.cols]);
-        }
-        rows
+    /// Keeps a host copy of the blocks to look rows up in ([`Self::rows`]): `select` and
+    /// `slice` on a block-quantized tensor keep the wrong scales on burn's cubecl backend
+    /// (0.22.1), so rows are decoded on the host and uploaded.
+    pub fn with_host_rows(mut self, ggml_type: GgmlType, data: &[u8]) -> Result<Self, GgufError> {
+        self.host_rows = Some(BlockMatrix::new(ggml_type, self.rows, self.cols, data)?);
+        Ok(self)
     }
+
+    /// Host bytes kept for row lookups.
+    pub fn host_bytes(&self) -> usize {
+        self.host_rows.as_ref().map_or(0, BlockMatrix::bytes)
+    }
+
+    /// Rows `ids` (`[n]`) as f32 `[n, cols]`.
+    ///
+    /// # Panics
+    ///
+    /// Without [`Self::with_host_rows`].
+    pub fn rows(&self, ids: Tensor<1, Int>) -> Tensor<2> {
+        let host = self
+            .host_rows
+            .as_ref()
+            .expect("row lookups need `with_host_rows`");
+        let device = ids.device();
+        let ids = ids_to_host(ids);
+        Tensor::from_data(
+            TensorData::new(host.rows_f32(&ids), [ids.len(), self.cols]),
+            &device,
+        )
+    }
+}
+
+/// Token ids read back to the host.
+pub fn ids_to_host(ids: Tensor<1, Int>) -> Vec<usize> {
+    ids.into_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .expect("integer ids")
+        .into_iter()
+        .map(|id| id as usize)
+        .collect()
 }
 
 /// A dot product with eight independent lanes, which the compiler turns into SIMD.
@@ -414,6 +447,8 @@ mod tests {
             let weight = dequantize(ggml_type, &data).unwrap();
             let matrix = QuantizedMatrix::new(ggml_type, rows, cols, &data, device)
                 .unwrap()
+                .unwrap()
+                .with_host_rows(ggml_type, &data)
                 .unwrap();
             for m in [1, 9] {
                 let x: Vec<f32> =
