@@ -34,7 +34,10 @@ fn status_mb(key: &str) -> f64 {
 
 fn next_token(model: &Llama, ids: &[i64], cache: &mut KvCache, device: &Device) -> i64 {
     let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids.to_vec(), [1, ids.len()]), device);
-    model.next_logits(tokens, cache).argmax(1).into_scalar::<i64>()
+    model
+        .next_logits(tokens, cache)
+        .argmax(1)
+        .into_scalar::<i64>()
 }
 
 fn main() {
@@ -79,7 +82,9 @@ fn main() {
     }
 
     // A prompt of ordinary tokens (ids in the word range of the vocabulary).
-    let prompt: Vec<i64> = (0..prompt_len as i64).map(|i| 1000 + (i * 37) % 5000).collect();
+    let prompt: Vec<i64> = (0..prompt_len as i64)
+        .map(|i| 1000 + (i * 37) % 5000)
+        .collect();
     // Warm-up: one short pass so the timings leave out one-time kernel preparation.
     next_token(&model, &prompt[..4], &mut KvCache::default(), &device);
 

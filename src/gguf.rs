@@ -440,7 +440,9 @@ pub fn dequantize_into(ggml_type: GgmlType, data: &[u8], out: &mut [f32]) -> Res
         ));
     }
     let f16 = |b: &[u8]| half_to_f32(u16::from_le_bytes([b[0], b[1]]));
-    let blocks = data.chunks_exact(bytes).zip(out.chunks_exact_mut(per_block));
+    let blocks = data
+        .chunks_exact(bytes)
+        .zip(out.chunks_exact_mut(per_block));
     match ggml_type {
         GgmlType::F32 => {
             for (b, o) in blocks {
@@ -497,7 +499,8 @@ pub fn dequantize_into(ggml_type: GgmlType, data: &[u8], out: &mut [f32]) -> Res
                 };
                 // Four runs of 64 values; each byte's low nibbles make the first 32, its high
                 // nibbles the next 32, each half with its own 6-bit scale and minimum.
-                for (run, (q, out)) in low.chunks_exact(32).zip(o.chunks_exact_mut(64)).enumerate() {
+                for (run, (q, out)) in low.chunks_exact(32).zip(o.chunks_exact_mut(64)).enumerate()
+                {
                     for half in 0..2 {
                         let (scale, min) = k_scale_min(2 * run + half, scales);
                         let (dl, ml) = (d * scale as f32, dmin * min as f32);
@@ -522,7 +525,10 @@ pub fn dequantize_into(ggml_type: GgmlType, data: &[u8], out: &mut [f32]) -> Res
                 // byte `l + 32·(k mod 2)` of `low` (low nibble for k < 2) and its high 2 bits
                 // from `high[l]`, bits 2k..2k+2.
                 for half in 0..2 {
-                    let (ql, qh) = (&low[half * 64..half * 64 + 64], &high[half * 32..half * 32 + 32]);
+                    let (ql, qh) = (
+                        &low[half * 64..half * 64 + 64],
+                        &high[half * 32..half * 32 + 32],
+                    );
                     for k in 0..4 {
                         for l in 0..32 {
                             let byte = ql[l + 32 * (k % 2)];
@@ -753,7 +759,10 @@ pub(crate) mod tests {
             assert_eq!(got.len(), expected.len(), "{name}");
             for (i, (g, e)) in got.iter().zip(expected).enumerate() {
                 let e = e.as_f64().unwrap() as f32;
-                assert!((g - e).abs() <= 1e-5 * e.abs().max(1.0), "{name}[{i}]: {g} vs {e}");
+                assert!(
+                    (g - e).abs() <= 1e-5 * e.abs().max(1.0),
+                    "{name}[{i}]: {g} vs {e}"
+                );
             }
         }
     }

@@ -148,7 +148,10 @@ impl Matrix {
                 let device = ids.device();
                 let ids = ids_to_host(ids);
                 let [_, cols] = w.dims();
-                Tensor::from_data(TensorData::new(w.rows_f32(&ids), [ids.len(), cols]), &device)
+                Tensor::from_data(
+                    TensorData::new(w.rows_f32(&ids), [ids.len(), cols]),
+                    &device,
+                )
             }
             Matrix::Quantized(w) => w.rows(ids),
         }
@@ -441,44 +444,48 @@ pub fn load(
         Ok((info, data))
     };
     // `lookup`: the matrix is also an embedding table, which needs row lookups.
-    let matrix_for = |name: &str, rows: usize, cols: usize, lookup: bool| -> Result<Matrix, GgufError> {
-        let (info, data) = raw(name)?;
-        if info.dims != [cols as u64, rows as u64] {
-            return Err(GgufError(format!(
-                "tensor `{name}` is {:?}, expected [{cols}, {rows}]",
-                info.dims
-            )));
-        }
-        let named = |e: GgufError| GgufError(format!("tensor `{name}`: {}", e.0));
-        Ok(match storage {
-            Storage::F32 => Matrix::Dense(Tensor::from_data(
-                TensorData::new(dequantize(info.ggml_type, data).map_err(named)?, [rows, cols]),
-                device,
-            )),
-            Storage::Quantized if on_cpu => {
-                Matrix::Blocks(BlockMatrix::new(info.ggml_type, rows, cols, data).map_err(named)?)
+    let matrix_for =
+        |name: &str, rows: usize, cols: usize, lookup: bool| -> Result<Matrix, GgufError> {
+            let (info, data) = raw(name)?;
+            if info.dims != [cols as u64, rows as u64] {
+                return Err(GgufError(format!(
+                    "tensor `{name}` is {:?}, expected [{cols}, {rows}]",
+                    info.dims
+                )));
             }
-            // A GPU gets burn's quantized tensors where the type maps onto them, else f32
-            // (its shaders have no f16).
-            Storage::Quantized => {
-                match QuantizedMatrix::new(info.ggml_type, rows, cols, data, device)
-                    .map_err(named)?
-                {
-                    Some(w) if lookup => Matrix::Quantized(
-                        w.with_host_rows(info.ggml_type, data).map_err(named)?,
+            let named = |e: GgufError| GgufError(format!("tensor `{name}`: {}", e.0));
+            Ok(match storage {
+                Storage::F32 => Matrix::Dense(Tensor::from_data(
+                    TensorData::new(
+                        dequantize(info.ggml_type, data).map_err(named)?,
+                        [rows, cols],
                     ),
-                    Some(w) => Matrix::Quantized(w),
-                    None => Matrix::Dense(Tensor::from_data(
-                        TensorData::new(
-                            dequantize(info.ggml_type, data).map_err(named)?,
-                            [rows, cols],
+                    device,
+                )),
+                Storage::Quantized if on_cpu => Matrix::Blocks(
+                    BlockMatrix::new(info.ggml_type, rows, cols, data).map_err(named)?,
+                ),
+                // A GPU gets burn's quantized tensors where the type maps onto them, else f32
+                // (its shaders have no f16).
+                Storage::Quantized => {
+                    match QuantizedMatrix::new(info.ggml_type, rows, cols, data, device)
+                        .map_err(named)?
+                    {
+                        Some(w) if lookup => Matrix::Quantized(
+                            w.with_host_rows(info.ggml_type, data).map_err(named)?,
                         ),
-                        device,
-                    )),
+                        Some(w) => Matrix::Quantized(w),
+                        None => Matrix::Dense(Tensor::from_data(
+                            TensorData::new(
+                                dequantize(info.ggml_type, data).map_err(named)?,
+                                [rows, cols],
+                            ),
+                            device,
+                        )),
+                    }
                 }
-            }
-        })
-    };
+            })
+        };
     let matrix = |name: &str, rows: usize, cols: usize| matrix_for(name, rows, cols, false);
     let norm = |name: &str| -> Result<RmsNorm, GgufError> {
         let (info, data) = raw(name)?;

@@ -60,8 +60,7 @@ impl BlockMatrix {
     ) -> Result<Self, GgufError> {
         let (per_block, block_bytes) = ggml_type.block();
         let (per_block, block_bytes) = (per_block as usize, block_bytes as usize);
-        if !cols.is_multiple_of(per_block) || data.len() != rows * cols / per_block * block_bytes
-        {
+        if !cols.is_multiple_of(per_block) || data.len() != rows * cols / per_block * block_bytes {
             return Err(GgufError(format!(
                 "{} bytes of {ggml_type:?} do not hold a [{rows}, {cols}] matrix",
                 data.len()
@@ -133,12 +132,22 @@ impl BlockMatrix {
         let cols = self.cols;
         // Computed transposed, `[rows, m]`, so that each task owns a run of weight rows.
         let mut yt = vec![0.0f32; self.rows * m];
+        let sums = block_sums(x, cols);
         let task = |(i, chunk): (usize, &mut [f32])| {
-            let mut row = vec![0.0f32; cols];
-            for (k, out) in chunk.chunks_exact_mut(m).enumerate() {
-                self.row_into(i * ROWS_PER_TASK + k, &mut row);
-                for (o, xi) in out.iter_mut().zip(x.chunks_exact(cols)) {
-                    *o = dot(&row, xi);
+            let first = i * ROWS_PER_TASK;
+            let rows = &self.data[first * self.row_bytes..];
+            match self.ggml_type {
+                GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => {
+                    block_dots(self.ggml_type, rows, self.row_bytes, x, &sums, m, chunk)
+                }
+                _ => {
+                    let mut row = vec![0.0f32; cols];
+                    for (k, out) in chunk.chunks_exact_mut(m).enumerate() {
+                        self.row_into(first + k, &mut row);
+                        for (o, xi) in out.iter_mut().zip(x.chunks_exact(cols)) {
+                            *o = dot(&row, xi);
+                        }
+                    }
                 }
             }
         };
@@ -170,11 +179,9 @@ impl BlockMatrix {
         let m = batch * len;
         let device = x.device();
         if m >= GEMM_FROM_ROWS {
-            return self.forward_tiles(x.reshape([m, cols]), &device).reshape([
-                batch,
-                len,
-                self.rows,
-            ]);
+            return self
+                .forward_tiles(x.reshape([m, cols]), &device)
+                .reshape([batch, len, self.rows]);
         }
         let data = x.into_data();
         let values = data.as_slice::<f32>().expect("f32 activations");
@@ -191,7 +198,8 @@ impl BlockMatrix {
             let n = tile_rows.min(self.rows - start);
             let tile = &mut buffer[..n * self.cols];
             self.rows_range_into(start, tile);
-            let weight = Tensor::<2>::from_data(TensorData::new(tile.to_vec(), [n, self.cols]), device);
+            let weight =
+                Tensor::<2>::from_data(TensorData::new(tile.to_vec(), [n, self.cols]), device);
             parts.push(x.clone().matmul(weight.transpose()));
         }
         Tensor::cat(parts, 1)
@@ -279,9 +287,8 @@ impl QuantizedMatrix {
             TensorData::from_bytes_vec(bytes, [rows, cols], DType::QFloat(scheme)),
             device,
         );
-        let offset = (!offsets.is_empty()).then(|| {
-            Tensor::from_data(TensorData::new(offsets, [rows, cols / BLOCK]), device)
-        });
+        let offset = (!offsets.is_empty())
+            .then(|| Tensor::from_data(TensorData::new(offsets, [rows, cols / BLOCK]), device));
         Ok(Some(Self {
             weight,
             offset,
@@ -359,7 +366,161 @@ pub fn ids_to_host(ids: Tensor<1, Int>) -> Vec<usize> {
         .collect()
 }
 
+/// Sums of each activation row over each block of 32: `[m, cols / 32]` (empty unless `cols`
+/// is a whole number of blocks).
+fn block_sums(x: &[f32], cols: usize) -> Vec<f32> {
+    if !cols.is_multiple_of(BLOCK) {
+        return Vec::new();
+    }
+    x.chunks_exact(BLOCK).map(|b| b.iter().sum()).collect()
+}
+
+/// `out[k·m + i] = W[k] · x[i]` for the weight rows in `rows` (as many as `out` asks for) of a
+/// Q4_0, Q4_1 or Q8_0 matrix, without decoding them to memory: a block's 32 values are turned
+/// into floats in registers and `d·Σ x·q + m·Σ x` is accumulated per block, with `Σ x` from
+/// `sums` (Q4_0 being Q4_1 with `m = −8d`). On x86-64 the same code is compiled a second
+/// time for AVX2 + FMA and picked at run time.
+fn block_dots(
+    ggml_type: GgmlType,
+    rows: &[u8],
+    row_bytes: usize,
+    x: &[f32],
+    sums: &[f32],
+    m: usize,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(t: GgmlType, r: &[u8], rb: usize, x: &[f32], s: &[f32], m: usize, o: &mut [f32]) {
+            block_dots_portable(t, r, rb, x, s, m, o)
+        }
+        // SAFETY: the CPU was just checked for both features.
+        unsafe { avx2(ggml_type, rows, row_bytes, x, sums, m, out) };
+        return;
+    }
+    block_dots_portable(ggml_type, rows, row_bytes, x, sums, m, out)
+}
+
+#[inline(always)]
+fn block_dots_portable(
+    ggml_type: GgmlType,
+    rows: &[u8],
+    row_bytes: usize,
+    x: &[f32],
+    sums: &[f32],
+    m: usize,
+    out: &mut [f32],
+) {
+    // Activation rows in groups of up to 4, each group's accumulators kept in registers.
+    let cols = row_bytes / ggml_type.block().1 as usize * BLOCK;
+    let blocks_per_row = cols / BLOCK;
+    for first in (0..m).step_by(4) {
+        let n = (m - first).min(4);
+        let x = &x[first * cols..(first + n) * cols];
+        let sums = &sums[first * blocks_per_row..(first + n) * blocks_per_row];
+        let group = Group {
+            ggml_type,
+            rows,
+            row_bytes,
+            x,
+            sums,
+            m,
+            first,
+        };
+        match n {
+            1 => group.run::<1>(out),
+            2 => group.run::<2>(out),
+            3 => group.run::<3>(out),
+            _ => group.run::<4>(out),
+        }
+    }
+}
+
+/// `N` activation rows (from `first` of `m`) against every weight row of a task.
+struct Group<'a> {
+    ggml_type: GgmlType,
+    rows: &'a [u8],
+    row_bytes: usize,
+    x: &'a [f32],
+    sums: &'a [f32],
+    m: usize,
+    first: usize,
+}
+
+impl Group<'_> {
+    #[inline(always)]
+    fn run<const N: usize>(&self, out: &mut [f32]) {
+        let ggml_type = self.ggml_type;
+        let block_bytes = ggml_type.block().1 as usize;
+        let blocks_per_row = self.row_bytes / block_bytes;
+        let cols = blocks_per_row * BLOCK;
+        let table = F16_TABLE.get();
+        let f16 = |b: &[u8]| table[u16::from_le_bytes([b[0], b[1]]) as usize];
+        for (row, out) in self
+            .rows
+            .chunks_exact(self.row_bytes)
+            .zip(out.chunks_exact_mut(self.m))
+        {
+            // 32 lanes of `d·q·x` per activation row, so no block ends in a horizontal sum,
+            // and the scalar sum of the `m·Σx` terms.
+            let mut lanes = [[0.0f32; BLOCK]; N];
+            let mut mins = [0.0f32; N];
+            for (b, block) in row.chunks_exact(block_bytes).enumerate() {
+                let d = f16(&block[0..2]);
+                let mut w = [0.0f32; BLOCK];
+                let min = match ggml_type {
+                    GgmlType::Q8_0 => {
+                        for (v, &q) in w.iter_mut().zip(&block[2..]) {
+                            *v = (q as i8) as f32 * d;
+                        }
+                        0.0
+                    }
+                    _ => {
+                        let (q, min) = match ggml_type {
+                            GgmlType::Q4_1 => (&block[4..20], f16(&block[2..4])),
+                            _ => (&block[2..18], -8.0 * d),
+                        };
+                        let (low, high) = w.split_at_mut(16);
+                        for ((l, h), &q) in low.iter_mut().zip(high).zip(q) {
+                            *l = (q & 0x0F) as f32 * d;
+                            *h = (q >> 4) as f32 * d;
+                        }
+                        min
+                    }
+                };
+                for i in 0..N {
+                    let start = i * cols + b * BLOCK;
+                    let xb: &[f32; BLOCK] =
+                        self.x[start..start + BLOCK].try_into().expect("a block");
+                    for l in 0..BLOCK {
+                        lanes[i][l] += w[l] * xb[l];
+                    }
+                    mins[i] += min * self.sums[i * blocks_per_row + b];
+                }
+            }
+            for i in 0..N {
+                out[self.first + i] = lanes[i].iter().sum::<f32>() + mins[i];
+            }
+        }
+    }
+}
+
+/// Every half-precision bit pattern as f32 (256 kB), built on first use: block scales are
+/// decoded by lookup in the hot loops.
+static F16_TABLE: F16Table = F16Table(std::sync::OnceLock::new());
+
+struct F16Table(std::sync::OnceLock<Box<[f32]>>);
+
+impl F16Table {
+    fn get(&self) -> &[f32] {
+        self.0
+            .get_or_init(|| (0..=u16::MAX).map(half_to_f32).collect())
+    }
+}
+
 /// A dot product with eight independent lanes, which the compiler turns into SIMD.
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -400,7 +561,9 @@ mod tests {
         let mut y = vec![0.0; m * rows];
         for i in 0..m {
             for r in 0..rows {
-                y[i * rows + r] = (0..cols).map(|c| x[i * cols + c] * weight[r * cols + c]).sum();
+                y[i * rows + r] = (0..cols)
+                    .map(|c| x[i * cols + c] * weight[r * cols + c])
+                    .sum();
             }
         }
         y
@@ -409,21 +572,39 @@ mod tests {
     #[test]
     fn products_on_both_paths_match_the_dequantized_matrix() {
         let (rows, cols) = (37, 64);
-        let data = q4_1(rows);
-        let weight = dequantize(GgmlType::Q4_1, &data).unwrap();
-        let matrix = BlockMatrix::new(GgmlType::Q4_1, rows, cols, &data).unwrap();
-        assert_eq!(matrix.bytes(), rows * 2 * 20);
         let device = Device::flex();
-        for m in [1, 3, GEMM_FROM_ROWS + 1] {
-            let x: Vec<f32> = (0..m * cols).map(|i| ((i * 37) % 19) as f32 / 9.0 - 1.0).collect();
-            let expected = reference(&weight, &x, rows, cols);
-            let input = Tensor::<3>::from_data(TensorData::new(x, [1, m, cols]), &device);
-            let got = matrix.forward(input).into_data().try_to_vec::<f32>().unwrap();
-            for (g, e) in got.iter().zip(&expected) {
-                assert!((g - e).abs() <= 1e-4 * e.abs().max(1.0), "m={m}: {g} vs {e}");
+        let f16_data: Vec<u8> = (0..rows * cols)
+            .flat_map(|i| (0x3000u16 + (i as u16 * 7) % 0x900).to_le_bytes())
+            .collect();
+        for (ggml_type, data) in [
+            (GgmlType::Q4_1, q4_1(rows)),
+            (GgmlType::Q4_0, blocks(GgmlType::Q4_0, rows, cols)),
+            (GgmlType::Q8_0, blocks(GgmlType::Q8_0, rows, cols)),
+            (GgmlType::F16, f16_data),
+        ] {
+            let weight = dequantize(ggml_type, &data).unwrap();
+            let matrix = BlockMatrix::new(ggml_type, rows, cols, &data).unwrap();
+            assert_eq!(matrix.bytes(), data.len());
+            for m in [1, 3, GEMM_FROM_ROWS + 1] {
+                let x: Vec<f32> = (0..m * cols)
+                    .map(|i| ((i * 37) % 19) as f32 / 9.0 - 1.0)
+                    .collect();
+                let expected = reference(&weight, &x, rows, cols);
+                let input = Tensor::<3>::from_data(TensorData::new(x, [1, m, cols]), &device);
+                let got = matrix
+                    .forward(input)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap();
+                for (g, e) in got.iter().zip(&expected) {
+                    assert!(
+                        (g - e).abs() <= 1e-4 * e.abs().max(1.0),
+                        "{ggml_type:?} m={m}: {g} vs {e}"
+                    );
+                }
             }
+            assert_eq!(matrix.rows_f32(&[5]), weight[5 * cols..6 * cols]);
         }
-        assert_eq!(matrix.rows_f32(&[5]), weight[5 * cols..6 * cols]);
     }
 
     /// Q4_0 and Q8_0 blocks with varied scales and values.
@@ -451,11 +632,16 @@ mod tests {
                 .with_host_rows(ggml_type, &data)
                 .unwrap();
             for m in [1, 9] {
-                let x: Vec<f32> =
-                    (0..m * cols).map(|i| ((i * 37) % 19) as f32 / 9.0 - 1.0).collect();
+                let x: Vec<f32> = (0..m * cols)
+                    .map(|i| ((i * 37) % 19) as f32 / 9.0 - 1.0)
+                    .collect();
                 let expected = reference(&weight, &x, rows, cols);
                 let input = Tensor::<3>::from_data(TensorData::new(x, [1, m, cols]), device);
-                let got = matrix.forward(input).into_data().try_to_vec::<f32>().unwrap();
+                let got = matrix
+                    .forward(input)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap();
                 for (g, e) in got.iter().zip(&expected) {
                     assert!(
                         (g - e).abs() <= 1e-3 * e.abs().max(1.0),
@@ -468,7 +654,10 @@ mod tests {
             let mut rows_expected = weight[3 * cols..4 * cols].to_vec();
             rows_expected.extend_from_slice(&weight[17 * cols..18 * cols]);
             for (g, e) in rows_got.iter().zip(&rows_expected) {
-                assert!((g - e).abs() <= 1e-5 * e.abs().max(1.0), "{ggml_type:?} rows: {g} vs {e}");
+                assert!(
+                    (g - e).abs() <= 1e-5 * e.abs().max(1.0),
+                    "{ggml_type:?} rows: {g} vs {e}"
+                );
             }
         }
     }

@@ -221,8 +221,8 @@ fn load_captioner(dir: &ModelDir, verbose: bool) -> Result<Captioner> {
     let gguf = Gguf::parse(&bytes).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
     let tokenizer = from_gguf(&gguf).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
     let device = burn::tensor::Device::flex();
-    let model =
-        load_quantized(&gguf, &bytes, &device).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
+    let model = load_quantized(&gguf, &bytes, &device)
+        .map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
     if verbose {
         let stats = model.weight_stats();
         eprintln!(
