@@ -106,6 +106,8 @@ impl LlamaConfig {
 
 /// A matrix `[out, in]` applied as `x · Wᵀ`, as GGUF stores it.
 #[derive(Debug, Clone)]
+// A burn tensor is a large value (about 600 bytes); a model holds a few hundred matrices.
+#[allow(clippy::large_enum_variant)]
 pub enum Matrix {
     /// f32 on the device: the reference the quantized forms are checked against.
     Dense(Tensor<2>),
