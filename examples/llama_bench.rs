@@ -66,11 +66,12 @@ fn main() {
     drop(bytes);
     let stats = model.weight_stats();
     println!(
-        "{storage:?} on {:?}: {} weights in {:.1} MB ({:.2} bits per weight)",
+        "{storage:?} on {:?}: {} weights in {:.1} MB ({:.2} bits per weight), {:.1} MB more in host memory",
         device,
         stats.params,
         stats.bytes as f64 / 1e6,
-        stats.bits_per_weight()
+        stats.bits_per_weight(),
+        stats.host_bytes as f64 / 1e6
     );
     println!(
         "load {:.2} s; RSS {before:.0} MB with the file read, {:.0} MB after loading and dropping the file",

@@ -7,9 +7,10 @@
 //!   └ RMSNorm ─ logits = x · embeddingᵀ     (tied embeddings)
 //! ```
 //!
-//! This version holds f32 weights dequantized from the GGUF file: the reference path that the
-//! quantized kernels are checked against. Weights keep GGUF's layout, so RoPE rotates adjacent
-//! pairs `(x[2i], x[2i+1])` of each head (llama.cpp's converter reorders the q/k rows for it).
+//! [`load_quantized`] keeps the matrices in the file's quantized encoding, decoded inside the
+//! products ([`crate::quant`]); [`load_f32`] expands them to f32, the reference path they are
+//! checked against. Weights keep GGUF's layout, so RoPE rotates adjacent pairs
+//! `(x[2i], x[2i+1])` of each head (llama.cpp's converter reorders the q/k rows for it).
 
 use burn::backend::DispatchDevice;
 use burn::module::Param;
@@ -159,13 +160,20 @@ impl Matrix {
         }
     }
 
-    /// Bytes held: on the device, in host memory for [`Matrix::Blocks`] and for the row-lookup
-    /// copy of a GPU embedding.
+    /// Bytes held on the device (host memory being the CPU backend's device memory).
     pub fn bytes(&self) -> usize {
         match self {
             Matrix::Dense(w) => w.shape().num_elements() * 4,
             Matrix::Blocks(w) => w.bytes(),
-            Matrix::Quantized(w) => w.bytes() + w.host_bytes(),
+            Matrix::Quantized(w) => w.bytes(),
+        }
+    }
+
+    /// Bytes kept in host memory besides: the row-lookup copy of a GPU embedding.
+    pub fn host_bytes(&self) -> usize {
+        match self {
+            Matrix::Quantized(w) => w.host_bytes(),
+            _ => 0,
         }
     }
 }
@@ -329,11 +337,15 @@ fn causal_mask(len: usize, start: usize, device: &Device) -> Tensor<4> {
 /// What the weights occupy: every matrix and norm the model holds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WeightStats {
+    /// On the device (for the CPU backend, host memory).
     pub bytes: usize,
+    /// In host memory besides, for a GPU device (embedding rows to look up).
+    pub host_bytes: usize,
     pub params: usize,
 }
 
 impl WeightStats {
+    /// Device bits per weight.
     pub fn bits_per_weight(&self) -> f64 {
         self.bytes as f64 * 8.0 / self.params as f64
     }
@@ -353,6 +365,7 @@ impl Llama {
         let norm_params: usize = norms.iter().map(|n| n.gamma.dims()[0]).sum();
         WeightStats {
             bytes: matrices.iter().map(|m| m.bytes()).sum::<usize>() + norm_params * 4,
+            host_bytes: matrices.iter().map(|m| m.host_bytes()).sum(),
             params: matrices
                 .iter()
                 .map(|m| m.dims().iter().product::<usize>())
