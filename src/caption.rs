@@ -146,9 +146,9 @@ impl Captioner {
         let tokens: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
         let input =
             Tensor::<2, Int>::from_data(TensorData::new(tokens, [1, ids.len()]), &self.device);
-        let logits = self.model.forward(input, cache);
-        let [_, len, vocab] = logits.dims();
-        logits.narrow(1, len - 1, 1).reshape([vocab])
+        let logits = self.model.next_logits(input, cache);
+        let vocab = logits.dims()[1];
+        logits.reshape([vocab])
     }
 
     /// Takes the predicted token: returns the text it adds (possibly empty, never half a

@@ -12,6 +12,7 @@ pub mod gguf;
 pub mod labels;
 pub mod llama;
 pub mod preprocess;
+pub mod quant;
 
 pub mod caption;
 pub mod gguf_tokenizer;

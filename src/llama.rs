@@ -7,16 +7,19 @@
 //!   └ RMSNorm ─ logits = x · embeddingᵀ     (tied embeddings)
 //! ```
 //!
-//! This version holds f32 weights dequantized from the GGUF file: the reference path that the
-//! quantized kernels are checked against. Weights keep GGUF's layout, so RoPE rotates adjacent
-//! pairs `(x[2i], x[2i+1])` of each head (llama.cpp's converter reorders the q/k rows for it).
+//! [`load_quantized`] keeps the matrices in the file's quantized encoding, decoded inside the
+//! products ([`crate::quant`]); [`load_f32`] expands them to f32, the reference path they are
+//! checked against. Weights keep GGUF's layout, so RoPE rotates adjacent pairs
+//! `(x[2i], x[2i+1])` of each head (llama.cpp's converter reorders the q/k rows for it).
 
-use burn::module::{Module, Param};
+use burn::backend::DispatchDevice;
+use burn::module::Param;
 use burn::nn::{RmsNorm, RmsNormConfig};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::gguf::{Gguf, GgufError, TensorInfo, Value, dequantize};
+use crate::quant::{BlockMatrix, QuantizedMatrix, ids_to_host};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
@@ -103,46 +106,96 @@ impl LlamaConfig {
 }
 
 /// A matrix `[out, in]` applied as `x · Wᵀ`, as GGUF stores it.
-#[derive(Module, Debug)]
-pub struct Matrix {
-    pub weight: Param<Tensor<2>>,
+#[derive(Debug, Clone)]
+// A burn tensor is a large value (about 600 bytes); a model holds a few hundred matrices.
+#[allow(clippy::large_enum_variant)]
+pub enum Matrix {
+    /// f32 on the device: the reference the quantized forms are checked against.
+    Dense(Tensor<2>),
+    /// The file's own blocks in host memory, decoded inside the product (CPU backend).
+    Blocks(BlockMatrix),
+    /// A burn quantized tensor, dequantized inside the GPU's matrix product.
+    Quantized(QuantizedMatrix),
 }
 
 impl Matrix {
-    /// `x · Wᵀ` for `x` of shape `[batch, positions, in]`, computed as `(W · xᵀ)ᵀ` so the
-    /// weight is read in its stored layout and only the small activation is transposed.
+    pub fn dims(&self) -> [usize; 2] {
+        match self {
+            Matrix::Dense(w) => w.dims(),
+            Matrix::Blocks(w) => w.dims(),
+            Matrix::Quantized(w) => w.dims(),
+        }
+    }
+
+    /// `x · Wᵀ` for `x` of shape `[batch, positions, in]`.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [batch, _, _] = x.dims();
-        let [out, inp] = self.weight.dims();
-        let weight = self
-            .weight
-            .val()
-            .reshape([1, out, inp])
-            .expand([batch, out, inp]);
-        weight.matmul(x.swap_dims(1, 2)).swap_dims(1, 2)
+        match self {
+            // Computed as `(W · xᵀ)ᵀ` so the weight is read in its stored layout and only the
+            // small activation is transposed.
+            Matrix::Dense(w) => {
+                let [batch, _, _] = x.dims();
+                let [out, inp] = w.dims();
+                let weight = w.clone().reshape([1, out, inp]).expand([batch, out, inp]);
+                weight.matmul(x.swap_dims(1, 2)).swap_dims(1, 2)
+            }
+            Matrix::Blocks(w) => w.forward(x),
+            Matrix::Quantized(w) => w.forward(x),
+        }
+    }
+
+    /// Rows `ids` (`[n]`) as f32 `[n, in]`: the embedding lookup, which decodes only them.
+    fn rows(&self, ids: Tensor<1, Int>) -> Tensor<2> {
+        match self {
+            Matrix::Dense(w) => w.clone().select(0, ids),
+            Matrix::Blocks(w) => {
+                let device = ids.device();
+                let ids = ids_to_host(ids);
+                let [_, cols] = w.dims();
+                Tensor::from_data(
+                    TensorData::new(w.rows_f32(&ids), [ids.len(), cols]),
+                    &device,
+                )
+            }
+            Matrix::Quantized(w) => w.rows(ids),
+        }
+    }
+
+    /// Bytes held on the device (host memory being the CPU backend's device memory).
+    pub fn bytes(&self) -> usize {
+        match self {
+            Matrix::Dense(w) => w.shape().num_elements() * 4,
+            Matrix::Blocks(w) => w.bytes(),
+            Matrix::Quantized(w) => w.bytes(),
+        }
+    }
+
+    /// Bytes kept in host memory besides: the row-lookup copy of a GPU embedding.
+    pub fn host_bytes(&self) -> usize {
+        match self {
+            Matrix::Quantized(w) => w.host_bytes(),
+            _ => 0,
+        }
     }
 }
 
-#[derive(Module, Debug)]
+#[derive(Debug, Clone)]
 pub struct Attention {
     pub q: Matrix,
     pub k: Matrix,
     pub v: Matrix,
     pub o: Matrix,
-    #[module(skip)]
     pub heads: usize,
-    #[module(skip)]
     pub kv_heads: usize,
 }
 
-#[derive(Module, Debug)]
+#[derive(Debug, Clone)]
 pub struct FeedForward {
     pub gate: Matrix,
     pub up: Matrix,
     pub down: Matrix,
 }
 
-#[derive(Module, Debug)]
+#[derive(Debug, Clone)]
 pub struct Block {
     pub attn_norm: RmsNorm,
     pub attn: Attention,
@@ -150,14 +203,14 @@ pub struct Block {
     pub ffn: FeedForward,
 }
 
-#[derive(Module, Debug)]
+#[derive(Debug, Clone)]
 pub struct Llama {
-    pub embedding: Param<Tensor<2>>,
+    /// `[vocab, hidden]`; also the output projection when that is tied to it.
+    pub embedding: Matrix,
     pub blocks: Vec<Block>,
     pub norm: RmsNorm,
     /// The output projection, when it is not tied to the embedding.
     pub output: Option<Matrix>,
-    #[module(skip)]
     pub rope_base: f32,
 }
 
@@ -281,18 +334,76 @@ fn causal_mask(len: usize, start: usize, device: &Device) -> Tensor<4> {
     Tensor::from_data(TensorData::new(values, [1, 1, len, total]), device)
 }
 
+/// What the weights occupy: every matrix and norm the model holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WeightStats {
+    /// On the device (for the CPU backend, host memory).
+    pub bytes: usize,
+    /// In host memory besides, for a GPU device (embedding rows to look up).
+    pub host_bytes: usize,
+    pub params: usize,
+}
+
+impl WeightStats {
+    /// Device bits per weight.
+    pub fn bits_per_weight(&self) -> f64 {
+        self.bytes as f64 * 8.0 / self.params as f64
+    }
+}
+
 impl Llama {
+    /// Bytes and number of the weights held (a tied output projection counted once).
+    pub fn weight_stats(&self) -> WeightStats {
+        let mut matrices: Vec<&Matrix> = vec![&self.embedding];
+        matrices.extend(self.output.as_ref());
+        let mut norms = vec![&self.norm];
+        for block in &self.blocks {
+            let (a, f) = (&block.attn, &block.ffn);
+            matrices.extend([&a.q, &a.k, &a.v, &a.o, &f.gate, &f.up, &f.down]);
+            norms.extend([&block.attn_norm, &block.ffn_norm]);
+        }
+        let norm_params: usize = norms.iter().map(|n| n.gamma.dims()[0]).sum();
+        WeightStats {
+            bytes: matrices.iter().map(|m| m.bytes()).sum::<usize>() + norm_params * 4,
+            host_bytes: matrices.iter().map(|m| m.host_bytes()).sum(),
+            params: matrices
+                .iter()
+                .map(|m| m.dims().iter().product::<usize>())
+                .sum::<usize>()
+                + norm_params,
+        }
+    }
+
     /// Logits `[1, L, vocab]` for `tokens` (`[1, L]`) following the positions in `cache`,
     /// which is extended with them.
     pub fn forward(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
+        self.output_projection().forward(self.hidden(tokens, cache))
+    }
+
+    /// The logits `[1, vocab]` of the last position only: what generation needs, without
+    /// projecting every prompt position onto the vocabulary.
+    pub fn next_logits(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<2> {
+        let x = self.hidden(tokens, cache);
+        let [b, len, _] = x.dims();
+        let last = x.narrow(1, len - 1, 1);
+        let logits = self.output_projection().forward(last);
+        let vocab = logits.dims()[2];
+        logits.reshape([b, vocab])
+    }
+
+    fn output_projection(&self) -> &Matrix {
+        self.output.as_ref().unwrap_or(&self.embedding)
+    }
+
+    /// The final normalized hidden states `[1, L, hidden]`.
+    fn hidden(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
         let start = cache.len();
         cache.layers.resize_with(self.blocks.len(), || None);
         let [b, len] = tokens.dims();
         let hidden = self.embedding.dims()[1];
         let mut x = self
             .embedding
-            .val()
-            .select(0, tokens.reshape([b * len]))
+            .rows(tokens.reshape([b * len]))
             .reshape([b, len, hidden]);
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
             x = x.clone()
@@ -304,27 +415,40 @@ impl Llama {
                 );
             x = x.clone() + block.ffn.forward(block.ffn_norm.forward(x));
         }
-        let x = self.norm.forward(x);
-        match &self.output {
-            Some(output) => output.forward(x),
-            None => Matrix {
-                weight: self.embedding.clone(),
-            }
-            .forward(x),
-        }
+        self.norm.forward(x)
     }
 }
 
-/// Loads the decoder for inference.
-pub fn load(gguf: &Gguf, bytes: &[u8], device: &Device) -> Result<Llama, GgufError> {
-    load_f32(gguf, bytes, device)
+/// How [`load`] keeps the weight matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// Every matrix dequantized to f32 (about 4 bytes per weight): the reference.
+    F32,
+    /// Every matrix in the file's own encoding, decoded inside the products.
+    Quantized,
 }
 
 /// Loads the decoder with every weight dequantized to f32.
 pub fn load_f32(gguf: &Gguf, bytes: &[u8], device: &Device) -> Result<Llama, GgufError> {
+    load(gguf, bytes, device, Storage::F32)
+}
+
+/// Loads the decoder with its matrices kept in the file's encoding (Q4_0, Q4_1, Q8_0, F16,
+/// BF16 or F32 blocks) and decoded inside the products; norms are f32.
+pub fn load_quantized(gguf: &Gguf, bytes: &[u8], device: &Device) -> Result<Llama, GgufError> {
+    load(gguf, bytes, device, Storage::Quantized)
+}
+
+pub fn load(
+    gguf: &Gguf,
+    bytes: &[u8],
+    device: &Device,
+    storage: Storage,
+) -> Result<Llama, GgufError> {
     let config = LlamaConfig::from_gguf(gguf)?;
     config.check(gguf)?;
-    let tensor = |name: &str| -> Result<(&TensorInfo, Vec<f32>), GgufError> {
+    let on_cpu = matches!(device.as_dispatch(), DispatchDevice::Flex(_));
+    let raw = |name: &str| -> Result<(&TensorInfo, &[u8]), GgufError> {
         let info = gguf
             .tensor(name)
             .ok_or_else(|| GgufError(format!("the file has no tensor `{name}`")))?;
@@ -332,30 +456,59 @@ pub fn load_f32(gguf: &Gguf, bytes: &[u8], device: &Device) -> Result<Llama, Ggu
         let data = bytes
             .get(range.start as usize..range.end as usize)
             .ok_or_else(|| GgufError(format!("tensor `{name}` lies outside the file")))?;
-        Ok((info, dequantize(info.ggml_type, data)?))
+        Ok((info, data))
     };
-    let matrix = |name: &str, rows: usize, cols: usize| -> Result<Matrix, GgufError> {
-        let (info, values) = tensor(name)?;
-        if info.dims != [cols as u64, rows as u64] {
-            return Err(GgufError(format!(
-                "tensor `{name}` is {:?}, expected [{cols}, {rows}]",
-                info.dims
-            )));
-        }
-        Ok(Matrix {
-            weight: Param::from_tensor(Tensor::from_data(
-                TensorData::new(values, [rows, cols]),
-                device,
-            )),
-        })
-    };
+    // `lookup`: the matrix is also an embedding table, which needs row lookups.
+    let matrix_for =
+        |name: &str, rows: usize, cols: usize, lookup: bool| -> Result<Matrix, GgufError> {
+            let (info, data) = raw(name)?;
+            if info.dims != [cols as u64, rows as u64] {
+                return Err(GgufError(format!(
+                    "tensor `{name}` is {:?}, expected [{cols}, {rows}]",
+                    info.dims
+                )));
+            }
+            let named = |e: GgufError| GgufError(format!("tensor `{name}`: {}", e.0));
+            Ok(match storage {
+                Storage::F32 => Matrix::Dense(Tensor::from_data(
+                    TensorData::new(
+                        dequantize(info.ggml_type, data).map_err(named)?,
+                        [rows, cols],
+                    ),
+                    device,
+                )),
+                Storage::Quantized if on_cpu => Matrix::Blocks(
+                    BlockMatrix::new(info.ggml_type, rows, cols, data).map_err(named)?,
+                ),
+                // A GPU gets burn's quantized tensors where the type maps onto them, else f32
+                // (its shaders have no f16).
+                Storage::Quantized => {
+                    match QuantizedMatrix::new(info.ggml_type, rows, cols, data, device)
+                        .map_err(named)?
+                    {
+                        Some(w) if lookup => Matrix::Quantized(
+                            w.with_host_rows(info.ggml_type, data).map_err(named)?,
+                        ),
+                        Some(w) => Matrix::Quantized(w),
+                        None => Matrix::Dense(Tensor::from_data(
+                            TensorData::new(
+                                dequantize(info.ggml_type, data).map_err(named)?,
+                                [rows, cols],
+                            ),
+                            device,
+                        )),
+                    }
+                }
+            })
+        };
+    let matrix = |name: &str, rows: usize, cols: usize| matrix_for(name, rows, cols, false);
     let norm = |name: &str| -> Result<RmsNorm, GgufError> {
-        let (_, values) = tensor(name)?;
+        let (info, data) = raw(name)?;
         let mut norm = RmsNormConfig::new(config.hidden)
             .with_epsilon(config.rms_eps)
             .init(device);
         norm.gamma = Param::from_tensor(Tensor::from_data(
-            TensorData::new(values, [config.hidden]),
+            TensorData::new(dequantize(info.ggml_type, data)?, [config.hidden]),
             device,
         ));
         Ok(norm)
@@ -383,7 +536,7 @@ pub fn load_f32(gguf: &Gguf, bytes: &[u8], device: &Device) -> Result<Llama, Ggu
             })
         })
         .collect::<Result<Vec<_>, GgufError>>()?;
-    let embedding = matrix("token_embd.weight", config.vocab_size, h)?.weight;
+    let embedding = matrix_for("token_embd.weight", config.vocab_size, h, true)?;
     let output = match gguf.tensor("output.weight") {
         Some(_) => Some(matrix("output.weight", config.vocab_size, h)?),
         None => None,

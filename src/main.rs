@@ -26,6 +26,9 @@ enum Command {
     Caption {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also report the caption model's load time and weight memory.
+        #[arg(long)]
+        verbose: bool,
     },
     /// Download, verify and convert the pretrained weights.
     Models {
@@ -63,6 +66,9 @@ pub struct ClassifyArgs {
     /// Also write a one-sentence caption with the small language model (SmolLM2-135M).
     #[arg(long)]
     pub caption: bool,
+    /// Also report the caption model's load time and weight memory.
+    #[arg(long)]
+    pub verbose: bool,
     /// Print only the streamed captions (what `glimpse caption` does).
     #[arg(skip)]
     pub captions_only: bool,
@@ -118,7 +124,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Classify(args) => cli::classify::run(&args),
-        Command::Caption { files } => cli::classify::caption(files),
+        Command::Caption { files, verbose } => cli::classify::caption(files, verbose),
         Command::Models { command } => match command {
             ModelsCommand::Fetch { force } => cli::models::fetch(force),
             ModelsCommand::Path => cli::models::path(),

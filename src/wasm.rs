@@ -395,7 +395,7 @@ impl Engine {
         let parsed = Gguf::parse(&gguf).map_err(model_error)?;
         let tokenizer = from_gguf(&parsed).map_err(model_error)?;
         let device = self.classifier.device().clone();
-        let model = crate::llama::load(&parsed, &gguf, &device).map_err(model_error)?;
+        let model = crate::llama::load_quantized(&parsed, &gguf, &device).map_err(model_error)?;
         let captioner = Captioner::new(model, tokenizer, device).map_err(js_error)?;
         *self.captioner.borrow_mut() = Some(Rc::new(captioner));
         Ok(())

@@ -8,7 +8,7 @@ use common::models;
 use glimpse::caption::Captioner;
 use glimpse::gguf::Gguf;
 use glimpse::gguf_tokenizer::from_gguf;
-use glimpse::llama::load_f32;
+use glimpse::llama::load_quantized;
 use glimpse::models::{CAPTION_MODEL_NAME, WeightDType};
 use glimpse::preprocess::{decode, prepare};
 use glimpse::{Classifier, top_k};
@@ -31,7 +31,7 @@ fn a_photo_gets_a_streamed_sentence_that_names_its_class() {
     let bytes = dir.read_file(CAPTION_MODEL_NAME, None).unwrap();
     let gguf = Gguf::parse(&bytes).unwrap();
     let captioner = Captioner::new(
-        load_f32(&gguf, &bytes, &device).unwrap(),
+        load_quantized(&gguf, &bytes, &device).unwrap(),
         from_gguf(&gguf).unwrap(),
         device,
     )

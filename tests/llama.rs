@@ -1,4 +1,4 @@
-//! The caption model's decoder (f32 weights dequantized from the GGUF) against the reference
+//! The caption model's decoder (weights kept quantized as in the GGUF) against the reference
 //! (transformers' GGUF loader, cross-checked by a second implementation to 8.6e-5) on 5 chat
 //! prompts: the top-20 logits at the last prompt position within 1e-2 relative, then the first
 //! 16 greedy tokens identical, decoding one token at a time through the KV cache.
@@ -10,7 +10,7 @@ use std::path::Path;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::models;
 use glimpse::gguf::Gguf;
-use glimpse::llama::{KvCache, Llama, load_f32};
+use glimpse::llama::{KvCache, Llama, Storage, load};
 use glimpse::models::CAPTION_MODEL_NAME;
 use serde::Deserialize;
 
@@ -48,11 +48,35 @@ fn argmax(values: &[f32]) -> usize {
 
 #[test]
 fn smollm2_matches_the_reference_logits_and_greedy_tokens() {
+    check(Device::flex(), Storage::Quantized);
+}
+
+/// The f32 reference path the quantized one replaced.
+#[test]
+#[ignore = "slow: the f32 reference path, for comparison"]
+fn smollm2_f32_matches_the_reference_logits_and_greedy_tokens() {
+    check(Device::flex(), Storage::F32);
+}
+
+/// Needs a GPU (or lavapipe, slowly): `cargo test --release --test llama -- --ignored wgpu`.
+#[test]
+#[ignore = "needs a wgpu adapter"]
+fn smollm2_on_wgpu_matches_the_reference_logits_and_greedy_tokens() {
+    let device = Device::wgpu_options().init().expect("a wgpu adapter");
+    check(device, Storage::Quantized);
+}
+
+fn check(device: Device, storage: Storage) {
     let dir = models();
     let bytes = dir.read_file(CAPTION_MODEL_NAME, None).unwrap();
     let gguf = Gguf::parse(&bytes).unwrap();
-    let device = Device::flex();
-    let model = load_f32(&gguf, &bytes, &device).unwrap();
+    let model = load(&gguf, &bytes, &device, storage).unwrap();
+    let stats = model.weight_stats();
+    eprintln!(
+        "{storage:?}: {:.1} MB of weights, {:.2} bits per weight",
+        stats.bytes as f64 / 1e6,
+        stats.bits_per_weight()
+    );
 
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/smollm/decode.json");
     let golden: Golden = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

@@ -6,7 +6,7 @@ use std::time::Instant;
 use glimpse::caption::Captioner;
 use glimpse::gguf::Gguf;
 use glimpse::gguf_tokenizer::from_gguf;
-use glimpse::llama::load_f32;
+use glimpse::llama::load_quantized;
 use glimpse::models::{
     CAPTION_MODEL_NAME, CLASS_EMBEDDINGS_FILE, ModelDir, TEXT_MODEL_NAME, WeightDType,
 };
@@ -61,7 +61,7 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
         .transpose()?;
     let head = args.head.as_deref().map(load_head).transpose()?;
     // A caption model that fails to load costs the captions, not the classification.
-    let captioner = match args.caption.then(|| load_captioner(&dir)) {
+    let captioner = match args.caption.then(|| load_captioner(&dir, args.verbose)) {
         Some(Err(e)) => {
             eprintln!("glimpse: captions are unavailable: {e}");
             None
@@ -204,7 +204,7 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
 }
 
 /// `glimpse caption`: classify, then stream one caption per file.
-pub fn caption(files: Vec<PathBuf>) -> Result<ExitCode> {
+pub fn caption(files: Vec<PathBuf>, verbose: bool) -> Result<ExitCode> {
     run(&ClassifyArgs {
         files,
         json: false,
@@ -214,6 +214,7 @@ pub fn caption(files: Vec<PathBuf>) -> Result<ExitCode> {
         labels: None,
         head: None,
         caption: true,
+        verbose,
         captions_only: true,
     })
 }
@@ -224,13 +225,24 @@ fn prompt_classes(probs: &[f32]) -> Vec<Prediction> {
     glimpse::caption::prompt_classes(&top_k(probs, 3))
 }
 
-fn load_captioner(dir: &ModelDir) -> Result<Captioner> {
+fn load_captioner(dir: &ModelDir, verbose: bool) -> Result<Captioner> {
+    let start = std::time::Instant::now();
     let bytes = dir.read_file(CAPTION_MODEL_NAME, None)?;
     let gguf = Gguf::parse(&bytes).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
     let tokenizer = from_gguf(&gguf).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
     let device = burn::tensor::Device::flex();
-    let model =
-        load_f32(&gguf, &bytes, &device).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
+    let model = load_quantized(&gguf, &bytes, &device)
+        .map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
+    if verbose {
+        let stats = model.weight_stats();
+        eprintln!(
+            "glimpse: caption model loaded in {:.2} s: {} weights in {:.1} MB ({:.2} bits per weight)",
+            start.elapsed().as_secs_f64(),
+            stats.params,
+            stats.bytes as f64 / 1e6,
+            stats.bits_per_weight()
+        );
+    }
     Captioner::new(model, tokenizer, device)
 }
 

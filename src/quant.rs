@@ -1,0 +1,676 @@
+//! Weight matrices kept in their GGUF block encoding, dequantized inside the matrix product.
+//!
+//! [`BlockMatrix`] holds a `[rows, cols]` matrix exactly as the file stores it (rows of whole
+//! blocks: Q4_0 at 4.5 bits per weight, Q4_1 at 5, Q8_0 at 8.5, F16/BF16 at 16, F32 at 32) in
+//! host memory, which on the CPU backend is the device memory. Products with it decode one row
+//! (at most a few kB) at a time:
+//!
+//! - few activation rows (decoding): each weight row is decoded into a small buffer and dotted
+//!   with every activation row while it is in L1;
+//! - many activation rows (a prompt): a tile of rows is decoded and multiplied with the
+//!   backend's own matrix product, so the prompt still runs on its tuned GEMM while never more
+//!   than one tile of f32 weights exists.
+//!
+//! [`QuantizedMatrix`] is the GPU form: a burn quantized tensor (symmetric 4- or 8-bit values
+//! packed eight or four to a u32, one f32 scale per block of 32 along each row), which burn's
+//! cubecl matrix product reads and dequantizes inside its kernel. Q4_1's `d·q + m` is rewritten
+//! as `d·(q − 8) + (m + 8d)`: the symmetric product plus `blocksums(x) · Oᵀ`, with `O` the
+//! `[rows, cols / 32]` f32 offsets.
+
+use burn::tensor::quantization::{QuantScheme, QuantStore, QuantValue, ScaleDtype};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+
+use crate::gguf::{GgmlType, GgufError, dequantize_into, half_to_f32};
+
+/// Activation rows from which a product switches from row dots to tiles on the backend's GEMM.
+const GEMM_FROM_ROWS: usize = 8;
+/// f32 values decoded per tile on the GEMM path (4 MiB).
+const TILE_VALUES: usize = 1 << 20;
+/// Weight rows per parallel task on the dot path.
+const ROWS_PER_TASK: usize = 16;
+
+/// A `[rows, cols]` matrix stored as GGUF blocks, row after row.
+#[derive(Clone)]
+pub struct BlockMatrix {
+    ggml_type: GgmlType,
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+    data: Vec<u8>,
+}
+
+impl std::fmt::Debug for BlockMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "BlockMatrix({:?}, [{}, {}])",
+            self.ggml_type, self.rows, self.cols
+        )
+    }
+}
+
+impl BlockMatrix {
+    /// Takes a copy of the tensor's raw data. Refuses a type whose blocks cannot be decoded, so
+    /// the products below never fail.
+    pub fn new(
+        ggml_type: GgmlType,
+        rows: usize,
+        cols: usize,
+        data: &[u8],
+    ) -> Result<Self, GgufError> {
+        let (per_block, block_bytes) = ggml_type.block();
+        let (per_block, block_bytes) = (per_block as usize, block_bytes as usize);
+        if !cols.is_multiple_of(per_block) || data.len() != rows * cols / per_block * block_bytes {
+            return Err(GgufError(format!(
+                "{} bytes of {ggml_type:?} do not hold a [{rows}, {cols}] matrix",
+                data.len()
+            )));
+        }
+        let row_bytes = cols / per_block * block_bytes;
+        if rows > 0 {
+            dequantize_into(ggml_type, &data[..row_bytes], &mut vec![0.0; cols])?;
+        }
+        Ok(Self {
+            ggml_type,
+            rows,
+            cols,
+            row_bytes,
+            data: data.to_vec(),
+        })
+    }
+
+    pub fn dims(&self) -> [usize; 2] {
+        [self.rows, self.cols]
+    }
+
+    pub fn ggml_type(&self) -> GgmlType {
+        self.ggml_type
+    }
+
+    /// Bytes held, scales included.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    fn row_into(&self, row: usize, out: &mut [f32]) {
+        let bytes = &self.data[row * self.row_bytes..(row + 1) * self.row_bytes];
+        dequantize_into(self.ggml_type, bytes, out).expect("the type was checked in `new`");
+    }
+
+    /// The given rows, decoded: `[ids.len(), cols]` row-major.
+    pub fn rows_f32(&self, ids: &[usize]) -> Vec<f32> {
+        let mut out = vec![0.0; ids.len() * self.cols];
+        for (&id, row) in ids.iter().zip(out.chunks_exact_mut(self.cols)) {
+            self.row_into(id, row);
+        }
+        out
+    }
+
+    /// Decodes rows `start..start + out.len() / cols` into `out`, in parallel.
+    fn rows_range_into(&self, start: usize, out: &mut [f32]) {
+        let cols = self.cols;
+        let task = |(i, chunk): (usize, &mut [f32])| {
+            for (k, row) in chunk.chunks_exact_mut(cols).enumerate() {
+                self.row_into(start + i * ROWS_PER_TASK + k, row);
+            }
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            out.par_chunks_mut(ROWS_PER_TASK * cols)
+                .enumerate()
+                .for_each(task);
+        }
+        #[cfg(target_arch = "wasm32")]
+        out.chunks_mut(ROWS_PER_TASK * cols)
+            .enumerate()
+            .for_each(task);
+    }
+
+    /// `x · Wᵀ` for `x` of shape `[m, cols]` (row-major): `[m, rows]`, row-major.
+    fn dot_rows(&self, x: &[f32], m: usize) -> Vec<f32> {
+        let cols = self.cols;
+        // Computed transposed, `[rows, m]`, so that each task owns a run of weight rows.
+        let mut yt = vec![0.0f32; self.rows * m];
+        let sums = block_sums(x, cols);
+        let task = |(i, chunk): (usize, &mut [f32])| {
+            let first = i * ROWS_PER_TASK;
+            let rows = &self.data[first * self.row_bytes..];
+            match self.ggml_type {
+                GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => {
+                    block_dots(self.ggml_type, rows, self.row_bytes, x, &sums, m, chunk)
+                }
+                _ => {
+                    let mut row = vec![0.0f32; cols];
+                    for (k, out) in chunk.chunks_exact_mut(m).enumerate() {
+                        self.row_into(first + k, &mut row);
+                        for (o, xi) in out.iter_mut().zip(x.chunks_exact(cols)) {
+                            *o = dot(&row, xi);
+                        }
+                    }
+                }
+            }
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            yt.par_chunks_mut(ROWS_PER_TASK * m)
+                .enumerate()
+                .for_each(task);
+        }
+        #[cfg(target_arch = "wasm32")]
+        yt.chunks_mut(ROWS_PER_TASK * m).enumerate().for_each(task);
+        if m == 1 {
+            return yt;
+        }
+        let mut y = vec![0.0f32; m * self.rows];
+        for (r, values) in yt.chunks_exact(m).enumerate() {
+            for (i, &v) in values.iter().enumerate() {
+                y[i * self.rows + r] = v;
+            }
+        }
+        y
+    }
+
+    /// `x · Wᵀ` for `x` of shape `[batch, positions, cols]` on a CPU device.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [batch, len, cols] = x.dims();
+        assert_eq!(cols, self.cols, "input width");
+        let m = batch * len;
+        let device = x.device();
+        if m >= GEMM_FROM_ROWS {
+            return self
+                .forward_tiles(x.reshape([m, cols]), &device)
+                .reshape([batch, len, self.rows]);
+        }
+        let data = x.into_data();
+        let values = data.as_slice::<f32>().expect("f32 activations");
+        let y = self.dot_rows(values, m);
+        Tensor::from_data(TensorData::new(y, [batch, len, self.rows]), &device)
+    }
+
+    /// `x · Wᵀ` one decoded tile of weight rows at a time, on the backend's matrix product.
+    fn forward_tiles(&self, x: Tensor<2>, device: &Device) -> Tensor<2> {
+        let tile_rows = (TILE_VALUES / self.cols).clamp(1, self.rows.max(1));
+        let mut buffer = vec![0.0f32; tile_rows * self.cols];
+        let mut parts = Vec::with_capacity(self.rows.div_ceil(tile_rows));
+        for start in (0..self.rows).step_by(tile_rows) {
+            let n = tile_rows.min(self.rows - start);
+            let tile = &mut buffer[..n * self.cols];
+            self.rows_range_into(start, tile);
+            let weight =
+                Tensor::<2>::from_data(TensorData::new(tile.to_vec(), [n, self.cols]), device);
+            parts.push(x.clone().matmul(weight.transpose()));
+        }
+        Tensor::cat(parts, 1)
+    }
+}
+
+/// Values per block of the GGUF types [`QuantizedMatrix`] takes.
+const BLOCK: usize = 32;
+
+/// A `[rows, cols]` matrix as a burn quantized tensor on a GPU device (see the module notes).
+#[derive(Debug, Clone)]
+pub struct QuantizedMatrix {
+    /// `[rows, cols]`, symmetric block-32 values with f32 scales.
+    weight: Tensor<2>,
+    /// `[rows, cols / 32]`: what each block adds to every one of its weights (Q4_1).
+    offset: Option<Tensor<2>>,
+    rows: usize,
+    cols: usize,
+    bytes: usize,
+    host_rows: Option<BlockMatrix>,
+}
+
+impl QuantizedMatrix {
+    /// Q4_0, Q4_1 and Q8_0 data; `None` for another type.
+    pub fn new(
+        ggml_type: GgmlType,
+        rows: usize,
+        cols: usize,
+        data: &[u8],
+        device: &Device,
+    ) -> Result<Option<Self>, GgufError> {
+        let (value, block_bytes) = match ggml_type {
+            GgmlType::Q4_0 => (QuantValue::Q4F, 18),
+            GgmlType::Q4_1 => (QuantValue::Q4F, 20),
+            GgmlType::Q8_0 => (QuantValue::Q8F, 34),
+            _ => return Ok(None),
+        };
+        let blocks = rows * cols / BLOCK;
+        if !cols.is_multiple_of(BLOCK) || data.len() != blocks * block_bytes {
+            return Err(GgufError(format!(
+                "{} bytes of {ggml_type:?} do not hold a [{rows}, {cols}] matrix",
+                data.len()
+            )));
+        }
+        let f16 = |b: &[u8]| half_to_f32(u16::from_le_bytes([b[0], b[1]]));
+        let mut words: Vec<u32> = Vec::with_capacity(blocks * BLOCK * value.size_bits() / 32);
+        let mut scales = Vec::with_capacity(blocks);
+        let mut offsets = Vec::new();
+        for block in data.chunks_exact(block_bytes) {
+            let d = f16(&block[0..2]);
+            scales.push(d);
+            match ggml_type {
+                GgmlType::Q8_0 => words.extend(
+                    block[2..]
+                        .chunks_exact(4)
+                        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                ),
+                _ => {
+                    let q = &block[block_bytes - 16..];
+                    if ggml_type == GgmlType::Q4_1 {
+                        offsets.push(f16(&block[2..4]) + 8.0 * d);
+                    }
+                    // Element j of the block is the low nibble of byte j (j < 16), else the
+                    // high nibble of byte j − 16; a u32 holds 8 elements, the first lowest.
+                    // `nibble ^ 8` is `nibble − 8` as a two's complement nibble.
+                    let nibble = |j: usize| {
+                        let n = if j < 16 { q[j] & 0x0F } else { q[j - 16] >> 4 };
+                        (n ^ 8) as u32
+                    };
+                    for word in 0..4 {
+                        words.push((0..8).fold(0, |acc, i| acc | nibble(word * 8 + i) << (4 * i)));
+                    }
+                }
+            }
+        }
+        let scheme = QuantScheme::default()
+            .with_value(value)
+            .with_store(QuantStore::PackedU32(0))
+            .per_block([BLOCK as u8], ScaleDtype::F32);
+        let mut bytes: Vec<u8> = Vec::with_capacity(words.len() * 4 + scales.len() * 4);
+        bytes.extend(words.iter().flat_map(|w| w.to_le_bytes()));
+        bytes.extend(scales.iter().flat_map(|s| s.to_le_bytes()));
+        let held = bytes.len() + offsets.len() * 4;
+        let weight = Tensor::<2>::from_data(
+            TensorData::from_bytes_vec(bytes, [rows, cols], DType::QFloat(scheme)),
+            device,
+        );
+        let offset = (!offsets.is_empty())
+            .then(|| Tensor::from_data(TensorData::new(offsets, [rows, cols / BLOCK]), device));
+        Ok(Some(Self {
+            weight,
+            offset,
+            rows,
+            cols,
+            bytes: held,
+            host_rows: None,
+        }))
+    }
+
+    pub fn dims(&self) -> [usize; 2] {
+        [self.rows, self.cols]
+    }
+
+    /// Bytes held on the device: packed values, scales and offsets.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// `x · Wᵀ` for `x` of shape `[batch, positions, cols]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [batch, len, cols] = x.dims();
+        let x = x.reshape([batch * len, cols]);
+        let mut y = x.clone().matmul(self.weight.clone().transpose());
+        if let Some(offset) = &self.offset {
+            let sums = x
+                .reshape([batch * len, cols / BLOCK, BLOCK])
+                .sum_dim(2)
+                .reshape([batch * len, cols / BLOCK]);
+            y = y + sums.matmul(offset.clone().transpose());
+        }
+        y.reshape([batch, len, self.rows])
+    }
+
+    /// Keeps a host copy of the blocks to look rows up in ([`Self::rows`]): `select` and
+    /// `slice` on a block-quantized tensor keep the wrong scales on burn's cubecl backend
+    /// (0.22.1), so rows are decoded on the host and uploaded.
+    pub fn with_host_rows(mut self, ggml_type: GgmlType, data: &[u8]) -> Result<Self, GgufError> {
+        self.host_rows = Some(BlockMatrix::new(ggml_type, self.rows, self.cols, data)?);
+        Ok(self)
+    }
+
+    /// Host bytes kept for row lookups.
+    pub fn host_bytes(&self) -> usize {
+        self.host_rows.as_ref().map_or(0, BlockMatrix::bytes)
+    }
+
+    /// Rows `ids` (`[n]`) as f32 `[n, cols]`.
+    ///
+    /// # Panics
+    ///
+    /// Without [`Self::with_host_rows`].
+    pub fn rows(&self, ids: Tensor<1, Int>) -> Tensor<2> {
+        let host = self
+            .host_rows
+            .as_ref()
+            .expect("row lookups need `with_host_rows`");
+        let device = ids.device();
+        let ids = ids_to_host(ids);
+        Tensor::from_data(
+            TensorData::new(host.rows_f32(&ids), [ids.len(), self.cols]),
+            &device,
+        )
+    }
+}
+
+/// Token ids read back to the host.
+pub fn ids_to_host(ids: Tensor<1, Int>) -> Vec<usize> {
+    ids.into_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .expect("integer ids")
+        .into_iter()
+        .map(|id| id as usize)
+        .collect()
+}
+
+/// Sums of each activation row over each block of 32: `[m, cols / 32]` (empty unless `cols`
+/// is a whole number of blocks).
+fn block_sums(x: &[f32], cols: usize) -> Vec<f32> {
+    if !cols.is_multiple_of(BLOCK) {
+        return Vec::new();
+    }
+    x.chunks_exact(BLOCK).map(|b| b.iter().sum()).collect()
+}
+
+/// `out[k·m + i] = W[k] · x[i]` for the weight rows in `rows` (as many as `out` asks for) of a
+/// Q4_0, Q4_1 or Q8_0 matrix, without decoding them to memory: a block's 32 values are turned
+/// into floats in registers and `d·Σ x·q + m·Σ x` is accumulated per block, with `Σ x` from
+/// `sums` (Q4_0 being Q4_1 with `m = −8d`). On x86-64 the same code is compiled a second
+/// time for AVX2 + FMA and picked at run time.
+fn block_dots(
+    ggml_type: GgmlType,
+    rows: &[u8],
+    row_bytes: usize,
+    x: &[f32],
+    sums: &[f32],
+    m: usize,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(t: GgmlType, r: &[u8], rb: usize, x: &[f32], s: &[f32], m: usize, o: &mut [f32]) {
+            block_dots_portable(t, r, rb, x, s, m, o)
+        }
+        // SAFETY: the CPU was just checked for both features.
+        unsafe { avx2(ggml_type, rows, row_bytes, x, sums, m, out) };
+        return;
+    }
+    block_dots_portable(ggml_type, rows, row_bytes, x, sums, m, out)
+}
+
+#[inline(always)]
+fn block_dots_portable(
+    ggml_type: GgmlType,
+    rows: &[u8],
+    row_bytes: usize,
+    x: &[f32],
+    sums: &[f32],
+    m: usize,
+    out: &mut [f32],
+) {
+    // Activation rows in groups of up to 4, each group's accumulators kept in registers.
+    let cols = row_bytes / ggml_type.block().1 as usize * BLOCK;
+    let blocks_per_row = cols / BLOCK;
+    for first in (0..m).step_by(4) {
+        let n = (m - first).min(4);
+        let x = &x[first * cols..(first + n) * cols];
+        let sums = &sums[first * blocks_per_row..(first + n) * blocks_per_row];
+        let group = Group {
+            ggml_type,
+            rows,
+            row_bytes,
+            x,
+            sums,
+            m,
+            first,
+        };
+        match n {
+            1 => group.run::<1>(out),
+            2 => group.run::<2>(out),
+            3 => group.run::<3>(out),
+            _ => group.run::<4>(out),
+        }
+    }
+}
+
+/// `N` activation rows (from `first` of `m`) against every weight row of a task.
+struct Group<'a> {
+    ggml_type: GgmlType,
+    rows: &'a [u8],
+    row_bytes: usize,
+    x: &'a [f32],
+    sums: &'a [f32],
+    m: usize,
+    first: usize,
+}
+
+impl Group<'_> {
+    #[inline(always)]
+    fn run<const N: usize>(&self, out: &mut [f32]) {
+        let ggml_type = self.ggml_type;
+        let block_bytes = ggml_type.block().1 as usize;
+        let blocks_per_row = self.row_bytes / block_bytes;
+        let cols = blocks_per_row * BLOCK;
+        let table = F16_TABLE.get();
+        let f16 = |b: &[u8]| table[u16::from_le_bytes([b[0], b[1]]) as usize];
+        for (row, out) in self
+            .rows
+            .chunks_exact(self.row_bytes)
+            .zip(out.chunks_exact_mut(self.m))
+        {
+            // 32 lanes of `d·q·x` per activation row, so no block ends in a horizontal sum,
+            // and the scalar sum of the `m·Σx` terms.
+            let mut lanes = [[0.0f32; BLOCK]; N];
+            let mut mins = [0.0f32; N];
+            for (b, block) in row.chunks_exact(block_bytes).enumerate() {
+                let d = f16(&block[0..2]);
+                let mut w = [0.0f32; BLOCK];
+                let min = match ggml_type {
+                    GgmlType::Q8_0 => {
+                        for (v, &q) in w.iter_mut().zip(&block[2..]) {
+                            *v = (q as i8) as f32 * d;
+                        }
+                        0.0
+                    }
+                    _ => {
+                        let (q, min) = match ggml_type {
+                            GgmlType::Q4_1 => (&block[4..20], f16(&block[2..4])),
+                            _ => (&block[2..18], -8.0 * d),
+                        };
+                        let (low, high) = w.split_at_mut(16);
+                        for ((l, h), &q) in low.iter_mut().zip(high).zip(q) {
+                            *l = (q & 0x0F) as f32 * d;
+                            *h = (q >> 4) as f32 * d;
+                        }
+                        min
+                    }
+                };
+                for i in 0..N {
+                    let start = i * cols + b * BLOCK;
+                    let xb: &[f32; BLOCK] =
+                        self.x[start..start + BLOCK].try_into().expect("a block");
+                    for l in 0..BLOCK {
+                        lanes[i][l] += w[l] * xb[l];
+                    }
+                    mins[i] += min * self.sums[i * blocks_per_row + b];
+                }
+            }
+            for i in 0..N {
+                out[self.first + i] = lanes[i].iter().sum::<f32>() + mins[i];
+            }
+        }
+    }
+}
+
+/// Every half-precision bit pattern as f32 (256 kB), built on first use: block scales are
+/// decoded by lookup in the hot loops.
+static F16_TABLE: F16Table = F16Table(std::sync::OnceLock::new());
+
+struct F16Table(std::sync::OnceLock<Box<[f32]>>);
+
+impl F16Table {
+    fn get(&self) -> &[f32] {
+        self.0
+            .get_or_init(|| (0..=u16::MAX).map(half_to_f32).collect())
+    }
+}
+
+/// A dot product with eight independent lanes, which the compiler turns into SIMD.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (ca, cb) in a8.zip(b8) {
+        for i in 0..8 {
+            lanes[i] += ca[i] * cb[i];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::dequantize;
+
+    /// A Q4_1 matrix of `rows` rows of 64 values with varied scales, offsets and nibbles.
+    fn q4_1(rows: usize) -> Vec<u8> {
+        let mut data = Vec::new();
+        for block in 0..rows * 2 {
+            let d = 0x3000u16 + block as u16 * 7; // small positive halves
+            let m = 0xB000u16 + block as u16 * 3; // small negative halves
+            data.extend(d.to_le_bytes());
+            data.extend(m.to_le_bytes());
+            data.extend((0..16).map(|i| ((block * 5 + i * 11) % 256) as u8));
+        }
+        data
+    }
+
+    fn reference(weight: &[f32], x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        let m = x.len() / cols;
+        let mut y = vec![0.0; m * rows];
+        for i in 0..m {
+            for r in 0..rows {
+                y[i * rows + r] = (0..cols)
+                    .map(|c| x[i * cols + c] * weight[r * cols + c])
+                    .sum();
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn products_on_both_paths_match_the_dequantized_matrix() {
+        let (rows, cols) = (37, 64);
+        let device = Device::flex();
+        let f16_data: Vec<u8> = (0..rows * cols)
+            .flat_map(|i| (0x3000u16 + (i as u16 * 7) % 0x900).to_le_bytes())
+            .collect();
+        for (ggml_type, data) in [
+            (GgmlType::Q4_1, q4_1(rows)),
+            (GgmlType::Q4_0, blocks(GgmlType::Q4_0, rows, cols)),
+            (GgmlType::Q8_0, blocks(GgmlType::Q8_0, rows, cols)),
+            (GgmlType::F16, f16_data),
+        ] {
+            let weight = dequantize(ggml_type, &data).unwrap();
+            let matrix = BlockMatrix::new(ggml_type, rows, cols, &data).unwrap();
+            assert_eq!(matrix.bytes(), data.len());
+            for m in [1, 3, GEMM_FROM_ROWS + 1] {
+                let x: Vec<f32> = (0..m * cols)
+                    .map(|i| ((i * 37) % 19) as f32 / 9.0 - 1.0)
+                    .collect();
+                let expected = reference(&weight, &x, rows, cols);
+                let input = Tensor::<3>::from_data(TensorData::new(x, [1, m, cols]), &device);
+                let got = matrix
+                    .forward(input)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap();
+                for (g, e) in got.iter().zip(&expected) {
+                    assert!(
+                        (g - e).abs() <= 1e-4 * e.abs().max(1.0),
+                        "{ggml_type:?} m={m}: {g} vs {e}"
+                    );
+                }
+            }
+            assert_eq!(matrix.rows_f32(&[5]), weight[5 * cols..6 * cols]);
+        }
+    }
+
+    /// Q4_0 and Q8_0 blocks with varied scales and values.
+    fn blocks(ggml_type: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+        let mut data = Vec::new();
+        for block in 0..rows * cols / 32 {
+            data.extend((0x2C00u16 + block as u16 * 5).to_le_bytes());
+            let n = if ggml_type == GgmlType::Q8_0 { 32 } else { 16 };
+            data.extend((0..n).map(|i| ((block * 13 + i * 29) % 256) as u8));
+        }
+        data
+    }
+
+    fn check_quantized(device: &Device) {
+        let (rows, cols) = (40, 96);
+        for ggml_type in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+            let data = match ggml_type {
+                GgmlType::Q4_1 => q4_1(rows * cols / 64),
+                _ => blocks(ggml_type, rows, cols),
+            };
+            let weight = dequantize(ggml_type, &data).unwrap();
+            let matrix = QuantizedMatrix::new(ggml_type, rows, cols, &data, device)
+                .unwrap()
+                .unwrap()
+                .with_host_rows(ggml_type, &data)
+                .unwrap();
+            for m in [1, 9] {
+                let x: Vec<f32> = (0..m * cols)
+                    .map(|i| ((i * 37) % 19) as f32 / 9.0 - 1.0)
+                    .collect();
+                let expected = reference(&weight, &x, rows, cols);
+                let input = Tensor::<3>::from_data(TensorData::new(x, [1, m, cols]), device);
+                let got = matrix
+                    .forward(input)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap();
+                for (g, e) in got.iter().zip(&expected) {
+                    assert!(
+                        (g - e).abs() <= 1e-3 * e.abs().max(1.0),
+                        "{ggml_type:?} m={m}: {g} vs {e}"
+                    );
+                }
+            }
+            let ids = Tensor::<1, Int>::from_data(TensorData::new(vec![3i64, 17], [2]), device);
+            let rows_got = matrix.rows(ids).into_data().try_to_vec::<f32>().unwrap();
+            let mut rows_expected = weight[3 * cols..4 * cols].to_vec();
+            rows_expected.extend_from_slice(&weight[17 * cols..18 * cols]);
+            for (g, e) in rows_got.iter().zip(&rows_expected) {
+                assert!(
+                    (g - e).abs() <= 1e-5 * e.abs().max(1.0),
+                    "{ggml_type:?} rows: {g} vs {e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    #[ignore = "needs a wgpu adapter"]
+    fn burn_quantized_tensors_on_wgpu_match_the_dequantized_matrix() {
+        check_quantized(&Device::wgpu_options().init().expect("a wgpu adapter"));
+    }
+
+    #[test]
+    fn a_matrix_of_the_wrong_size_is_refused() {
+        let err = BlockMatrix::new(GgmlType::Q4_1, 3, 64, &q4_1(2)).unwrap_err();
+        assert!(err.0.contains("do not hold a [3, 64] matrix"), "{err}");
+    }
+}
