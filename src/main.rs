@@ -106,6 +106,9 @@ pub struct BenchArgs {
     /// ONNX export of the reference model (default: <models>/efficientnet-lite0.onnx).
     #[arg(long)]
     pub onnx: Option<PathBuf>,
+    /// Leave out the caption model's table (which runs candle's quantized LLaMA as the peer).
+    #[arg(long)]
+    pub no_caption: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

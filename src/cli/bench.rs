@@ -71,6 +71,26 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     }
 
     print_table(args, runs, &preprocess, &rows, &notes);
+
+    if !args.no_caption {
+        use super::bench_caption::{measure_candle, measure_glimpse, print_table as print_llm};
+        let llm_runs = 3;
+        let mut rows = Vec::new();
+        let mut notes = Vec::new();
+        for kind in [BackendKind::Cpu, BackendKind::Wgpu] {
+            match measure_glimpse(&dir, kind, args.threads.max(1), llm_runs) {
+                Ok(row) => rows.push(row),
+                Err(e) => notes.push(format!("glimpse {}: not measured: {e}", kind.name())),
+            }
+            if kind == BackendKind::Cpu {
+                match measure_candle(&dir, args.threads.max(1), llm_runs) {
+                    Ok(row) => rows.push(row),
+                    Err(e) => notes.push(format!("candle: not measured: {e}")),
+                }
+            }
+        }
+        print_llm(&rows, &notes);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,6 +1,7 @@
 //! The command-line surfaces; everything here is presentation over the library.
 
 pub mod bench;
+pub mod bench_caption;
 pub mod classify;
 pub mod models;
 

@@ -1,0 +1,223 @@
+//! The caption model's part of `glimpse bench`: load time, memory, time to first token,
+//! prompt and decode tokens/s, with candle's quantized LLaMA (`bench/candle-llama`, a
+//! bench-only binary) run on the same GGUF and the same token ids in the same run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use glimpse::gguf::Gguf;
+use glimpse::llama::{KvCache, Llama, Storage, load};
+use glimpse::models::{CAPTION_MODEL_NAME, ModelDir};
+use glimpse::{BackendKind, GlimpseError, Result};
+use serde::Deserialize;
+
+use super::open_device;
+
+/// Prompt length: about what a caption prompt (three examples and the request) is.
+pub const PROMPT_TOKENS: usize = 150;
+pub const DECODE_TOKENS: usize = 64;
+
+pub struct LlmRow {
+    pub engine: String,
+    pub load_ms: f64,
+    pub weights_mb: Option<f64>,
+    pub bits_per_weight: Option<f64>,
+    pub rss_mb: Option<f64>,
+    pub ttft_ms: f64,
+    pub prefill_tok_s: f64,
+    pub decode_tok_s: f64,
+}
+
+/// What `bench/candle-llama` prints.
+#[derive(Deserialize)]
+struct CandleLine {
+    engine: String,
+    load_ms: f64,
+    ttft_ms: f64,
+    prefill_tok_s: f64,
+    decode_tok_s: f64,
+    rss_mb: f64,
+}
+
+/// Ordinary word-range token ids, the same for both engines.
+fn prompt_ids() -> Vec<u32> {
+    (0..PROMPT_TOKENS as u32)
+        .map(|i| 1000 + (i * 37) % 5000)
+        .collect()
+}
+
+fn next_token(model: &Llama, ids: &[u32], cache: &mut KvCache, device: &Device) -> u32 {
+    let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+    let len = ids.len();
+    let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, len]), device);
+    model
+        .next_logits(tokens, cache)
+        .argmax(1)
+        .into_scalar::<i64>() as u32
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Our decoder on `kind`, quantized weights; `runs` repetitions, medians.
+pub fn measure_glimpse(
+    dir: &ModelDir,
+    kind: BackendKind,
+    threads: usize,
+    runs: usize,
+) -> Result<LlmRow> {
+    let device = open_device(kind)?;
+    let bytes = dir.read_file(CAPTION_MODEL_NAME, None)?;
+    let start = Instant::now();
+    let gguf = Gguf::parse(&bytes).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
+    let model = load(&gguf, &bytes, &device, Storage::Quantized)
+        .map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
+    let _ = device.sync();
+    let load_ms = start.elapsed().as_secs_f64() * 1e3;
+    let stats = model.weight_stats();
+    drop(bytes);
+
+    let prompt = prompt_ids();
+    // One short pass first: kernels are prepared once per shape.
+    next_token(&model, &prompt[..4], &mut KvCache::default(), &device);
+    let (mut ttft, mut decode) = (Vec::new(), Vec::new());
+    let decode_tokens = if kind == BackendKind::Wgpu {
+        16
+    } else {
+        DECODE_TOKENS
+    };
+    for _ in 0..runs.max(1) {
+        let mut cache = KvCache::default();
+        let start = Instant::now();
+        let mut next = next_token(&model, &prompt, &mut cache, &device);
+        ttft.push(start.elapsed().as_secs_f64() * 1e3);
+        let start = Instant::now();
+        for _ in 0..decode_tokens {
+            next = next_token(&model, &[next], &mut cache, &device);
+        }
+        decode.push(decode_tokens as f64 / start.elapsed().as_secs_f64());
+    }
+    let ttft_ms = median(ttft);
+    let backend = match kind {
+        BackendKind::Cpu => format!(
+            "CPU, {threads} thread{}",
+            if threads == 1 { "" } else { "s" }
+        ),
+        BackendKind::Wgpu => "wgpu".to_string(),
+    };
+    Ok(LlmRow {
+        engine: format!("glimpse {backend}"),
+        load_ms,
+        weights_mb: Some((stats.bytes + stats.host_bytes) as f64 / 1e6),
+        bits_per_weight: Some(stats.bits_per_weight()),
+        rss_mb: None,
+        ttft_ms,
+        prefill_tok_s: PROMPT_TOKENS as f64 / (ttft_ms / 1e3),
+        decode_tok_s: median(decode),
+    })
+}
+
+fn candle_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("GLIMPSE_CANDLE_BENCH") {
+        return Some(path.into());
+    }
+    let target = std::env::var_os("GLIMPSE_CANDLE_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/seed-target-candle"))
+        })?;
+    let path = target.join("release/candle-llama-bench");
+    path.exists().then_some(path)
+}
+
+/// candle's quantized LLaMA on the same file and ids, in its own process.
+pub fn measure_candle(dir: &ModelDir, threads: usize, runs: usize) -> Result<LlmRow> {
+    let binary = candle_binary().ok_or_else(|| {
+        GlimpseError::Backend(
+            "bench/candle-llama is not built (see bench/candle-llama/README.md, or `npm run bench`)".into(),
+        )
+    })?;
+    let model = dir.root.join(
+        dir.read_manifest()?
+            .find(CAPTION_MODEL_NAME, None)
+            .ok_or_else(|| GlimpseError::ModelLoad("the manifest lists no caption model".into()))?
+            .file
+            .clone(),
+    );
+    let ids: Vec<String> = prompt_ids().iter().map(u32::to_string).collect();
+    let output = Command::new(&binary)
+        .arg("--model")
+        .arg(&model)
+        .args(["--threads", &threads.to_string()])
+        .args(["--prompt-ids", &ids.join(",")])
+        .args(["--decode", &DECODE_TOKENS.to_string()])
+        .args(["--runs", &runs.max(1).to_string()])
+        .output()
+        .map_err(|e| GlimpseError::Backend(format!("cannot run {}: {e}", binary.display())))?;
+    if !output.status.success() {
+        return Err(GlimpseError::Backend(format!(
+            "{} failed: {}",
+            binary.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line: CandleLine = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| GlimpseError::Backend(format!("unexpected output from candle: {stdout}")))?;
+    Ok(LlmRow {
+        engine: format!(
+            "{} CPU, {threads} thread{}",
+            line.engine,
+            if threads == 1 { "" } else { "s" }
+        ),
+        load_ms: line.load_ms,
+        weights_mb: None,
+        bits_per_weight: None,
+        rss_mb: Some(line.rss_mb),
+        ttft_ms: line.ttft_ms,
+        prefill_tok_s: line.prefill_tok_s,
+        decode_tok_s: line.decode_tok_s,
+    })
+}
+
+pub fn print_table(rows: &[LlmRow], notes: &[String]) {
+    println!(
+        "\nCaption model: SmolLM2-135M-Instruct Q4_1 GGUF, {PROMPT_TOKENS}-token prompt, {DECODE_TOKENS} greedy tokens (16 on wgpu), medians\n"
+    );
+    println!(
+        "| engine | load | weights in memory | time to first token | prompt tokens/s | decode tokens/s | decode vs candle |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let peer = |row: &LlmRow| {
+        rows.iter().find(|r| {
+            r.engine.starts_with("candle")
+                && r.engine
+                    .ends_with(row.engine.rsplit(", ").next().unwrap_or(""))
+        })
+    };
+    for row in rows {
+        let memory = match (row.weights_mb, row.bits_per_weight, row.rss_mb) {
+            (Some(mb), Some(bits), _) => format!("{mb:.1} MB ({bits:.2} bits/weight)"),
+            (_, _, Some(rss)) => format!("{rss:.0} MB RSS (process)"),
+            _ => "–".into(),
+        };
+        let ratio = match (row.engine.starts_with("glimpse CPU"), peer(row)) {
+            (true, Some(p)) => format!("{:.2}×", row.decode_tok_s / p.decode_tok_s),
+            _ => "–".into(),
+        };
+        println!(
+            "| {} | {:.0} ms | {memory} | {:.0} ms | {:.0} | {:.1} | {ratio} |",
+            row.engine, row.load_ms, row.ttft_ms, row.prefill_tok_s, row.decode_tok_s
+        );
+    }
+    for note in notes {
+        println!("{note}");
+    }
+}
