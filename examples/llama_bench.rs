@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use glimpse::gguf::Gguf;
 use glimpse::llama::{KvCache, Llama, Storage, load};
 use glimpse::models::{CAPTION_MODEL_NAME, ModelDir};
@@ -32,10 +32,10 @@ fn status_mb(key: &str) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn next_token(model: &Llama, ids: &[i64], cache: &mut KvCache, device: &Device) -> i64 {
-    let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids.to_vec(), [1, ids.len()]), device);
+fn next_token(model: &Llama, ids: &[i64], cache: &mut KvCache, _device: &Device) -> i64 {
+    let tokens: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
     model
-        .next_logits(tokens, cache)
+        .next_logits(&tokens, cache)
         .argmax(1)
         .into_scalar::<i64>()
 }

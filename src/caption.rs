@@ -3,7 +3,7 @@
 //! instruction makes a 135M model ramble; three short examples keep it to one sentence. A
 //! caption that does not name the top class is replaced by a plain template.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use tokenizers::Tokenizer;
 
 use crate::classifier::Prediction;
@@ -91,19 +91,17 @@ pub struct Caption {
 pub struct Captioner {
     model: Llama,
     tokenizer: Tokenizer,
-    device: Device,
     end_of_turn: u32,
 }
 
 impl Captioner {
-    pub fn new(model: Llama, tokenizer: Tokenizer, device: Device) -> Result<Self> {
+    pub fn new(model: Llama, tokenizer: Tokenizer) -> Result<Self> {
         let end_of_turn = tokenizer.token_to_id("<|im_end|>").ok_or_else(|| {
             GlimpseError::ModelLoad("the caption model's vocabulary has no <|im_end|>".into())
         })?;
         Ok(Self {
             model,
             tokenizer,
-            device,
             end_of_turn,
         })
     }
@@ -143,10 +141,7 @@ impl Captioner {
 
     /// The logits `[vocab]` after feeding `ids` behind the positions in `cache`.
     pub fn last_logits(&self, ids: &[u32], cache: &mut KvCache) -> Tensor<1> {
-        let tokens: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
-        let input =
-            Tensor::<2, Int>::from_data(TensorData::new(tokens, [1, ids.len()]), &self.device);
-        let logits = self.model.next_logits(input, cache);
+        let logits = self.model.next_logits(ids, cache);
         let vocab = logits.dims()[1];
         logits.reshape([vocab])
     }

@@ -19,7 +19,7 @@ use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::gguf::{Gguf, GgufError, TensorInfo, Value, dequantize};
-use crate::quant::{BlockMatrix, QuantizedMatrix, ids_to_host};
+use crate::quant::{BlockMatrix, QuantizedMatrix};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
@@ -144,19 +144,21 @@ impl Matrix {
     }
 
     /// Rows `ids` (`[n]`) as f32 `[n, in]`: the embedding lookup, which decodes only them.
-    fn rows(&self, ids: Tensor<1, Int>) -> Tensor<2> {
+    /// The rows `ids` (token ids, known on the host: a GPU read-back is not possible
+    /// synchronously in the browser).
+    fn rows(&self, ids: &[usize], device: &Device) -> Tensor<2> {
         match self {
-            Matrix::Dense(w) => w.clone().select(0, ids),
-            Matrix::Blocks(w) => {
-                let device = ids.device();
-                let ids = ids_to_host(ids);
-                let [_, cols] = w.dims();
-                Tensor::from_data(
-                    TensorData::new(w.rows_f32(&ids), [ids.len(), cols]),
-                    &device,
-                )
+            Matrix::Dense(w) => {
+                let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+                let len = ids.len();
+                w.clone()
+                    .select(0, Tensor::<1, Int>::from_data(TensorData::new(ids, [len]), device))
             }
-            Matrix::Quantized(w) => w.rows(ids),
+            Matrix::Blocks(w) => {
+                let [_, cols] = w.dims();
+                Tensor::from_data(TensorData::new(w.rows_f32(ids), [ids.len(), cols]), device)
+            }
+            Matrix::Quantized(w) => w.rows(ids, device),
         }
     }
 
@@ -212,6 +214,7 @@ pub struct Llama {
     /// The output projection, when it is not tied to the embedding.
     pub output: Option<Matrix>,
     pub rope_base: f32,
+    pub device: Device,
 }
 
 /// Keys and values of the positions seen so far, per layer: `[1, kv_heads, positions, head_dim]`.
@@ -374,15 +377,15 @@ impl Llama {
         }
     }
 
-    /// Logits `[1, L, vocab]` for `tokens` (`[1, L]`) following the positions in `cache`,
+    /// Logits `[1, L, vocab]` for the token ids `tokens` following the positions in `cache`,
     /// which is extended with them.
-    pub fn forward(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
+    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Tensor<3> {
         self.output_projection().forward(self.hidden(tokens, cache))
     }
 
     /// The logits `[1, vocab]` of the last position only: what generation needs, without
     /// projecting every prompt position onto the vocabulary.
-    pub fn next_logits(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<2> {
+    pub fn next_logits(&self, tokens: &[u32], cache: &mut KvCache) -> Tensor<2> {
         let x = self.hidden(tokens, cache);
         let [b, len, _] = x.dims();
         let last = x.narrow(1, len - 1, 1);
@@ -396,15 +399,15 @@ impl Llama {
     }
 
     /// The final normalized hidden states `[1, L, hidden]`.
-    fn hidden(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
+    fn hidden(&self, tokens: &[u32], cache: &mut KvCache) -> Tensor<3> {
         let start = cache.len();
         cache.layers.resize_with(self.blocks.len(), || None);
-        let [b, len] = tokens.dims();
+        let ids: Vec<usize> = tokens.iter().map(|&t| t as usize).collect();
         let hidden = self.embedding.dims()[1];
         let mut x = self
             .embedding
-            .rows(tokens.reshape([b * len]))
-            .reshape([b, len, hidden]);
+            .rows(&ids, &self.device)
+            .reshape([1, ids.len(), hidden]);
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
             x = x.clone()
                 + block.attn.forward(
@@ -547,6 +550,7 @@ pub fn load(
         norm: norm("output_norm.weight")?,
         output,
         rope_base: config.rope_base,
+        device: device.clone(),
     })
 }
 

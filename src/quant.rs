@@ -18,7 +18,7 @@
 //! `[rows, cols / 32]` f32 offsets.
 
 use burn::tensor::quantization::{QuantScheme, QuantStore, QuantValue, ScaleDtype};
-use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::gguf::{GgmlType, GgufError, dequantize_into, half_to_f32};
 
@@ -341,30 +341,18 @@ impl QuantizedMatrix {
     /// # Panics
     ///
     /// Without [`Self::with_host_rows`].
-    pub fn rows(&self, ids: Tensor<1, Int>) -> Tensor<2> {
+    pub fn rows(&self, ids: &[usize], device: &Device) -> Tensor<2> {
         let host = self
             .host_rows
             .as_ref()
             .expect("row lookups need `with_host_rows`");
-        let device = ids.device();
-        let ids = ids_to_host(ids);
         Tensor::from_data(
-            TensorData::new(host.rows_f32(&ids), [ids.len(), self.cols]),
-            &device,
+            TensorData::new(host.rows_f32(ids), [ids.len(), self.cols]),
+            device,
         )
     }
 }
 
-/// Token ids read back to the host.
-pub fn ids_to_host(ids: Tensor<1, Int>) -> Vec<usize> {
-    ids.into_data()
-        .convert::<i64>()
-        .try_into_vec::<i64>()
-        .expect("integer ids")
-        .into_iter()
-        .map(|id| id as usize)
-        .collect()
-}
 
 /// Sums of each activation row over each block of 32: `[m, cols / 32]` (empty unless `cols`
 /// is a whole number of blocks).
@@ -649,8 +637,7 @@ mod tests {
                     );
                 }
             }
-            let ids = Tensor::<1, Int>::from_data(TensorData::new(vec![3i64, 17], [2]), device);
-            let rows_got = matrix.rows(ids).into_data().try_to_vec::<f32>().unwrap();
+            let rows_got = matrix.rows(&[3, 17], device).into_data().try_to_vec::<f32>().unwrap();
             let mut rows_expected = weight[3 * cols..4 * cols].to_vec();
             rows_expected.extend_from_slice(&weight[17 * cols..18 * cols]);
             for (g, e) in rows_got.iter().zip(&rows_expected) {

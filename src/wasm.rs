@@ -396,7 +396,7 @@ impl Engine {
         let tokenizer = from_gguf(&parsed).map_err(model_error)?;
         let device = self.classifier.device().clone();
         let model = crate::llama::load_quantized(&parsed, &gguf, &device).map_err(model_error)?;
-        let captioner = Captioner::new(model, tokenizer, device).map_err(js_error)?;
+        let captioner = Captioner::new(model, tokenizer).map_err(js_error)?;
         *self.captioner.borrow_mut() = Some(Rc::new(captioner));
         Ok(())
     }

@@ -33,7 +33,6 @@ fn a_photo_gets_a_streamed_sentence_that_names_its_class() {
     let captioner = Captioner::new(
         load_quantized(&gguf, &bytes, &device).unwrap(),
         from_gguf(&gguf).unwrap(),
-        device,
     )
     .unwrap();
     let mut streamed = String::new();

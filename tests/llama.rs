@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use common::models;
 use glimpse::gguf::Gguf;
 use glimpse::llama::{KvCache, Llama, Storage, load};
@@ -29,9 +29,9 @@ struct Case {
     greedy_ids: Vec<usize>,
 }
 
-fn logits(model: &Llama, ids: &[i64], cache: &mut KvCache, device: &Device) -> Vec<f32> {
-    let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids.to_vec(), [1, ids.len()]), device);
-    let out = model.forward(tokens, cache);
+fn logits(model: &Llama, ids: &[i64], cache: &mut KvCache, _device: &Device) -> Vec<f32> {
+    let tokens: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+    let out = model.forward(&tokens, cache);
     let [_, len, vocab] = out.dims();
     out.narrow(1, len - 1, 1)
         .reshape([vocab])

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use glimpse::gguf::Gguf;
 use glimpse::llama::{KvCache, Llama, Storage, load};
 use glimpse::models::{CAPTION_MODEL_NAME, ModelDir};
@@ -48,12 +48,9 @@ fn prompt_ids() -> Vec<u32> {
         .collect()
 }
 
-fn next_token(model: &Llama, ids: &[u32], cache: &mut KvCache, device: &Device) -> u32 {
-    let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
-    let len = ids.len();
-    let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, len]), device);
+fn next_token(model: &Llama, ids: &[u32], cache: &mut KvCache, _device: &Device) -> u32 {
     model
-        .next_logits(tokens, cache)
+        .next_logits(ids, cache)
         .argmax(1)
         .into_scalar::<i64>() as u32
 }

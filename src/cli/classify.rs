@@ -243,7 +243,7 @@ fn load_captioner(dir: &ModelDir, verbose: bool) -> Result<Captioner> {
             stats.bits_per_weight()
         );
     }
-    Captioner::new(model, tokenizer, device)
+    Captioner::new(model, tokenizer)
 }
 
 /// The head of an exported class set, trained here if the file holds examples but no head.

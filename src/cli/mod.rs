@@ -35,6 +35,20 @@ impl Precision {
 /// initialized explicitly so a machine without an adapter gets an error rather than a panic;
 /// the probe itself runs under `catch_unwind` as a last line of defence.
 pub fn open_device(kind: BackendKind) -> Result<Device> {
+    // A process can start the wgpu runtime once; later callers (the bench's second table)
+    // share that device.
+    static WGPU: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    if let (BackendKind::Wgpu, Some(device)) = (kind, WGPU.get()) {
+        return Ok(device.clone());
+    }
+    let device = open_new_device(kind)?;
+    if kind == BackendKind::Wgpu {
+        let _ = WGPU.set(device.clone());
+    }
+    Ok(device)
+}
+
+fn open_new_device(kind: BackendKind) -> Result<Device> {
     let unavailable = |reason: &str| {
         GlimpseError::Backend(format!(
             "the {} backend is not available on this machine ({}); use --backend cpu",
