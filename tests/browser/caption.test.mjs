@@ -1,5 +1,6 @@
 // Captions in the browser: (1) the caption model on WebGPU gives the reference's top-20 logits
-// and first 16 greedy tokens for one golden prompt; (2) on the CPU path a dropped photo gets a
+// and first 16 greedy tokens for one golden prompt, and the page on WebGPU captions a dropped
+// photo as the native CLI does; (2) on the CPU path a dropped photo gets a
 // streamed caption equal to the native CLI's; (3) with the fake camera a caption is written
 // while live classification goes on.
 
@@ -45,7 +46,7 @@ function nativeCaption(file) {
   return JSON.parse(output)[0].caption;
 }
 
-test('the caption model on WebGPU matches the reference logits and greedy tokens', { timeout: 900_000 }, async (t) => {
+test('on WebGPU the caption model matches the reference, and the page streams a caption', { timeout: 1_200_000 }, async (t) => {
   const golden = JSON.parse(readFileSync(join(ROOT, 'tests/golden/smollm/decode.json'), 'utf8'));
   const { prompt_ids: promptIds, last_logits_top20: reference, greedy_ids: greedy } = golden.cases[0];
   await withBrowser(t, server.url, { webgpu: true }, async ({ page }) => {
@@ -76,6 +77,24 @@ test('the caption model on WebGPU matches the reference logits and greedy tokens
     }
     t.diagnostic(`top-20 logits: worst relative difference ${worst.toExponential(2)}`);
     assert.ok(worst <= RELATIVE_TOLERANCE, `relative difference ${worst}`);
+
+    // The page on WebGPU: a dropped photo gets the native caption, streamed.
+    const file = photo('imagenet_00_');
+    await page.goto(`${server.url}?backend=webgpu`);
+    assert.equal(await waitForModel(page), 'WebGPU');
+    await page.check('#caption-toggle');
+    await classifyThroughEvent(page, file, 'drop');
+    await page.waitForFunction(() => document.getElementById('caption').dataset.state === 'writing', null, {
+      timeout: CAPTION_TIMEOUT,
+    });
+    await page.waitForFunction(
+      () => ['done', 'fallback', 'error'].includes(document.getElementById('caption').dataset.state),
+      null,
+      { timeout: CAPTION_TIMEOUT },
+    );
+    const shown = await page.locator('#caption').textContent();
+    t.diagnostic(`WebGPU page caption: "${shown}" (${await page.locator('#caption-status').textContent()})`);
+    assert.equal(shown, nativeCaption(file));
   });
 });
 
