@@ -129,6 +129,31 @@ test('a dropped photo gets a streamed caption equal to the native one (CPU)', { 
   });
 });
 
+test('a missing or corrupt caption model costs the caption, not the classification', { timeout: CAPTION_TIMEOUT }, async (t) => {
+  const file = photo('imagenet_04_');
+  await withBrowser(t, server.url, {}, async ({ page }) => {
+    await page.goto(`${server.url}?backend=cpu`);
+    await waitForModel(page);
+    await page.check('#caption-toggle');
+    for (const [what, reply, message] of [
+      ['missing', { status: 404, body: 'not here' }, /No caption: .*not found \(HTTP 404\)/],
+      ['corrupt', { status: 200, body: Buffer.from('GGUF but not really') }, /No caption: .*integrity check/],
+    ]) {
+      await page.route('**/*.gguf', (route) => route.fulfill(reply));
+      await classifyThroughEvent(page, file, 'drop');
+      await page.waitForFunction(() => document.getElementById('caption').dataset.state === 'error', null, {
+        timeout: CAPTION_TIMEOUT,
+      });
+      const status = await page.locator('#caption-status').textContent();
+      t.diagnostic(`${what}: "${status}"`);
+      assert.match(status, message);
+      assert.equal(await page.locator('#results li').count(), 5, 'the photo is still classified');
+      assert.equal(await page.locator('#error').isVisible(), false);
+      await page.unroute('**/*.gguf');
+    }
+  });
+});
+
 test('with the fake camera a caption is written while classification goes on', { timeout: CAPTION_TIMEOUT }, async (t) => {
   const clip = join(scratch, 'yurt.y4m');
   execFileSync(MAKE_CLIP, [photo('imagenet_08_'), clip]);
