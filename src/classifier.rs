@@ -104,10 +104,7 @@ impl Classifier {
 
     /// Class probabilities and pooled features, one row per input (see [`Classifier::classify`]).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn classify_with_features(
-        &self,
-        inputs: &[Vec<f32>],
-    ) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+    pub fn classify_with_features(&self, inputs: &[Vec<f32>]) -> Result<(Rows, Rows)> {
         if inputs.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
@@ -115,6 +112,9 @@ impl Classifier {
         Ok((rows(probs.into_data())?, rows(features.into_data())?))
     }
 }
+
+/// One row of values per input.
+pub type Rows = Vec<Vec<f32>>;
 
 /// Splits a `[N, C]` tensor's data into N rows.
 pub fn rows(data: TensorData) -> Result<Vec<Vec<f32>>> {

@@ -151,8 +151,10 @@ impl Matrix {
             Matrix::Dense(w) => {
                 let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
                 let len = ids.len();
-                w.clone()
-                    .select(0, Tensor::<1, Int>::from_data(TensorData::new(ids, [len]), device))
+                w.clone().select(
+                    0,
+                    Tensor::<1, Int>::from_data(TensorData::new(ids, [len]), device),
+                )
             }
             Matrix::Blocks(w) => {
                 let [_, cols] = w.dims();

@@ -353,7 +353,6 @@ impl QuantizedMatrix {
     }
 }
 
-
 /// Sums of each activation row over each block of 32: `[m, cols / 32]` (empty unless `cols`
 /// is a whole number of blocks).
 fn block_sums(x: &[f32], cols: usize) -> Vec<f32> {
@@ -637,7 +636,11 @@ mod tests {
                     );
                 }
             }
-            let rows_got = matrix.rows(&[3, 17], device).into_data().try_to_vec::<f32>().unwrap();
+            let rows_got = matrix
+                .rows(&[3, 17], device)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
             let mut rows_expected = weight[3 * cols..4 * cols].to_vec();
             rows_expected.extend_from_slice(&weight[17 * cols..18 * cols]);
             for (g, e) in rows_got.iter().zip(&rows_expected) {

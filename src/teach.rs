@@ -299,7 +299,10 @@ fn decode_values(text: &str, width: usize, what: &str) -> Result<Vec<f32>> {
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect(),
     };
-    if bytes.len() % width != 0 || values.is_empty() || values.len() % FEATURES != 0 {
+    if !bytes.len().is_multiple_of(width)
+        || values.is_empty()
+        || !values.len().is_multiple_of(FEATURES)
+    {
         return Err(refused(format!(
             "{what} does not hold whole {FEATURES}-wide feature vectors"
         )));

@@ -49,10 +49,7 @@ fn prompt_ids() -> Vec<u32> {
 }
 
 fn next_token(model: &Llama, ids: &[u32], cache: &mut KvCache, _device: &Device) -> u32 {
-    model
-        .next_logits(ids, cache)
-        .argmax(1)
-        .into_scalar::<i64>() as u32
+    model.next_logits(ids, cache).argmax(1).into_scalar::<i64>() as u32
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
