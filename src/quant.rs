@@ -543,6 +543,29 @@ mod tests {
         data
     }
 
+    /// `forward(x)` against the f32 product with `weight` for an `m`-row input.
+    fn assert_products(
+        forward: impl Fn(Tensor<3>) -> Tensor<3>,
+        weight: &[f32],
+        [m, rows, cols]: [usize; 3],
+        tolerance: f32,
+        device: &Device,
+        label: &str,
+    ) {
+        let x: Vec<f32> = (0..m * cols)
+            .map(|i| ((i * 37) % 19) as f32 / 9.0 - 1.0)
+            .collect();
+        let expected = reference(weight, &x, rows, cols);
+        let input = Tensor::<3>::from_data(TensorData::new(x, [1, m, cols]), device);
+        let got = forward(input).into_data().try_to_vec::<f32>().unwrap();
+        for (g, e) in got.iter().zip(&expected) {
+            assert!(
+                (g - e).abs() <= tolerance * e.abs().max(1.0),
+                "{label}: {g} vs {e}"
+            );
+        }
+    }
+
     fn reference(weight: &[f32], x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         let m = x.len() / cols;
         let mut y = vec![0.0; m * rows];
@@ -573,22 +596,9 @@ mod tests {
             let matrix = BlockMatrix::new(ggml_type, rows, cols, &data).unwrap();
             assert_eq!(matrix.bytes(), data.len());
             for m in [1, 3, GEMM_FROM_ROWS + 1] {
-                let x: Vec<f32> = (0..m * cols)
-                    .map(|i| ((i * 37) % 19) as f32 / 9.0 - 1.0)
-                    .collect();
-                let expected = reference(&weight, &x, rows, cols);
-                let input = Tensor::<3>::from_data(TensorData::new(x, [1, m, cols]), &device);
-                let got = matrix
-                    .forward(input)
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap();
-                for (g, e) in got.iter().zip(&expected) {
-                    assert!(
-                        (g - e).abs() <= 1e-4 * e.abs().max(1.0),
-                        "{ggml_type:?} m={m}: {g} vs {e}"
-                    );
-                }
+                let label = format!("{ggml_type:?} m={m}");
+                let got = |x| matrix.forward(x);
+                assert_products(got, &weight, [m, rows, cols], 1e-4, &device, &label);
             }
             assert_eq!(matrix.rows_f32(&[5]), weight[5 * cols..6 * cols]);
         }
@@ -619,22 +629,9 @@ mod tests {
                 .with_host_rows(ggml_type, &data)
                 .unwrap();
             for m in [1, 9] {
-                let x: Vec<f32> = (0..m * cols)
-                    .map(|i| ((i * 37) % 19) as f32 / 9.0 - 1.0)
-                    .collect();
-                let expected = reference(&weight, &x, rows, cols);
-                let input = Tensor::<3>::from_data(TensorData::new(x, [1, m, cols]), device);
-                let got = matrix
-                    .forward(input)
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap();
-                for (g, e) in got.iter().zip(&expected) {
-                    assert!(
-                        (g - e).abs() <= 1e-3 * e.abs().max(1.0),
-                        "{ggml_type:?} m={m}: {g} vs {e}"
-                    );
-                }
+                let label = format!("{ggml_type:?} m={m}");
+                let got = |x| matrix.forward(x);
+                assert_products(got, &weight, [m, rows, cols], 1e-3, device, &label);
             }
             let rows_got = matrix
                 .rows(&[3, 17], device)

@@ -535,13 +535,17 @@ async function addExamples(name, sources, what) {
     }
     teachStatus(`“${name}” has ${teacher.classes.find((c) => c.name === name)?.examples ?? 0} examples. Train to use them.`);
   } catch (error) {
-    teachStatus('');
-    showError(describe(error));
+    teachFailed(error);
   } finally {
     bar.hidden = true;
     renderClasses();
     await persist();
   }
+}
+
+function teachFailed(error) {
+  teachStatus('');
+  showError(describe(error));
 }
 
 function addFiles(name, files) {
@@ -620,8 +624,7 @@ $('train').addEventListener('click', async () => {
     await persist();
     await reclassify();
   } catch (error) {
-    teachStatus('');
-    showError(describe(error));
+    teachFailed(error);
   } finally {
     bar.hidden = true;
     renderClasses();

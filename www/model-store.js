@@ -97,14 +97,19 @@ export function loadWeights({ modelsUrl, dtype = 'f16', onProgress } = {}) {
   return loadModelFile({ modelsUrl, name: IMAGE_MODEL, dtype, onProgress, what: 'model weights' });
 }
 
-/** Like `loadWeights`, for any file the manifest lists by `name` (and `dtype`, when it has one). */
-export async function loadModelFile({ modelsUrl, name, dtype, onProgress, what = name }) {
+/** The manifest's entry for `name` (and `dtype`), the file's URL and the cache (or null). */
+async function locate(modelsUrl, name, dtype) {
   const base = new URL(modelsUrl, globalThis.location?.href);
   if (!base.pathname.endsWith('/')) base.pathname += '/';
   const manifestUrl = new URL('manifest.json', base).href;
   const cache = await openCache();
   const entry = findEntry(await readManifest(manifestUrl, cache), name, dtype, manifestUrl);
-  const weightsUrl = new URL(entry.file, base).href;
+  return { entry, url: new URL(entry.file, base).href, cache };
+}
+
+/** Like `loadWeights`, for any file the manifest lists by `name` (and `dtype`, when it has one). */
+export async function loadModelFile({ modelsUrl, name, dtype, onProgress, what = name }) {
+  const { entry, url: weightsUrl, cache } = await locate(modelsUrl, name, dtype);
 
   const cached = await cache?.match(weightsUrl);
   if (cached) {
@@ -131,12 +136,7 @@ export async function loadModelFile({ modelsUrl, name, dtype, onProgress, what =
   let notCached = null;
   await cache
     ?.put(weightsUrl, new Response(weights.slice(0), { headers: { 'Content-Type': 'application/octet-stream' } }))
-    .catch((error) => {
-      notCached =
-        error?.name === 'QuotaExceededError'
-          ? 'the browser’s storage quota is full, so the model will be downloaded again next time'
-          : `the model could not be kept for next time (${error?.message ?? error})`;
-    });
+    .catch((error) => (notCached = quotaMessage(error)));
   return { weights, entry, fromCache: false, notCached };
 }
 
@@ -172,12 +172,7 @@ function quotaMessage(error) {
  * check is dropped and downloaded again. Resolves to `{ entry, fromCache, notCached }`.
  */
 export async function streamModelFile({ modelsUrl, name, sink, onProgress, what = name }) {
-  const base = new URL(modelsUrl, globalThis.location?.href);
-  if (!base.pathname.endsWith('/')) base.pathname += '/';
-  const manifestUrl = new URL('manifest.json', base).href;
-  const cache = await openCache();
-  const entry = findEntry(await readManifest(manifestUrl, cache), name, undefined, manifestUrl);
-  const url = new URL(entry.file, base).href;
+  const { entry, url, cache } = await locate(modelsUrl, name, undefined);
 
   const cached = await cache?.match(url);
   if (cached?.body) {

@@ -3,10 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
   INFERENCE_TIMEOUT,
@@ -14,31 +12,20 @@ import {
   openBrowser,
   photo,
   readResults,
-  requireBuiltArtifacts,
-  serve,
+  serveForTests,
   waitForModel,
   withBrowser,
 } from './helpers.mjs';
 
 const MAKE_CLIP = fileURLToPath(new URL('make-clip.sh', import.meta.url));
 
-let server;
-let scratch;
-before(async () => {
-  requireBuiltArtifacts();
-  server = await serve();
-  scratch = mkdtempSync(join(tmpdir(), 'glimpse-clip-'));
-});
-after(async () => {
-  await server?.close();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
-});
+const suite = serveForTests({ scratchPrefix: 'glimpse-clip-' });
 
 test('a denied camera shows a message', { timeout: 300_000 }, async () => {
   const browser = await openBrowser({ camera: 'deny' });
   try {
     const { page } = browser;
-    await page.goto(`${server.url}?backend=cpu`);
+    await page.goto(`${suite.server.url}?backend=cpu`);
     await waitForModel(page);
     await page.click('#camera-start');
     await page.waitForSelector('#error:not([hidden])');
@@ -51,12 +38,12 @@ test('a denied camera shows a message', { timeout: 300_000 }, async () => {
 
 test('a camera playing a photo shows its top-1 live, with a frame rate', { timeout: 300_000 }, async (t) => {
   const source = photo('imagenet_08_');
-  const clip = join(scratch, 'camera.y4m');
+  const clip = join(suite.scratch, 'camera.y4m');
   execFileSync(MAKE_CLIP, [source, clip]);
   const expected = nativeTop1([source]).get(source);
 
-  await withBrowser(t, server.url, { camera: clip }, async ({ page }) => {
-    await page.goto(`${server.url}?backend=cpu`);
+  await withBrowser(t, suite.server.url, { camera: clip }, async ({ page }) => {
+    await page.goto(`${suite.server.url}?backend=cpu`);
     await waitForModel(page);
     await page.click('#camera-start');
     // Wait for a few live results, so the rate is measured over several frames.

@@ -6,18 +6,16 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
   INFERENCE_TIMEOUT,
   ROOT,
   classifyThroughEvent,
   photo,
-  requireBuiltArtifacts,
-  serve,
+  serveForTests,
   waitForModel,
   withBrowser,
 } from './helpers.mjs';
@@ -26,17 +24,7 @@ const MAKE_CLIP = fileURLToPath(new URL('make-clip.sh', import.meta.url));
 const CAPTION_TIMEOUT = 300_000;
 const RELATIVE_TOLERANCE = 1e-2;
 
-let server;
-let scratch;
-before(async () => {
-  requireBuiltArtifacts();
-  server = await serve();
-  scratch = mkdtempSync(join(tmpdir(), 'glimpse-caption-'));
-});
-after(async () => {
-  await server?.close();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
-});
+const suite = serveForTests({ scratchPrefix: 'glimpse-caption-' });
 
 function nativeCaption(file) {
   const targetDir = process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target');
@@ -49,8 +37,8 @@ function nativeCaption(file) {
 test('on WebGPU the caption model matches the reference, and the page streams a caption', { timeout: 1_200_000 }, async (t) => {
   const golden = JSON.parse(readFileSync(join(ROOT, 'tests/golden/smollm/decode.json'), 'utf8'));
   const { prompt_ids: promptIds, last_logits_top20: reference, greedy_ids: greedy } = golden.cases[0];
-  await withBrowser(t, server.url, { webgpu: true }, async ({ page }) => {
-    await page.goto(`${server.url}/tests/browser/blank.html`);
+  await withBrowser(t, suite.server.url, { webgpu: true }, async ({ page }) => {
+    await page.goto(`${suite.server.url}/tests/browser/blank.html`);
     const started = Date.now();
     const probe = await page.evaluate(
       async ({ promptIds, steps }) => {
@@ -80,7 +68,7 @@ test('on WebGPU the caption model matches the reference, and the page streams a 
 
     // The page on WebGPU: a dropped photo gets the native caption, streamed.
     const file = photo('imagenet_00_');
-    await page.goto(`${server.url}?backend=webgpu`);
+    await page.goto(`${suite.server.url}?backend=webgpu`);
     assert.equal(await waitForModel(page), 'WebGPU');
     await page.check('#caption-toggle');
     await classifyThroughEvent(page, file, 'drop');
@@ -101,8 +89,8 @@ test('on WebGPU the caption model matches the reference, and the page streams a 
 test('a dropped photo gets a streamed caption equal to the native one (CPU)', { timeout: CAPTION_TIMEOUT }, async (t) => {
   const file = photo('imagenet_00_');
   const expected = nativeCaption(file);
-  await withBrowser(t, server.url, {}, async ({ page }) => {
-    await page.goto(`${server.url}?backend=cpu`);
+  await withBrowser(t, suite.server.url, {}, async ({ page }) => {
+    await page.goto(`${suite.server.url}?backend=cpu`);
     await waitForModel(page);
     await page.check('#caption-toggle');
     // Count the caption's visible changes: streamed text changes many times.
@@ -131,8 +119,8 @@ test('a dropped photo gets a streamed caption equal to the native one (CPU)', { 
 
 test('a missing or corrupt caption model costs the caption, not the classification', { timeout: CAPTION_TIMEOUT }, async (t) => {
   const file = photo('imagenet_04_');
-  await withBrowser(t, server.url, {}, async ({ page }) => {
-    await page.goto(`${server.url}?backend=cpu`);
+  await withBrowser(t, suite.server.url, {}, async ({ page }) => {
+    await page.goto(`${suite.server.url}?backend=cpu`);
     await waitForModel(page);
     await page.check('#caption-toggle');
     for (const [what, reply, message] of [
@@ -155,10 +143,10 @@ test('a missing or corrupt caption model costs the caption, not the classificati
 });
 
 test('with the fake camera a caption is written while classification goes on', { timeout: CAPTION_TIMEOUT }, async (t) => {
-  const clip = join(scratch, 'yurt.y4m');
+  const clip = join(suite.scratch, 'yurt.y4m');
   execFileSync(MAKE_CLIP, [photo('imagenet_08_'), clip]);
-  await withBrowser(t, server.url, { camera: clip }, async ({ page }) => {
-    await page.goto(`${server.url}?backend=cpu`);
+  await withBrowser(t, suite.server.url, { camera: clip }, async ({ page }) => {
+    await page.goto(`${suite.server.url}?backend=cpu`);
     await waitForModel(page);
     await page.check('#caption-toggle');
     await page.click('#camera-start');

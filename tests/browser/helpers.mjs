@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 import { startServer } from '../../www/serve.mjs';
 
@@ -61,6 +62,25 @@ export async function serve() {
   const requests = [];
   const server = await startServer({ root: ROOT, port: 0, onRequest: (method, path) => requests.push(path) });
   return { url: server.url, requests, close: server.close };
+}
+
+/**
+ * For a test file: serves the repo (and makes a scratch directory named `scratchPrefix`…)
+ * before its tests, and stops (and removes) them after. Returns `{ server, scratch }`, filled
+ * in once started.
+ */
+export function serveForTests({ scratchPrefix = null } = {}) {
+  const suite = { server: null, scratch: null };
+  before(async () => {
+    requireBuiltArtifacts();
+    suite.server = await serve();
+    if (scratchPrefix) suite.scratch = mkdtempSync(join(tmpdir(), scratchPrefix));
+  });
+  after(async () => {
+    await suite.server?.close();
+    if (suite.scratch) rmSync(suite.scratch, { recursive: true, force: true });
+  });
+  return suite;
 }
 
 const BASE_FLAGS = [

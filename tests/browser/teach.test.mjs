@@ -6,10 +6,9 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
   INFERENCE_TIMEOUT,
@@ -17,25 +16,14 @@ import {
   ROOT,
   photo,
   readResults,
-  requireBuiltArtifacts,
-  serve,
+  serveForTests,
   waitForModel,
   withBrowser,
 } from './helpers.mjs';
 
 const MAKE_CLIP = fileURLToPath(new URL('make-clip.sh', import.meta.url));
 
-let server;
-let scratch;
-before(async () => {
-  requireBuiltArtifacts();
-  server = await serve();
-  scratch = mkdtempSync(join(tmpdir(), 'glimpse-teach-'));
-});
-after(async () => {
-  await server?.close();
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
-});
+const suite = serveForTests({ scratchPrefix: 'glimpse-teach-' });
 
 /** Picks `files` (paths or { name, mimeType, buffer }) in `input` and waits until the photo is classified. */
 async function showPhoto(page, file) {
@@ -65,8 +53,8 @@ async function useLabels(page, text) {
 
 test('your labels: the expected label first on the foolbox photos; odd lists handled', { timeout: 600_000 }, async (t) => {
   const golden = JSON.parse(readFileSync(join(ROOT, 'tests/golden/zero_shot.json'), 'utf8'));
-  await withBrowser(t, server.url, {}, async ({ page }) => {
-    await page.goto(`${server.url}?backend=cpu`);
+  await withBrowser(t, suite.server.url, {}, async ({ page }) => {
+    await page.goto(`${suite.server.url}?backend=cpu`);
     assert.equal(await waitForModel(page), 'CPU');
     await useLabels(page, golden.labels.join(', '));
     assert.equal(await page.locator('#error').isVisible(), false);
@@ -167,8 +155,8 @@ async function taughtPredictions(page, files) {
 }
 
 test('teachable classes: held-out crops, reload, export/import, bad requests', { timeout: 600_000 }, async (t) => {
-  await withBrowser(t, server.url, {}, async ({ page }) => {
-    await page.goto(`${server.url}?backend=cpu`);
+  await withBrowser(t, suite.server.url, {}, async ({ page }) => {
+    await page.goto(`${suite.server.url}?backend=cpu`);
     await waitForModel(page);
     const dog = photo('imagenet_16_'); // dalmatian
     const tent = photo('imagenet_08_'); // yurt
@@ -203,7 +191,7 @@ test('teachable classes: held-out crops, reload, export/import, bad requests', {
 
     // Export, then reload: the classes come back from IndexedDB with the same predictions.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#teach-export')]);
-    const exported = join(scratch, 'classes.json');
+    const exported = join(suite.scratch, 'classes.json');
     await download.saveAs(exported);
     await page.reload();
     await waitForModel(page);
@@ -218,12 +206,12 @@ test('teachable classes: held-out crops, reload, export/import, bad requests', {
     assert.deepEqual(await taughtPredictions(page, heldOut), before);
 
     // A foreign or damaged file is refused with a reason, and the classes stay as they were.
-    const foreign = join(scratch, 'foreign.json');
+    const foreign = join(suite.scratch, 'foreign.json');
     writeFileSync(foreign, JSON.stringify({ weights: [1, 2, 3] }));
     await page.setInputFiles('#teach-import', foreign);
     await page.waitForSelector('#error:not([hidden])');
     assert.match(await page.locator('#error-message').textContent(), /not a usable teachable-classes file/);
-    const damaged = join(scratch, 'damaged.json');
+    const damaged = join(suite.scratch, 'damaged.json');
     writeFileSync(damaged, readFileSync(exported, 'utf8').slice(0, 5000));
     await page.click('#dismiss-error');
     await page.setInputFiles('#teach-import', damaged);
@@ -234,10 +222,10 @@ test('teachable classes: held-out crops, reload, export/import, bad requests', {
 });
 
 test('a class taught with the fake camera is predicted live', { timeout: 600_000 }, async (t) => {
-  const clip = join(scratch, 'yurt.y4m');
+  const clip = join(suite.scratch, 'yurt.y4m');
   execFileSync(MAKE_CLIP, [photo('imagenet_08_'), clip]);
-  await withBrowser(t, server.url, { camera: clip }, async ({ page }) => {
-    await page.goto(`${server.url}?backend=cpu`);
+  await withBrowser(t, suite.server.url, { camera: clip }, async ({ page }) => {
+    await page.goto(`${suite.server.url}?backend=cpu`);
     await waitForModel(page);
     await page.click('#camera-start');
     await page.waitForFunction(() => document.querySelectorAll('#results li').length > 0, null, { timeout: INFERENCE_TIMEOUT });
