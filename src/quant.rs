@@ -377,6 +377,19 @@ fn block_dots(
     out: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512vl")
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+        fn avx512(t: GgmlType, r: &[u8], rb: usize, x: &[f32], s: &[f32], m: usize, o: &mut [f32]) {
+            block_dots_portable(t, r, rb, x, s, m, o)
+        }
+        // SAFETY: the CPU was just checked for these features.
+        unsafe { avx512(ggml_type, rows, row_bytes, x, sums, m, out) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
         #[target_feature(enable = "avx2,fma")]
         fn avx2(t: GgmlType, r: &[u8], rb: usize, x: &[f32], s: &[f32], m: usize, o: &mut [f32]) {
