@@ -32,7 +32,7 @@ fn status_mb(key: &str) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn next_token(model: &Llama, ids: &[i64], cache: &mut KvCache, _device: &Device) -> i64 {
+fn next_token(model: &Llama, ids: &[i64], cache: &mut KvCache) -> i64 {
     let tokens: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
     model
         .next_logits(&tokens, cache)
@@ -87,15 +87,15 @@ fn main() {
         .map(|i| 1000 + (i * 37) % 5000)
         .collect();
     // Warm-up: one short pass so the timings leave out one-time kernel preparation.
-    next_token(&model, &prompt[..4], &mut KvCache::default(), &device);
+    next_token(&model, &prompt[..4], &mut KvCache::default());
 
     let mut cache = KvCache::default();
     let start = Instant::now();
-    let mut next = next_token(&model, &prompt, &mut cache, &device);
+    let mut next = next_token(&model, &prompt, &mut cache);
     let prefill_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
     for _ in 0..decode_len {
-        next = next_token(&model, &[next], &mut cache, &device);
+        next = next_token(&model, &[next], &mut cache);
     }
     let decode_s = start.elapsed().as_secs_f64();
     println!(

@@ -29,7 +29,7 @@ struct Case {
     greedy_ids: Vec<usize>,
 }
 
-fn logits(model: &Llama, ids: &[i64], cache: &mut KvCache, _device: &Device) -> Vec<f32> {
+fn logits(model: &Llama, ids: &[i64], cache: &mut KvCache) -> Vec<f32> {
     let tokens: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
     let out = model.forward(&tokens, cache);
     let [_, len, vocab] = out.dims();
@@ -83,7 +83,7 @@ fn check(device: Device, storage: Storage) {
     assert_eq!(golden.cases.len(), 5);
     for case in &golden.cases {
         let mut cache = KvCache::default();
-        let mut last = logits(&model, &case.prompt_ids, &mut cache, &device);
+        let mut last = logits(&model, &case.prompt_ids, &mut cache);
         let mut worst = 0.0f32;
         for &(id, expected) in &case.last_logits_top20 {
             let relative = (last[id] - expected).abs() / expected.abs().max(1.0);
@@ -99,7 +99,7 @@ fn check(device: Device, storage: Storage) {
         for _ in 0..case.greedy_ids.len() {
             let next = argmax(&last);
             greedy.push(next);
-            last = logits(&model, &[next as i64], &mut cache, &device);
+            last = logits(&model, &[next as i64], &mut cache);
         }
         assert_eq!(greedy, case.greedy_ids, "{:?}", case.user);
         eprintln!(

@@ -66,19 +66,11 @@ function findEntry(manifest, name, dtype, manifestUrl) {
   return entry;
 }
 
-/** Reads a response body, reporting progress as it arrives. */
+/** Reads a response body whole, reporting progress as it arrives. */
 async function readWithProgress(response, total, onProgress) {
   if (!response.body) return response.arrayBuffer();
-  const reader = response.body.getReader();
   const chunks = [];
-  let loaded = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.byteLength;
-    onProgress?.({ loaded, total, fromCache: false });
-  }
+  const loaded = await pump(response.body, total, false, (chunk) => chunks.push(chunk), onProgress);
   const bytes = new Uint8Array(loaded);
   let offset = 0;
   for (const chunk of chunks) {

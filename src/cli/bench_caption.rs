@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use burn::tensor::Device;
 use glimpse::gguf::Gguf;
 use glimpse::llama::{KvCache, Llama, Storage, load};
 use glimpse::models::{CAPTION_MODEL_NAME, ModelDir};
@@ -48,7 +47,7 @@ fn prompt_ids() -> Vec<u32> {
         .collect()
 }
 
-fn next_token(model: &Llama, ids: &[u32], cache: &mut KvCache, _device: &Device) -> u32 {
+fn next_token(model: &Llama, ids: &[u32], cache: &mut KvCache) -> u32 {
     model.next_logits(ids, cache).argmax(1).into_scalar::<i64>() as u32
 }
 
@@ -77,7 +76,7 @@ pub fn measure_glimpse(
 
     let prompt = prompt_ids();
     // One short pass first: kernels are prepared once per shape.
-    next_token(&model, &prompt[..4], &mut KvCache::default(), &device);
+    next_token(&model, &prompt[..4], &mut KvCache::default());
     let (mut ttft, mut decode) = (Vec::new(), Vec::new());
     let decode_tokens = if kind == BackendKind::Wgpu {
         16
@@ -87,11 +86,11 @@ pub fn measure_glimpse(
     for _ in 0..runs.max(1) {
         let mut cache = KvCache::default();
         let start = Instant::now();
-        let mut next = next_token(&model, &prompt, &mut cache, &device);
+        let mut next = next_token(&model, &prompt, &mut cache);
         ttft.push(start.elapsed().as_secs_f64() * 1e3);
         let start = Instant::now();
         for _ in 0..decode_tokens {
-            next = next_token(&model, &[next], &mut cache, &device);
+            next = next_token(&model, &[next], &mut cache);
         }
         decode.push(decode_tokens as f64 / start.elapsed().as_secs_f64());
     }
