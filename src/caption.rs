@@ -3,7 +3,7 @@
 //! instruction makes a 135M model ramble; three short examples keep it to one sentence. A
 //! caption that does not name the top class is replaced by a plain template.
 
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use tokenizers::Tokenizer;
 
 use crate::classifier::Prediction;
@@ -132,11 +132,13 @@ impl Captioner {
     }
 
     /// Runs the model over the generation's pending input (the whole prompt first, then the
-    /// last token) and returns the most probable next token, still on the device: read it
-    /// (`into_data` natively, `into_data_async` in the browser) and pass it to `accept`.
-    pub fn predict(&self, generation: &mut Generation) -> Tensor<1, Int> {
+    /// last token) and returns the most probable next token and its logit, still on the
+    /// device as `[id, logit]`: read it (`into_data` natively, `into_data_async` in the
+    /// browser), turn it into a [`Choice`] and pass its token to `accept`. One read-back.
+    pub fn predict(&self, generation: &mut Generation) -> Tensor<1> {
         let ids = std::mem::take(&mut generation.input);
-        self.last_logits(&ids, &mut generation.cache).argmax(0)
+        let logits = self.last_logits(&ids, &mut generation.cache);
+        Tensor::cat(vec![logits.clone().argmax(0).float(), logits.max_dim(0)], 0)
     }
 
     /// The logits `[vocab]` after feeding `ids` behind the positions in `cache`.
@@ -178,8 +180,8 @@ impl Captioner {
     pub fn caption(&self, top: &[Prediction], mut on_text: impl FnMut(&str)) -> Result<Caption> {
         let mut generation = self.start(top)?;
         while !generation.finished {
-            let next = self.predict(&mut generation).into_data();
-            if let Some(piece) = self.accept(&mut generation, token_id(next)?) {
+            let next = Choice::read(self.predict(&mut generation).into_data())?;
+            if let Some(piece) = self.accept(&mut generation, next.token) {
                 on_text(&piece);
             }
         }
@@ -227,14 +229,32 @@ impl Generation {
     }
 }
 
-/// The token id in a one-element tensor's data.
-pub fn token_id(data: TensorData) -> Result<u32> {
-    let id = data
-        .iter::<i64>()
-        .next()
-        .ok_or_else(|| GlimpseError::Backend("the model produced no token".into()))?;
-    u32::try_from(id)
-        .map_err(|_| GlimpseError::Backend("the model produced a negative token id".into()))
+/// The token greedy decoding chose, and its logit (what [`Captioner::predict`] computes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Choice {
+    pub token: u32,
+    pub logit: f32,
+}
+
+impl Choice {
+    /// From the data of [`Captioner::predict`]'s `[id, logit]` tensor.
+    pub fn read(data: TensorData) -> Result<Self> {
+        let values = data.try_to_vec::<f32>().map_err(|e| {
+            GlimpseError::Backend(format!("the model's choice is unreadable: {e:?}"))
+        })?;
+        let [id, logit] = values[..] else {
+            return Err(GlimpseError::Backend("the model produced no token".into()));
+        };
+        if !(id >= 0.0 && id.fract() == 0.0 && id <= u32::MAX as f32) {
+            return Err(GlimpseError::Backend(format!(
+                "the model produced an impossible token id ({id})"
+            )));
+        }
+        Ok(Self {
+            token: id as u32,
+            logit,
+        })
+    }
 }
 
 /// The classes a caption prompt names: the top three, leaving out those under 5% (but always

@@ -34,6 +34,19 @@ pub enum GlimpseError {
 }
 
 impl GlimpseError {
+    /// The message without the kind that `Display` puts in front ("unsupported image: …"),
+    /// for callers that carry the kind separately (the wasm edge's JS error names).
+    pub fn detail(&self) -> String {
+        match self {
+            GlimpseError::UnsupportedImage(m)
+            | GlimpseError::ModelLoad(m)
+            | GlimpseError::InvalidArgument(m)
+            | GlimpseError::Backend(m)
+            | GlimpseError::Fetch(m) => m.clone(),
+            GlimpseError::Io { .. } => self.to_string(),
+        }
+    }
+
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let context = context.into();
         move |source| GlimpseError::Io { context, source }

@@ -15,17 +15,16 @@ use sha2::{Digest, Sha256};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::caption::{Caption, Captioner, Generation, prompt_classes, token_id};
+use crate::caption::{Caption, Captioner, Choice, Generation, prompt_classes};
 use crate::classifier::{BackendKind, Classifier, Prediction, rows, top_k};
 use crate::error::GlimpseError;
 use crate::gguf::Gguf;
 use crate::gguf_tokenizer::from_gguf;
 use crate::labels::imagenet;
-use crate::llama::KvCache;
 use crate::preprocess::{augmented_views, decode, from_rgba, prepare};
 use crate::sentence::SentenceEmbedder;
 use crate::teach::{ClassAccuracy, ClassSet, TaughtPrediction};
-use crate::zero_shot::{ClassEmbeddings, LabelRanker, LabelScore};
+use crate::zero_shot::{ClassEmbeddings, LabelRanker, LabelScore, tidy_labels};
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -41,7 +40,7 @@ fn js_error(e: GlimpseError) -> JsValue {
         GlimpseError::Backend(_) => "BackendError",
         GlimpseError::InvalidArgument(_) => "InvalidArgumentError",
     };
-    let error = js_sys::Error::new(&e.to_string());
+    let error = js_sys::Error::new(&e.detail());
     error.set_name(name);
     error.into()
 }
@@ -89,10 +88,27 @@ impl Picture {
 struct ClassifyOptions {
     top_k: usize,
     #[serde(default)]
-    labels: Option<Vec<String>>,
+    labels: Option<LabelList>,
     /// A taught class set whose head should rank the picture too.
     #[serde(default)]
     set: Option<u32>,
+}
+
+/// Labels as given: one comma-separated string or a list (tidied by `tidy_labels`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum LabelList {
+    Text(String),
+    Items(Vec<String>),
+}
+
+impl LabelList {
+    fn tidy(&self) -> Result<Vec<String>, GlimpseError> {
+        match self {
+            LabelList::Text(text) => tidy_labels([text.as_str()]),
+            LabelList::Items(items) => tidy_labels(items.iter().map(String::as_str)),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -151,10 +167,13 @@ pub struct Engine {
     next_generation: Cell<u32>,
 }
 
-/// One step of a caption: the text it added, and the caption once finished.
+/// One step of a caption: the text it added, the token greedy decoding chose with its logit
+/// (what the backends are compared on), and the caption once finished.
 #[derive(Serialize)]
 struct CaptionStep {
     piece: Option<String>,
+    token: u32,
+    logit: f32,
     done: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     caption: Option<CaptionResult>,
@@ -299,9 +318,10 @@ impl Engine {
             let labels = match &options.labels {
                 None => None,
                 Some(labels) => {
+                    let labels = labels.tidy().map_err(js_error)?;
                     let mut ranker = ranker.borrow_mut();
                     let ranker = ranker.as_mut().expect("checked above");
-                    Some(ranker.rank(&probs, labels).map_err(js_error)?)
+                    Some(ranker.rank(&probs, &labels).map_err(js_error)?)
                 }
             };
             to_js(&ClassifyResult {
@@ -471,9 +491,10 @@ impl Engine {
         Ok(id)
     }
 
-    /// Generates the next token of caption `id`: resolves to `{ piece, done, caption? }`, where
-    /// `piece` is the text it adds (null when none) and `caption` is `{ text, fallback, tokens }`
-    /// once done.
+    /// Generates the next token of caption `id`: resolves to
+    /// `{ piece, token, logit, done, caption? }`, where `piece` is the text it adds (null when
+    /// none), `token` and `logit` the chosen token id and its logit, and `caption` is
+    /// `{ text, fallback, tokens, promptTokens }` once done.
     #[wasm_bindgen(js_name = captionStep)]
     pub fn caption_step(&self, id: u32) -> Promise {
         let captioner = self.captioner.borrow().clone();
@@ -491,10 +512,13 @@ impl Engine {
             })?;
             let next = captioner.predict(&mut generation);
             let next = next.into_data_async().await.map_err(read_failed)?;
-            let piece = captioner.accept(&mut generation, token_id(next).map_err(js_error)?);
+            let choice = Choice::read(next).map_err(js_error)?;
+            let piece = captioner.accept(&mut generation, choice.token);
             let step = if generation.is_finished() {
                 CaptionStep {
                     piece,
+                    token: choice.token,
+                    logit: choice.logit,
                     done: true,
                     caption: Some(generation.into_caption().into()),
                 }
@@ -502,6 +526,8 @@ impl Engine {
                 generations.borrow_mut().insert(id, generation);
                 CaptionStep {
                     piece,
+                    token: choice.token,
+                    logit: choice.logit,
                     done: false,
                     caption: None,
                 }
@@ -514,36 +540,5 @@ impl Engine {
     #[wasm_bindgen(js_name = captionCancel)]
     pub fn caption_cancel(&self, id: u32) {
         self.generations.borrow_mut().remove(&id);
-    }
-
-    /// For the parity tests: feeds `prompt_ids`, returns the 20 largest logits at the last
-    /// prompt position as `[[id, logit]]`, then the next `steps` greedy token ids.
-    #[wasm_bindgen(js_name = probeCaptionModel)]
-    pub fn probe_caption_model(&self, prompt_ids: Vec<u32>, steps: usize) -> Promise {
-        let captioner = self.captioner.borrow().clone();
-        future_to_promise(async move {
-            let captioner = captioner.ok_or_else(|| {
-                js_error(GlimpseError::ModelLoad(
-                    "the caption model is not loaded".into(),
-                ))
-            })?;
-            let mut cache = KvCache::default();
-            let logits = captioner.last_logits(&prompt_ids, &mut cache);
-            let logits = logits.into_data_async().await.map_err(read_failed)?;
-            let logits: Vec<f32> = logits
-                .try_to_vec::<f32>()
-                .map_err(|e| read_failed(format!("{e:?}")))?;
-            let mut order: Vec<usize> = (0..logits.len()).collect();
-            order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
-            let top20: Vec<(usize, f32)> = order.iter().take(20).map(|&i| (i, logits[i])).collect();
-            let mut greedy = vec![order[0] as u32];
-            while greedy.len() < steps {
-                let last = *greedy.last().expect("not empty");
-                let next = captioner.last_logits(&[last], &mut cache).argmax(0);
-                let next = next.into_data_async().await.map_err(read_failed)?;
-                greedy.push(token_id(next).map_err(js_error)?);
-            }
-            to_js(&(top20, greedy))
-        })
     }
 }

@@ -171,16 +171,30 @@ pub fn check_labels(labels: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Splits a comma-separated label list, trimming blanks and dropping duplicates.
-pub fn parse_labels(list: &str) -> Result<Vec<String>> {
+/// Labels as a person types them: each item is split at commas, trimmed, blanks dropped, and
+/// repeats (compared case-insensitively, in any script) dropped, keeping the first spelling.
+/// The CLI's `--labels`, the wasm engine and the npm package all go through here.
+pub fn tidy_labels<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>> {
     let mut labels: Vec<String> = Vec::new();
-    for label in list.split(',').map(str::trim).filter(|l| !l.is_empty()) {
-        if !labels.iter().any(|l| l.eq_ignore_ascii_case(label)) {
+    let mut seen: Vec<String> = Vec::new();
+    for label in items
+        .into_iter()
+        .flat_map(|item| item.split(','))
+        .map(str::trim)
+    {
+        let folded = label.to_lowercase();
+        if !label.is_empty() && !seen.contains(&folded) {
+            seen.push(folded);
             labels.push(label.to_string());
         }
     }
     check_labels(&labels)?;
     Ok(labels)
+}
+
+/// Splits a comma-separated label list by [`tidy_labels`]' rule.
+pub fn parse_labels(list: &str) -> Result<Vec<String>> {
+    tidy_labels([list])
 }
 
 #[cfg(test)]
@@ -219,6 +233,14 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("no labels given")
+        );
+    }
+
+    #[test]
+    fn repeats_are_found_in_any_script_and_in_lists_of_items() {
+        assert_eq!(
+            tidy_labels(["Élan, élan", "ÉLAN", "Straße,straße", "a, b"]).unwrap(),
+            ["Élan", "Straße", "a", "b"]
         );
     }
 
