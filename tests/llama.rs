@@ -9,9 +9,8 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use common::models;
-use glimpse::gguf::Gguf;
-use glimpse::llama::{KvCache, Llama, Storage, load};
-use glimpse::models::CAPTION_MODEL_NAME;
+use glimpse::caption::llama::{KvCache, Llama, Storage};
+use glimpse::provision::CAPTION_MODEL_NAME;
 use serde::Deserialize;
 
 const RELATIVE_TOLERANCE: f32 = 1e-2;
@@ -69,8 +68,7 @@ fn smollm2_on_wgpu_matches_the_reference_logits_and_greedy_tokens() {
 fn check(device: Device, storage: Storage) {
     let dir = models();
     let bytes = dir.read_file(CAPTION_MODEL_NAME, None).unwrap();
-    let gguf = Gguf::parse(&bytes).unwrap();
-    let model = load(&gguf, &bytes, &device, storage).unwrap();
+    let model = Llama::from_gguf(&bytes, storage, &device).unwrap();
     let stats = model.weight_stats();
     eprintln!(
         "{storage:?}: {:.1} MB of weights, {:.2} bits per weight",

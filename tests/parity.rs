@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use common::models;
-use glimpse::models::{ModelDir, WeightDType};
-use glimpse::preprocess::{CROP, decode, normalize, prepare, resize_and_crop};
+use glimpse::provision::{ModelDir, WeightDType};
+use glimpse::vision::preprocess::{CROP, decode, normalize, prepare, resize_and_crop};
 use glimpse::{Classifier, top_k};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -113,8 +113,7 @@ fn logits(classifier: &Classifier, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
     inputs
         .chunks(8)
         .flat_map(|chunk| {
-            glimpse::classifier::rows(classifier.logits(classifier.batch(chunk)).into_data())
-                .unwrap()
+            glimpse::runtime::rows(classifier.logits(classifier.batch(chunk)).into_data()).unwrap()
         })
         .collect()
 }

@@ -8,9 +8,9 @@ use std::time::Instant;
 use burn::tensor::Device;
 use common::models;
 use glimpse::Classifier;
-use glimpse::models::{MODEL_NAME, WeightDType};
-use glimpse::preprocess::{augmented_views, decode, prepare};
-use glimpse::teach::ClassSet;
+use glimpse::provision::{MODEL_NAME, WeightDType};
+use glimpse::vision::preprocess::{augmented_views, decode, prepare};
+use glimpse::vision::teach::ClassSet;
 use image::RgbImage;
 
 fn classifier() -> Classifier {

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use common::models;
 use glimpse::Classifier;
-use glimpse::models::{ModelDir, TEXT_MODEL_NAME, WeightDType};
-use glimpse::preprocess::{decode, prepare};
-use glimpse::sentence::{SentenceEmbedder, cosine};
-use glimpse::zero_shot::{ClassEmbeddings, label_text, parse_labels};
+use glimpse::provision::{ModelDir, TEXT_MODEL_NAME, WeightDType};
+use glimpse::text::sentence::{SentenceEmbedder, cosine};
+use glimpse::text::zero_shot::{ClassEmbeddings, label_text, parse_labels};
+use glimpse::vision::preprocess::{decode, prepare};
 use serde::Deserialize;
 
 const MIN_COSINE: f32 = 0.999;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use glimpse::models::{ModelDir, WeightDType};
-use glimpse::preprocess::{decode, prepare};
+use glimpse::provision::{ModelDir, WeightDType};
+use glimpse::vision::preprocess::{decode, prepare};
 use glimpse::{BackendKind, Classifier, GlimpseError, Result};
 use serde::Deserialize;
 

@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use glimpse::gguf::Gguf;
-use glimpse::llama::{KvCache, Llama, Storage, load};
-use glimpse::models::{CAPTION_MODEL_NAME, ModelDir};
+use glimpse::caption::llama::{KvCache, Llama, Storage};
+use glimpse::provision::{CAPTION_MODEL_NAME, ModelDir};
 use glimpse::{BackendKind, GlimpseError, Result};
 use serde::Deserialize;
 
@@ -66,9 +65,7 @@ pub fn measure_glimpse(
     let device = open_device(kind)?;
     let bytes = dir.read_file(CAPTION_MODEL_NAME, None)?;
     let start = Instant::now();
-    let gguf = Gguf::parse(&bytes).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
-    let model = load(&gguf, &bytes, &device, Storage::Quantized)
-        .map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
+    let model = Llama::from_gguf(&bytes, Storage::Quantized, &device)?;
     let _ = device.sync();
     let load_ms = start.elapsed().as_secs_f64() * 1e3;
     let stats = model.weight_stats();

@@ -4,16 +4,14 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use glimpse::caption::Captioner;
-use glimpse::gguf::Gguf;
-use glimpse::gguf_tokenizer::from_gguf;
-use glimpse::llama::load_quantized;
-use glimpse::models::{
-    CAPTION_MODEL_NAME, CLASS_EMBEDDINGS_FILE, ModelDir, TEXT_MODEL_NAME, WeightDType,
+use glimpse::provision::{
+    CAPTION_MODEL_NAME, CLASS_EMBEDDINGS_NAME, ModelDir, TEXT_MODEL_NAME, TOKENIZER_NAME,
+    WeightDType,
 };
-use glimpse::preprocess::{decode, prepare};
-use glimpse::sentence::SentenceEmbedder;
-use glimpse::teach::{ClassSet, Head, TaughtPrediction};
-use glimpse::zero_shot::{ClassEmbeddings, LabelScore, label_text, parse_labels};
+use glimpse::runtime::cpu;
+use glimpse::text::{LabelRanker, LabelScore, parse_labels};
+use glimpse::vision::preprocess::{decode, prepare};
+use glimpse::vision::teach::{ClassSet, Head, TaughtPrediction};
 use glimpse::{GlimpseError, Prediction, Result, top_k};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -54,7 +52,7 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
     let device = open_device(args.backend.kind())?;
     let dir = ensure_models()?;
     let classifier = load_classifier(&dir, device, args.precision)?;
-    let zero_shot = args
+    let mut zero_shot = args
         .labels
         .as_deref()
         .map(|list| ZeroShotLabels::load(&dir, list))
@@ -148,7 +146,7 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
                 outcomes[prepared.index] = Some(Outcome::Ok {
                     file,
                     top: top_k(&probs, args.top as usize),
-                    labels: zero_shot.as_ref().map(|z| z.rank(&probs)),
+                    labels: zero_shot.as_mut().map(|z| z.rank(&probs)).transpose()?,
                     taught: head
                         .as_ref()
                         .zip(features)
@@ -228,13 +226,9 @@ fn prompt_classes(probs: &[f32]) -> Vec<Prediction> {
 fn load_captioner(dir: &ModelDir, verbose: bool) -> Result<Captioner> {
     let start = std::time::Instant::now();
     let bytes = dir.read_file(CAPTION_MODEL_NAME, None)?;
-    let gguf = Gguf::parse(&bytes).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
-    let tokenizer = from_gguf(&gguf).map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
-    let device = burn::tensor::Device::flex();
-    let model = load_quantized(&gguf, &bytes, &device)
-        .map_err(|e| GlimpseError::ModelLoad(e.to_string()))?;
+    let captioner = Captioner::from_gguf(&bytes, &cpu())?;
     if verbose {
-        let stats = model.weight_stats();
+        let stats = captioner.model().weight_stats();
         eprintln!(
             "glimpse: caption model loaded in {:.2} s: {} weights in {:.1} MB ({:.2} bits per weight)",
             start.elapsed().as_secs_f64(),
@@ -243,7 +237,7 @@ fn load_captioner(dir: &ModelDir, verbose: bool) -> Result<Captioner> {
             stats.bits_per_weight()
         );
     }
-    Captioner::new(model, tokenizer)
+    Ok(captioner)
 }
 
 /// The head of an exported class set, trained here if the file holds examples but no head.
@@ -259,32 +253,26 @@ fn load_head(path: &Path) -> Result<Head> {
     Ok(set.head.expect("trained"))
 }
 
-/// The user's labels, embedded once, and the ImageNet class table they are scored against.
+/// The user's labels, tidied once, and the label model that ranks them (it embeds them once).
 struct ZeroShotLabels {
-    classes: ClassEmbeddings,
-    labels: Vec<(String, Vec<f32>)>,
+    ranker: LabelRanker,
+    labels: Vec<String>,
 }
 
 impl ZeroShotLabels {
     fn load(dir: &ModelDir, list: &str) -> Result<Self> {
         let labels = parse_labels(list)?;
-        let weights = dir.read_file(TEXT_MODEL_NAME, Some(WeightDType::F32))?;
-        let tokenizer = dir.read_file("all-minilm-l6-v2-tokenizer", None)?;
-        let embedder =
-            SentenceEmbedder::from_burnpack(weights, &tokenizer, burn::tensor::Device::flex())?;
-        let texts: Vec<String> = labels.iter().map(|l| label_text(l)).collect();
-        let embedded = embedder.embed(&texts.iter().map(String::as_str).collect::<Vec<_>>())?;
-        let table = dir.read_file("imagenet-class-embeddings", Some(WeightDType::F16))?;
-        let classes = ClassEmbeddings::from_f16_table(&table, glimpse::labels::imagenet().len())
-            .map_err(|e| GlimpseError::ModelLoad(format!("{CLASS_EMBEDDINGS_FILE}: {e}")))?;
-        Ok(Self {
-            classes,
-            labels: labels.into_iter().zip(embedded).collect(),
-        })
+        let mut ranker = LabelRanker::load(
+            dir.read_file(TEXT_MODEL_NAME, Some(WeightDType::F32))?,
+            &dir.read_file(TOKENIZER_NAME, None)?,
+            &dir.read_file(CLASS_EMBEDDINGS_NAME, Some(WeightDType::F16))?,
+        )?;
+        ranker.embed_labels(&labels)?;
+        Ok(Self { ranker, labels })
     }
 
-    fn rank(&self, probs: &[f32]) -> Vec<LabelScore> {
-        self.classes.rank(probs, &self.labels)
+    fn rank(&mut self, probs: &[f32]) -> Result<Vec<LabelScore>> {
+        self.ranker.rank(probs, &self.labels)
     }
 }
 

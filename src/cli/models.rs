@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use glimpse::models::{ModelDir, Pip, WeightDType, fetch as fetch_models, imagenet_labels_tsv};
+use glimpse::provision::{ModelDir, Pip, WeightDType, fetch as fetch_models, imagenet_labels_tsv};
 use glimpse::{GlimpseError, Result};
 
 pub fn fetch(force: bool) -> Result<ExitCode> {

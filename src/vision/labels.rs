@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-const TSV: &str = include_str!("../data/imagenet-1k.tsv");
+const TSV: &str = include_str!("../../data/imagenet-1k.tsv");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageNetClass {

@@ -1,40 +1,16 @@
 //! The classifier as every surface uses it: weights in, probabilities and top-k out.
 
-use burn::store::{BurnpackStore, FloatCastAdapter, ModuleSnapshot};
 use burn::tensor::activation::softmax;
-use burn::tensor::{Bytes, DType, Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::efficientnet::{EfficientNet, EfficientNetConfig};
-use crate::error::{GlimpseError, Result};
-use crate::labels;
-use crate::preprocess::CROP;
-
-/// Where the network runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// burn's pure-Rust CPU backend (SIMD, and threads natively).
-    Cpu,
-    /// burn on wgpu: WebGPU in the browser, Vulkan/Metal/DX12 natively.
-    Wgpu,
-}
-
-impl BackendKind {
-    pub fn device(self) -> Device {
-        match self {
-            BackendKind::Cpu => Device::flex(),
-            BackendKind::Wgpu => Device::wgpu(Default::default()),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            BackendKind::Cpu => "cpu",
-            BackendKind::Wgpu => "wgpu",
-        }
-    }
-}
+use super::efficientnet::{EfficientNet, EfficientNetConfig};
+use super::labels;
+use super::preprocess::CROP;
+use crate::error::Result;
+use crate::runtime::load_burnpack;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::runtime::{Rows, rows};
 
 /// One ranked class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,7 +41,7 @@ impl Classifier {
         &self.device
     }
 
-    /// Stacks prepared inputs (`[3, 224, 224]` each, see [`crate::preprocess::prepare`]).
+    /// Stacks prepared inputs (`[3, 224, 224]` each, see [`super::preprocess::prepare`]).
     pub fn batch(&self, inputs: &[Vec<f32>]) -> Tensor<4> {
         let side = CROP as usize;
         let data: Vec<f32> = inputs.iter().flatten().copied().collect();
@@ -113,18 +89,6 @@ impl Classifier {
     }
 }
 
-/// One row of values per input.
-pub type Rows = Vec<Vec<f32>>;
-
-/// Splits a `[N, C]` tensor's data into N rows.
-pub fn rows(data: TensorData) -> Result<Vec<Vec<f32>>> {
-    let width = *data.shape().last().unwrap_or(&1);
-    let values = data
-        .try_into_vec::<f32>()
-        .map_err(|e| GlimpseError::Backend(format!("unexpected output from the network: {e:?}")))?;
-    Ok(values.chunks(width.max(1)).map(<[f32]>::to_vec).collect())
-}
-
 /// The `k` most probable ImageNet classes, best first.
 pub fn top_k(probs: &[f32], k: usize) -> Vec<Prediction> {
     let classes = labels::imagenet();
@@ -141,38 +105,6 @@ pub fn top_k(probs: &[f32], k: usize) -> Vec<Prediction> {
             prob: probs[index],
         })
         .collect()
-}
-
-/// A burnpack file starts with this number (little-endian); anything else is refused with a
-/// clear message before the parser sees it.
-const BURNPACK_MAGIC: [u8; 4] = burn::store::burn_pack::MAGIC_NUMBER.to_le_bytes();
-
-/// Loads burnpack `bytes` (f32 or f16 on disk) into `model` as f32, naming the model in
-/// errors: a file of another format, or one whose tensors do not fit.
-pub fn load_burnpack(model: &mut impl ModuleSnapshot, bytes: Vec<u8>, name: &str) -> Result<()> {
-    check_burnpack_magic(&bytes)?;
-    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)))
-        .with_from_adapter(FloatCastAdapter::to(DType::F32));
-    model
-        .load_from(&mut store)
-        .map(|_| ())
-        .map_err(|e| GlimpseError::ModelLoad(format!("the weights do not fit {name}: {e}")))
-}
-
-fn check_burnpack_magic(bytes: &[u8]) -> Result<()> {
-    if bytes.len() < 16 {
-        return Err(GlimpseError::ModelLoad(format!(
-            "the weights file is too short ({} bytes) to be a burnpack model",
-            bytes.len()
-        )));
-    }
-    if !bytes.starts_with(&BURNPACK_MAGIC) {
-        return Err(GlimpseError::ModelLoad(
-            "the file is not in burnpack format (run `glimpse models fetch` to convert the checkpoint)"
-                .into(),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

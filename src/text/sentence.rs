@@ -4,9 +4,9 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use tokenizers::{Tokenizer, TruncationParams};
 
-use crate::classifier::{load_burnpack, rows};
+use super::minilm::{MiniLm, MiniLmConfig};
 use crate::error::{GlimpseError, Result};
-use crate::minilm::{MiniLm, MiniLmConfig};
+use crate::runtime::{load_burnpack, rows};
 
 /// Texts per forward pass.
 const BATCH: usize = 32;

@@ -13,7 +13,7 @@ use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer};
 
-use crate::gguf::{Gguf, GgufError, Value};
+use super::gguf::{Gguf, GgufError, Value};
 
 /// `tokenizer.ggml.token_type` of tokens that are never split (`<|im_start|>` and friends).
 const CONTROL: u64 = 3;

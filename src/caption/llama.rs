@@ -7,8 +7,9 @@
 //!   └ RMSNorm ─ logits = x · embeddingᵀ     (tied embeddings)
 //! ```
 //!
-//! [`load_quantized`] keeps the matrices in the file's quantized encoding, decoded inside the
-//! products ([`crate::quant`]); [`load_f32`] expands them to f32, the reference path they are
+//! [`Llama::from_gguf`] with [`Storage::Quantized`] keeps the matrices in the file's quantized
+//! encoding, decoded inside the products ([`super::quant`]); [`Storage::F32`] expands them to
+//! f32, the reference path they are
 //! checked against. Weights keep GGUF's layout, so RoPE rotates adjacent pairs
 //! `(x[2i], x[2i+1])` of each head (llama.cpp's converter reorders the q/k rows for it).
 
@@ -18,8 +19,9 @@ use burn::nn::{RmsNorm, RmsNormConfig};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::gguf::{Gguf, GgufError, TensorInfo, Value, dequantize};
-use crate::quant::{BlockMatrix, QuantizedMatrix};
+use super::blocks::dequantize;
+use super::gguf::{Gguf, GgufError, TensorInfo, Value};
+use super::quant::{BlockMatrix, QuantizedMatrix};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
@@ -433,17 +435,17 @@ pub enum Storage {
     Quantized,
 }
 
-/// Loads the decoder with every weight dequantized to f32.
-pub fn load_f32(gguf: &Gguf, bytes: &[u8], device: &Device) -> Result<Llama, GgufError> {
-    load(gguf, bytes, device, Storage::F32)
+impl Llama {
+    /// Reads a LLaMA-family GGUF file and loads the decoder onto `device`, keeping its
+    /// matrices as `storage` says. Every failure names what is wrong with the file.
+    pub fn from_gguf(bytes: &[u8], storage: Storage, device: &Device) -> Result<Llama, GgufError> {
+        load(&Gguf::parse(bytes)?, bytes, device, storage)
+    }
 }
 
-/// Loads the decoder with its matrices kept in the file's encoding (Q4_0, Q4_1, Q8_0, F16,
-/// BF16 or F32 blocks) and decoded inside the products; norms are f32.
-pub fn load_quantized(gguf: &Gguf, bytes: &[u8], device: &Device) -> Result<Llama, GgufError> {
-    load(gguf, bytes, device, Storage::Quantized)
-}
-
+/// [`Llama::from_gguf`] for a file already parsed (the tokenizer is read from the same
+/// header). `Storage::Quantized` keeps Q4_0, Q4_1, Q8_0, F16, BF16 or F32 blocks and decodes
+/// them inside the products; norms are f32.
 pub fn load(
     gguf: &Gguf,
     bytes: &[u8],
@@ -559,7 +561,7 @@ pub fn load(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::tests::Builder;
+    use crate::caption::gguf::tests::Builder;
 
     fn header(architecture: &str, tokens: usize) -> Vec<u8> {
         let mut b = Builder::new().string_kv("general.architecture", architecture);
@@ -591,7 +593,7 @@ mod tests {
     fn a_vocabulary_that_disagrees_with_the_tokenizer_is_refused() {
         let bytes = header("llama", 5);
         let gguf = Gguf::parse(&bytes).unwrap();
-        let err = load_f32(&gguf, &bytes, &Device::flex()).unwrap_err();
+        let err = load(&gguf, &bytes, &Device::flex(), Storage::F32).unwrap_err();
         assert!(
             err.0
                 .contains("the tokenizer has 5 tokens but the model's vocabulary is 4"),
@@ -603,7 +605,7 @@ mod tests {
     fn a_missing_weight_is_named() {
         let bytes = header("llama", 4);
         let gguf = Gguf::parse(&bytes).unwrap();
-        let err = load_f32(&gguf, &bytes, &Device::flex()).unwrap_err();
+        let err = load(&gguf, &bytes, &Device::flex(), Storage::F32).unwrap_err();
         assert!(
             err.0.contains("no tensor `blk.0.attn_norm.weight`"),
             "{err}"

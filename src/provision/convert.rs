@@ -1,5 +1,9 @@
-//! From the PyTorch checkpoint (lukemelas key names, legacy pickle format) to burn's module,
-//! folding every batch norm into the convolution before it.
+//! Every conversion from the packages' formats to what glimpse loads:
+//! - EfficientNet-Lite0 from the PyTorch checkpoint (lukemelas key names, legacy pickle
+//!   format), folding every batch norm into the convolution before it;
+//! - all-MiniLM-L6-v2 from sentence-transformers' safetensors (BERT key names);
+//! - the table of ImageNet class embeddings that typed labels are scored against;
+//! - any of these modules to burnpack bytes, f32 or f16.
 //!
 //! Folding: `bn(conv(x)) = γ · (W∗x − μ) / √(σ² + ε) + β = (s·W)∗x + (β − s·μ)` with
 //! `s = γ / √(σ² + ε)` per output channel.
@@ -11,10 +15,17 @@ use burn::module::Param;
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
 use burn::store::pytorch_reader::{DType as TorchDType, PytorchReader};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::store::{
+    BurnpackStore, FloatCastAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 
-use crate::efficientnet::{EfficientNet, EfficientNetConfig};
 use crate::error::{GlimpseError, Result};
+use crate::text::minilm::{MiniLm, MiniLmConfig};
+use crate::text::sentence::SentenceEmbedder;
+use crate::text::zero_shot::class_text;
+use crate::vision::efficientnet::{EfficientNet, EfficientNetConfig};
+use crate::vision::labels::imagenet;
 
 /// The checkpoint's tensors, by name, as f32.
 pub struct Checkpoint {
@@ -152,6 +163,54 @@ fn set_linear(linear: &mut Linear, weight: Vec<f32>, bias: Vec<f32>, device: &De
         TensorData::new(bias, [len]),
         device,
     )));
+}
+
+/// all-MiniLM-L6-v2 from sentence-transformers' `model.safetensors` (BERT key names).
+pub fn minilm_from_safetensors(safetensors: Vec<u8>, device: &Device) -> Result<MiniLm> {
+    let mut model = MiniLmConfig::all_minilm_l6_v2().init(device);
+    let mut store = SafetensorsStore::from_bytes(Some(safetensors))
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .with_key_remapping(r"LayerNorm", "layer_norm")
+        .with_key_remapping(r"attention\.self\.", "attention.self_attn.");
+    model.load_from(&mut store).map_err(|e| {
+        GlimpseError::Fetch(format!(
+            "all-MiniLM-L6-v2's checkpoint does not fit the model: {e}"
+        ))
+    })?;
+    Ok(model)
+}
+
+/// The ImageNet classes embedded by the text model ("lemmas: definition" each), as the
+/// `[1000, 384]` little-endian f16 table that typed labels are scored against.
+pub fn class_embedding_table(embedder: &SentenceEmbedder) -> Result<Vec<u8>> {
+    let texts: Vec<String> = imagenet().iter().map(class_text).collect();
+    let table = embedder.embed(&texts.iter().map(String::as_str).collect::<Vec<_>>())?;
+    Ok(table
+        .iter()
+        .flatten()
+        .flat_map(|&v| burn::tensor::f16::from_f32(v).to_le_bytes())
+        .collect())
+}
+
+/// `model` as burnpack bytes with its floats in `dtype` (f32 or f16), naming the model and
+/// where its weights came from in the file's metadata.
+pub fn burnpack_bytes<M: ModuleSnapshot>(
+    model: &M,
+    dtype: DType,
+    name: &str,
+    source: &str,
+) -> Result<Vec<u8>> {
+    let mut store = BurnpackStore::from_bytes(None)
+        .with_to_adapter(FloatCastAdapter::to(dtype))
+        .metadata("model", name)
+        .metadata("source", source);
+    model
+        .save_into(&mut store)
+        .map_err(|e| GlimpseError::Fetch(format!("could not write burnpack: {e}")))?;
+    Ok(store
+        .get_bytes()
+        .map_err(|e| GlimpseError::Fetch(format!("could not write burnpack: {e}")))?
+        .to_vec())
 }
 
 #[cfg(test)]

@@ -1,0 +1,14 @@
+//! Writing a caption: the few-shot prompt, greedy decoding and its stop rules
+//! ([`captioner`]), run by a LLaMA-family decoder ([`llama`]) whose weights stay 4-bit
+//! ([`quant`]: the products that decode blocks in registers), read from a GGUF file
+//! ([`gguf`]: the container; [`blocks`]: how each encoding holds its values) with the
+//! tokenizer its metadata holds ([`tokenizer`]). [`Captioner::from_gguf`] loads it all.
+
+pub mod blocks;
+pub mod captioner;
+pub mod gguf;
+pub mod llama;
+pub mod quant;
+pub mod tokenizer;
+
+pub use captioner::{Caption, Captioner, Choice, Generation, MAX_TOKENS, prompt_classes};

@@ -1,0 +1,189 @@
+//! Where models run and how their weights arrive: the choice of device (made here and
+//! nowhere else), and the burnpack loading and result read-back that the image and text
+//! models share.
+
+use burn::store::{BurnpackStore, FloatCastAdapter, ModuleSnapshot};
+use burn::tensor::{Bytes, DType, Device, TensorData};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{GlimpseError, Result};
+
+/// Where the network runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// burn's pure-Rust CPU backend (SIMD, and threads natively).
+    Cpu,
+    /// burn on wgpu: WebGPU in the browser, Vulkan/Metal/DX12 natively.
+    Wgpu,
+}
+
+impl BackendKind {
+    /// The name the CLI uses (`--backend cpu|wgpu`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Wgpu => "wgpu",
+        }
+    }
+
+    /// The name the browser uses (`'cpu' | 'webgpu'`).
+    pub fn web_name(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Wgpu => "webgpu",
+        }
+    }
+}
+
+/// The CPU: burn's `flex` backend. Every CPU device in the crate comes from here.
+pub fn cpu() -> Device {
+    Device::flex()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::open_device;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use burn::tensor::{Device, Tensor};
+
+    use super::{BackendKind, cpu};
+    use crate::error::{GlimpseError, Result};
+
+    /// A device that has run one small operation, or an error a person can act on. wgpu is
+    /// initialized explicitly so a machine without an adapter gets an error rather than a panic;
+    /// the probe itself runs under `catch_unwind` as a last line of defence.
+    pub fn open_device(kind: BackendKind) -> Result<Device> {
+        // A process can start the wgpu runtime once; later callers (the bench's second table)
+        // share that device.
+        static WGPU: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+        if let (BackendKind::Wgpu, Some(device)) = (kind, WGPU.get()) {
+            return Ok(device.clone());
+        }
+        let device = open_new_device(kind)?;
+        if kind == BackendKind::Wgpu {
+            let _ = WGPU.set(device.clone());
+        }
+        Ok(device)
+    }
+
+    fn open_new_device(kind: BackendKind) -> Result<Device> {
+        let unavailable = |reason: &str| {
+            GlimpseError::Backend(format!(
+                "the {} backend is not available on this machine ({}); use --backend cpu",
+                kind.name(),
+                reason.lines().next().unwrap_or(reason)
+            ))
+        };
+        let device = match kind {
+            BackendKind::Wgpu => Device::wgpu_options()
+                .init()
+                .map_err(|e| unavailable(&e.to_string()))?,
+            BackendKind::Cpu => cpu(),
+        };
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let probe = catch_unwind(AssertUnwindSafe(|| {
+            let x: Tensor<1> = Tensor::ones([4], &device);
+            x.sum().into_scalar::<f32>() == 4.0
+        }));
+        std::panic::set_hook(hook);
+        match probe {
+            Ok(true) => Ok(device),
+            Ok(false) => Err(GlimpseError::Backend(format!(
+                "the {} backend computed a wrong result",
+                kind.name()
+            ))),
+            Err(panic) => Err(unavailable(
+                panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("unknown failure"),
+            )),
+        }
+    }
+}
+
+/// In the browser: `"webgpu"`, `"cpu"` or `"auto"` (WebGPU when an adapter is available, else
+/// the CPU). Returns the device, what it is, and why `"auto"` fell back to the CPU.
+#[cfg(target_arch = "wasm32")]
+pub async fn choose_web_device(backend: &str) -> Result<(Device, BackendKind, Option<String>)> {
+    async fn webgpu() -> Result<Device> {
+        Device::wgpu_options()
+            .init_async()
+            .await
+            .map_err(|e| GlimpseError::Backend(format!("WebGPU is not available: {e}")))
+    }
+    Ok(match backend {
+        "cpu" => (cpu(), BackendKind::Cpu, None),
+        "webgpu" => (webgpu().await?, BackendKind::Wgpu, None),
+        "auto" => match webgpu().await {
+            Ok(device) => (device, BackendKind::Wgpu, None),
+            Err(e) => (cpu(), BackendKind::Cpu, Some(e.to_string())),
+        },
+        other => {
+            return Err(GlimpseError::Backend(format!(
+                "unknown backend '{other}' (use 'webgpu', 'cpu' or 'auto')"
+            )));
+        }
+    })
+}
+
+/// A burnpack file starts with this number (little-endian); anything else is refused with a
+/// clear message before the parser sees it.
+const BURNPACK_MAGIC: [u8; 4] = burn::store::burn_pack::MAGIC_NUMBER.to_le_bytes();
+
+/// Loads burnpack `bytes` (f32 or f16 on disk) into `model` as f32, naming the model in
+/// errors: a file of another format, or one whose tensors do not fit.
+pub fn load_burnpack(model: &mut impl ModuleSnapshot, bytes: Vec<u8>, name: &str) -> Result<()> {
+    check_burnpack_magic(&bytes)?;
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)))
+        .with_from_adapter(FloatCastAdapter::to(DType::F32));
+    model
+        .load_from(&mut store)
+        .map(|_| ())
+        .map_err(|e| GlimpseError::ModelLoad(format!("the weights do not fit {name}: {e}")))
+}
+
+fn check_burnpack_magic(bytes: &[u8]) -> Result<()> {
+    if bytes.len() < 16 {
+        return Err(GlimpseError::ModelLoad(format!(
+            "the weights file is too short ({} bytes) to be a burnpack model",
+            bytes.len()
+        )));
+    }
+    if !bytes.starts_with(&BURNPACK_MAGIC) {
+        return Err(GlimpseError::ModelLoad(
+            "the file is not in burnpack format (run `glimpse models fetch` to convert the checkpoint)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One row of values per input.
+pub type Rows = Vec<Vec<f32>>;
+
+/// Splits a `[N, C]` tensor's data into N rows.
+pub fn rows(data: TensorData) -> Result<Vec<Vec<f32>>> {
+    let width = *data.shape().last().unwrap_or(&1);
+    let values = data
+        .try_into_vec::<f32>()
+        .map_err(|e| GlimpseError::Backend(format!("unexpected output from the network: {e:?}")))?;
+    Ok(values.chunks(width.max(1)).map(<[f32]>::to_vec).collect())
+}
+
+/// Bytes as lowercase hex, as the manifest and the pins write a sha256.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The sha256 of `bytes`, in [`hex`]: what every model file is checked against.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}

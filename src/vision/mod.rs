@@ -1,0 +1,12 @@
+//! Seeing: EfficientNet-Lite0 ([`efficientnet`]), the pictures it reads ([`preprocess`]: files
+//! and camera frames decoded, resized and cropped), the classifier every surface uses
+//! ([`classifier`]: weights in, ranked classes out), the ImageNet class names ([`labels`]),
+//! and the classes a person teaches on top of its features ([`teach`]).
+
+pub mod classifier;
+pub mod efficientnet;
+pub mod labels;
+pub mod preprocess;
+pub mod teach;
+
+pub use classifier::{Classifier, Prediction, top_k};

@@ -1,0 +1,178 @@
+//! Captions: the caption model arrives in chunks (hashed as they come, so the page never holds
+//! the file), then each caption is written one token per call, so classification runs between
+//! its tokens and a caption can be cancelled at any point.
+
+use std::rc::Rc;
+
+use js_sys::Promise;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::{Engine, js_error, read_failed, to_js};
+use crate::caption::{Caption, Captioner, Choice, prompt_classes};
+use crate::error::GlimpseError;
+use crate::runtime::hex;
+use crate::vision::Prediction;
+
+/// One step of a caption: the text it added, the token greedy decoding chose with its logit
+/// (what the backends are compared on), and the caption once finished.
+#[derive(Serialize)]
+struct CaptionStep {
+    piece: Option<String>,
+    token: u32,
+    logit: f32,
+    done: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caption: Option<CaptionResult>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CaptionResult {
+    text: String,
+    fallback: bool,
+    tokens: usize,
+    prompt_tokens: usize,
+}
+
+impl From<Caption> for CaptionResult {
+    fn from(c: Caption) -> Self {
+        Self {
+            text: c.text,
+            fallback: c.fallback,
+            tokens: c.tokens,
+            prompt_tokens: c.prompt_tokens,
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Loads the caption model from a LLaMA-family GGUF file (SmolLM2-135M-Instruct) onto the
+    /// classifier's device, with the tokenizer its metadata holds.
+    #[wasm_bindgen(js_name = loadCaptionModel)]
+    pub fn load_caption_model(&self, gguf: Vec<u8>) -> Result<(), JsValue> {
+        let captioner = Captioner::from_gguf(&gguf, self.classifier.device()).map_err(js_error)?;
+        *self.captioner.borrow_mut() = Some(Rc::new(captioner));
+        Ok(())
+    }
+
+    /// Starts receiving a caption model of `bytes` bytes in chunks (`appendCaptionModel`), so
+    /// the page never holds the whole file; `finishCaptionModel` checks and loads it.
+    #[wasm_bindgen(js_name = beginCaptionModel)]
+    pub fn begin_caption_model(&self, bytes: usize) -> Result<(), JsValue> {
+        let mut buffer = Vec::new();
+        buffer.try_reserve_exact(bytes).map_err(|_| {
+            js_error(GlimpseError::ModelLoad(format!(
+                "not enough memory for the caption model ({bytes} bytes)"
+            )))
+        })?;
+        *self.upload.borrow_mut() = Some((buffer, Sha256::new()));
+        Ok(())
+    }
+
+    #[wasm_bindgen(js_name = appendCaptionModel)]
+    pub fn append_caption_model(&self, chunk: &[u8]) -> Result<(), JsValue> {
+        let mut upload = self.upload.borrow_mut();
+        let (buffer, hasher) = upload.as_mut().ok_or_else(|| {
+            js_error(GlimpseError::InvalidArgument(
+                "appendCaptionModel before beginCaptionModel".into(),
+            ))
+        })?;
+        buffer.extend_from_slice(chunk);
+        hasher.update(chunk);
+        Ok(())
+    }
+
+    /// Checks the received file against `sha256` (hex), then loads it.
+    #[wasm_bindgen(js_name = finishCaptionModel)]
+    pub fn finish_caption_model(&self, sha256: String) -> Result<(), JsValue> {
+        let (bytes, hasher) = self.upload.borrow_mut().take().ok_or_else(|| {
+            js_error(GlimpseError::InvalidArgument(
+                "finishCaptionModel before beginCaptionModel".into(),
+            ))
+        })?;
+        let actual = hex(&hasher.finalize());
+        if !actual.eq_ignore_ascii_case(sha256.trim()) {
+            return Err(js_error(GlimpseError::ModelLoad(format!(
+                "the caption model failed the integrity check and is corrupt: sha256 {actual} ({} bytes) where the manifest expects {sha256}",
+                bytes.len()
+            ))));
+        }
+        self.load_caption_model(bytes)
+    }
+
+    /// Starts a caption for a classification's `top` (`[{ index, label, prob }]`, best
+    /// first); returns its id for `captionStep`.
+    #[wasm_bindgen(js_name = captionStart)]
+    pub fn caption_start(&self, top: JsValue) -> Result<u32, JsValue> {
+        let captioner = self.captioner.borrow().clone().ok_or_else(|| {
+            js_error(GlimpseError::ModelLoad(
+                "the caption model is not loaded".into(),
+            ))
+        })?;
+        let top: Vec<Prediction> = serde_wasm_bindgen::from_value(top).map_err(|e| {
+            js_error(GlimpseError::InvalidArgument(format!(
+                "a caption needs the classes to describe ([{{ index, label, prob }}]): {e}"
+            )))
+        })?;
+        let generation = captioner.start(&prompt_classes(&top)).map_err(js_error)?;
+        let id = self.next_generation.get();
+        self.next_generation.set(id + 1);
+        self.generations.borrow_mut().insert(id, generation);
+        Ok(id)
+    }
+
+    /// Generates the next token of caption `id`: resolves to
+    /// `{ piece, token, logit, done, caption? }`, where `piece` is the text it adds (null when
+    /// none), `token` and `logit` the chosen token id and its logit, and `caption` is
+    /// `{ text, fallback, tokens, promptTokens }` once done.
+    #[wasm_bindgen(js_name = captionStep)]
+    pub fn caption_step(&self, id: u32) -> Promise {
+        let captioner = self.captioner.borrow().clone();
+        let generations = self.generations.clone();
+        future_to_promise(async move {
+            let captioner = captioner.ok_or_else(|| {
+                js_error(GlimpseError::ModelLoad(
+                    "the caption model is not loaded".into(),
+                ))
+            })?;
+            let mut generation = generations.borrow_mut().remove(&id).ok_or_else(|| {
+                js_error(GlimpseError::InvalidArgument(format!(
+                    "there is no caption {id} in progress (finished or cancelled)"
+                )))
+            })?;
+            let next = captioner.predict(&mut generation);
+            let next = next.into_data_async().await.map_err(read_failed)?;
+            let choice = Choice::read(next).map_err(js_error)?;
+            let piece = captioner.accept(&mut generation, choice.token);
+            let step = if generation.is_finished() {
+                CaptionStep {
+                    piece,
+                    token: choice.token,
+                    logit: choice.logit,
+                    done: true,
+                    caption: Some(generation.into_caption().into()),
+                }
+            } else {
+                generations.borrow_mut().insert(id, generation);
+                CaptionStep {
+                    piece,
+                    token: choice.token,
+                    logit: choice.logit,
+                    done: false,
+                    caption: None,
+                }
+            };
+            to_js(&step)
+        })
+    }
+
+    /// Stops caption `id` and frees its cache.
+    #[wasm_bindgen(js_name = captionCancel)]
+    pub fn caption_cancel(&self, id: u32) {
+        self.generations.borrow_mut().remove(&id);
+    }
+}

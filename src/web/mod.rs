@@ -1,0 +1,135 @@
+//! The browser edge: a small JS-friendly API over the library, one file per feature
+//! ([`classify`], [`labels`], [`teach`], [`caption`]), each an `impl Engine` block that only
+//! converts between JS values and the library's types. Everything that can fail rejects (or
+//! throws) a JS `Error` whose `name` is its kind (`ModelLoadError`, `UnsupportedImageError`,
+//! `BackendError`, `InvalidArgumentError`) and whose message is written for a person.
+
+mod caption;
+mod classify;
+mod labels;
+mod teach;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use image::RgbImage;
+use serde::Serialize;
+use sha2::Sha256;
+use wasm_bindgen::prelude::*;
+
+use crate::caption::{Captioner, Generation};
+use crate::error::GlimpseError;
+use crate::runtime::{BackendKind, choose_web_device};
+use crate::text::LabelRanker;
+use crate::vision::Classifier;
+use crate::vision::preprocess::{decode, from_rgba};
+use crate::vision::teach::ClassSet;
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+fn js_error(e: GlimpseError) -> JsValue {
+    let name = match &e {
+        GlimpseError::UnsupportedImage(_) => "UnsupportedImageError",
+        GlimpseError::ModelLoad(_) | GlimpseError::Fetch(_) | GlimpseError::Io { .. } => {
+            "ModelLoadError"
+        }
+        GlimpseError::Backend(_) => "BackendError",
+        GlimpseError::InvalidArgument(_) => "InvalidArgumentError",
+    };
+    // The kind travels once: as the name, not also as the message's prefix.
+    let error = js_sys::Error::new(&e.detail());
+    error.set_name(name);
+    error.into()
+}
+
+fn to_js(value: &impl Serialize) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| JsValue::from_str(&e.to_string()))
+}
+
+fn read_failed(e: impl std::fmt::Debug) -> JsValue {
+    js_error(GlimpseError::Backend(format!(
+        "reading the result from the device failed: {e:?}"
+    )))
+}
+
+/// A decoded picture, upright, ready to classify or to teach from.
+#[wasm_bindgen]
+pub struct Picture {
+    image: RgbImage,
+}
+
+#[wasm_bindgen]
+impl Picture {
+    /// An encoded image file (JPEG, PNG, WebP, GIF, BMP).
+    #[wasm_bindgen(js_name = fromEncoded)]
+    pub fn from_encoded(bytes: Vec<u8>) -> Result<Picture, JsValue> {
+        Ok(Picture {
+            image: decode(&bytes).map_err(js_error)?,
+        })
+    }
+
+    /// A raw RGBA frame (`ImageData.data`).
+    #[wasm_bindgen(js_name = fromRgba)]
+    pub fn from_rgba(width: u32, height: u32, rgba: Vec<u8>) -> Result<Picture, JsValue> {
+        Ok(Picture {
+            image: from_rgba(width, height, &rgba).map_err(js_error)?,
+        })
+    }
+}
+
+/// A loaded classifier on WebGPU or the CPU, with the optional label model and taught sets.
+#[wasm_bindgen]
+pub struct Engine {
+    classifier: Rc<Classifier>,
+    backend: BackendKind,
+    fallback_reason: Option<String>,
+    ranker: Rc<RefCell<Option<LabelRanker>>>,
+    sets: Rc<RefCell<HashMap<u32, ClassSet>>>,
+    next_set: Cell<u32>,
+    captioner: RefCell<Option<Rc<Captioner>>>,
+    /// A caption model arriving in chunks, and the hash of what has arrived.
+    upload: RefCell<Option<(Vec<u8>, Sha256)>>,
+    generations: Rc<RefCell<HashMap<u32, Generation>>>,
+    next_generation: Cell<u32>,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// `backend`: `"webgpu"`, `"cpu"` or `"auto"` (WebGPU when an adapter is available,
+    /// else the CPU). `weights`: an EfficientNet-Lite0 burnpack file (f32 or f16).
+    pub async fn create(backend: String, weights: Vec<u8>) -> Result<Engine, JsValue> {
+        let (device, kind, fallback_reason) =
+            choose_web_device(&backend).await.map_err(js_error)?;
+        let classifier = Classifier::from_burnpack(weights, device).map_err(js_error)?;
+        Ok(Engine {
+            classifier: Rc::new(classifier),
+            backend: kind,
+            fallback_reason,
+            ranker: Rc::new(RefCell::new(None)),
+            sets: Rc::new(RefCell::new(HashMap::new())),
+            next_set: Cell::new(1),
+            captioner: RefCell::new(None),
+            upload: RefCell::new(None),
+            generations: Rc::new(RefCell::new(HashMap::new())),
+            next_generation: Cell::new(1),
+        })
+    }
+
+    /// `"webgpu"` or `"cpu"`.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.web_name().into()
+    }
+
+    /// Why `"auto"` chose the CPU, if it did.
+    #[wasm_bindgen(getter, js_name = fallbackReason)]
+    pub fn fallback_reason(&self) -> Option<String> {
+        self.fallback_reason.clone()
+    }
+}
