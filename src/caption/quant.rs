@@ -366,8 +366,9 @@ fn block_sums(x: &[f32], cols: usize) -> Vec<f32> {
 /// `out[k·m + i] = W[k] · x[i]` for the weight rows in `rows` (as many as `out` asks for) of a
 /// Q4_0, Q4_1 or Q8_0 matrix, without decoding them to memory: a block's 32 values are turned
 /// into floats in registers and `d·Σ x·q + m·Σ x` is accumulated per block, with `Σ x` from
-/// `sums` (Q4_0 being Q4_1 with `m = −8d`). On x86-64 the same code is compiled a second
-/// time for AVX2 + FMA and picked at run time.
+/// `sums` (Q4_0 being Q4_1 with `m = −8d`). On x86-64 the same code is compiled twice more,
+/// for AVX-512 (F, BW, VL) and for AVX2 + FMA, and the widest the CPU has is picked at run
+/// time; wasm gets the portable code, vectorized for SIMD128 by the compiler.
 fn block_dots(
     ggml_type: GgmlType,
     rows: &[u8],

