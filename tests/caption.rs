@@ -5,7 +5,7 @@ mod common;
 
 use burn::tensor::Device;
 use common::models;
-use glimpse::caption::Captioner;
+use glimpse::caption::{Captioner, Facts};
 use glimpse::provision::{CAPTION_MODEL_NAME, WeightDType};
 use glimpse::vision::preprocess::{decode, prepare};
 use glimpse::{Classifier, top_k};
@@ -29,7 +29,9 @@ fn a_photo_gets_a_streamed_sentence_that_names_its_class() {
     let captioner = Captioner::from_gguf(&bytes, &device).unwrap();
     let mut streamed = String::new();
     let caption = captioner
-        .caption(&top, |piece| streamed.push_str(piece))
+        .caption(&Facts::from_top(&top).unwrap(), |piece| {
+            streamed.push_str(piece)
+        })
         .unwrap();
 
     eprintln!("caption: {caption:?}");

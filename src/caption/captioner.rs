@@ -1,59 +1,100 @@
-//! One-sentence captions grounded in the classifier's labels: a few-shot ChatML prompt turns
-//! "bull mastiff 67%, boxer 29%" into words with the small language model. A zero-shot
-//! instruction makes a 135M model ramble; three short examples keep it to one sentence. A
-//! caption that does not name the top class is replaced by a plain template.
+//! One-sentence captions that say only what the evidence holds.
+//!
+//! The language model receives facts, not the classifier's list of guesses ([`Facts`]: one
+//! subject with its certainty and the head of its WordNet definition, a second object only
+//! when it was confirmed in its own region), in a ChatML prompt whose few-shot examples are
+//! chosen by case, the example of the same case last (a 135M model copies the last one's
+//! pattern). Decoding is greedy and deterministic, and constrained: a word that names an
+//! object the facts do not hold, or a number, is taken back and its first token banned at
+//! that position ([`AllowedWords`]). Text is streamed a whole word at a time, so a word that
+//! is taken back is never shown. When the classifier is unsure, the caption names the two
+//! rivals as alternatives by rule; when decoding fails, a template says what the facts say.
+
+use std::collections::HashMap;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use serde::Serialize;
 use tokenizers::Tokenizer;
 
+use super::facts::{Certainty, Facts, Subject, article};
 use super::gguf::Gguf;
 use super::llama::{self, KvCache, Llama, Storage};
 use super::tokenizer::{self, TextStream, token_bytes};
+use super::words::{AllowedWords, is_word_char, split_words};
 use crate::error::{GlimpseError, Result};
-use crate::vision::Prediction;
 
 /// At most this many tokens are generated.
 pub const MAX_TOKENS: usize = 24;
+/// At most this many words are taken back in one caption before the template is used.
+pub const MAX_BACKTRACKS: usize = 24;
+/// A sentence shorter than this many words is not a caption.
+const MIN_WORDS: usize = 3;
 
-const SYSTEM: &str = "You write one short, plain sentence describing a photo, using the labels an image classifier gave it.";
+const SYSTEM: &str = "You write one short, true sentence about a photo from the facts given. Name only the things in the facts.";
 
-/// (labels, caption) examples shown to the model before the real request.
-const EXAMPLES: [(&str, &str); 3] = [
-    (
-        "golden retriever 81%, tennis ball 12%",
-        "A golden retriever playing with a tennis ball.",
-    ),
-    ("espresso 62%, cup 20%", "A cup of espresso on a table."),
-    (
-        "sports car 70%, racer 9%",
-        "A red sports car parked on the street.",
-    ),
-];
+/// (facts, caption) examples, one per case.
+const SURE_EXAMPLE: (&str, &str) = (
+    "a golden retriever (breed of dog)",
+    "A golden retriever, a breed of dog.",
+);
+const PROBABLE_EXAMPLE: (&str, &str) = (
+    "probably an espresso (strong black coffee)",
+    "Probably an espresso, a strong black coffee.",
+);
+const TWO_EXAMPLE: (&str, &str) = (
+    "a tabby (domestic cat) on the left; an orange on the right",
+    "A tabby cat on the left and an orange on the right.",
+);
 
-fn user_turn(labels: &str) -> String {
-    format!("Labels: {labels}\nCaption:")
+fn user_turn(facts: &str) -> String {
+    format!("Facts: {facts}\nCaption:")
 }
 
-/// The classifier's top classes as the prompt writes them: `bull mastiff 67%, boxer 29%`.
-pub fn describe(top: &[Prediction]) -> String {
-    top.iter()
-        .map(|p| format!("{} {:.0}%", p.label, p.prob * 100.0))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// One object as the facts line writes it: `a yurt (circular domed dwelling) on the left`.
+fn describe_subject(subject: &Subject) -> String {
+    let mut text = format!("{} {}", article(&subject.label), subject.label);
+    if let Some(definition) = subject.definition() {
+        text.push_str(&format!(" ({definition})"));
+    }
+    if let Some(position) = &subject.position {
+        text.push_str(&format!(" {position}"));
+    }
+    text
 }
 
-/// The ChatML prompt (SmolLM2's template) with the few-shot examples and the request.
-pub fn prompt(top: &[Prediction]) -> String {
+/// The facts line of the prompt. No numbers: a model shown "67%" copies it.
+pub fn describe(facts: &Facts) -> String {
+    let objects: Vec<String> = facts.objects.iter().map(describe_subject).collect();
+    let line = objects.join("; ");
+    match facts.certainty {
+        Certainty::Probable if facts.objects.len() == 1 => format!("probably {line}"),
+        _ => line,
+    }
+}
+
+/// The ChatML prompt (SmolLM2's template): the examples of the other cases, then the one of
+/// this case, then the request.
+pub fn prompt(facts: &Facts) -> String {
+    let same = match (facts.objects.len(), facts.certainty) {
+        (2.., _) => TWO_EXAMPLE,
+        (_, Certainty::Probable) => PROBABLE_EXAMPLE,
+        _ => SURE_EXAMPLE,
+    };
+    let mut examples: Vec<(&str, &str)> = [TWO_EXAMPLE, PROBABLE_EXAMPLE, SURE_EXAMPLE]
+        .into_iter()
+        .filter(|e| *e != same)
+        .collect();
+    examples.push(same);
     let mut text = format!("<|im_start|>system\n{SYSTEM}<|im_end|>\n");
-    for (labels, caption) in EXAMPLES {
+    for (facts_line, caption) in examples {
         text.push_str(&format!(
             "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n{caption}<|im_end|>\n",
-            user_turn(labels)
+            user_turn(facts_line)
         ));
     }
     text.push_str(&format!(
         "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n",
-        user_turn(&describe(top))
+        user_turn(&describe(facts))
     ));
     text
 }
@@ -68,25 +109,69 @@ pub fn head_noun(label: &str) -> String {
         .to_lowercase()
 }
 
-/// "A photo of a bull mastiff." for when the model's sentence does not name the class.
-pub fn fallback(label: &str) -> String {
-    let article = if label.starts_with(|c: char| "aeiouAEIOU".contains(c)) {
-        "an"
-    } else {
-        "a"
+/// What the facts say, as a plain sentence: the caption when the model's sentence cannot be
+/// used, and the caption itself when the classifier is unsure ("Maybe a boxer or a bull
+/// mastiff.").
+pub fn template(facts: &Facts) -> String {
+    let named = |s: &Subject| format!("{} {}", article(&s.label), s.label);
+    let sentence = match (facts.objects.as_slice(), facts.certainty) {
+        ([main, second, ..], _) => format!(
+            "{}{} and {}{}",
+            named(main),
+            main.position.as_deref().map(|p| format!(" {p}")).unwrap_or_default(),
+            named(second),
+            second.position.as_deref().map(|p| format!(" {p}")).unwrap_or_default(),
+        ),
+        (_, Certainty::Unsure) if facts.alternatives.len() >= 2 => format!(
+            "maybe {} {} or {} {}",
+            article(&facts.alternatives[0]),
+            facts.alternatives[0],
+            article(&facts.alternatives[1]),
+            facts.alternatives[1]
+        ),
+        ([main], Certainty::Probable) => format!("probably {}", named(main)),
+        ([main], _) => format!("a photo of {}", named(main)),
+        ([], _) => "a photo".into(),
     };
-    format!("A photo of {article} {label}.")
+    let mut chars = sentence.chars();
+    let first = chars.next().map(|c| c.to_uppercase().to_string()).unwrap_or_default();
+    format!("{first}{}.", chars.as_str())
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// "A photo of a bull mastiff." (the template of one sure subject).
+pub fn fallback(label: &str) -> String {
+    format!("A photo of {} {label}.", article(label))
+}
+
+/// How a caption's sentence was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The language model wrote it, within the facts.
+    Model,
+    /// The classifier was unsure: the rivals named as alternatives, by rule.
+    Rule,
+    /// The model's sentence could not be used (it did not name the subject, was too short,
+    /// or kept reaching for words outside the facts): the template.
+    Fallback,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Caption {
     pub text: String,
     /// True when the template replaced what the model wrote.
     pub fallback: bool,
-    /// Tokens generated.
+    pub source: Source,
+    /// The objects the caption was allowed to name, with their evidence.
+    pub objects: Vec<Subject>,
+    pub certainty: Certainty,
+    /// Tokens generated (after any taken back).
     pub tokens: usize,
     /// Tokens in the prompt (prefilled in one pass).
     pub prompt_tokens: usize,
+    /// Words taken back because they named something outside the facts.
+    pub backtracks: usize,
 }
 
 pub struct Captioner {
@@ -122,38 +207,63 @@ impl Captioner {
         &self.model
     }
 
-    /// Starts a caption for the classifier's `top` classes (best first). Drive it with
-    /// [`Captioner::predict`] and [`Captioner::accept`] until it is finished, or use
-    /// [`Captioner::caption`].
-    pub fn start(&self, top: &[Prediction]) -> Result<Generation> {
-        let best = top
-            .first()
-            .ok_or_else(|| GlimpseError::InvalidArgument("no classes to describe".into()))?;
+    /// Starts a caption of `facts`. Drive it with [`Captioner::predict`] and
+    /// [`Captioner::accept`] until it is finished, or use [`Captioner::caption`]. When the
+    /// classifier is unsure, the generation starts finished with the rule's sentence: take it
+    /// with [`Generation::flush`].
+    pub fn start(&self, facts: &Facts) -> Result<Generation> {
         let ids = self
             .tokenizer
-            .encode(prompt(top), false)
+            .encode(prompt(facts), false)
             .map_err(|e| GlimpseError::ModelLoad(format!("cannot tokenize the prompt: {e}")))?
             .get_ids()
             .to_vec();
-        Ok(Generation {
-            best: best.label.clone(),
+        let mut generation = Generation {
+            facts: facts.clone(),
+            allowed: AllowedWords::for_facts(facts),
             cache: KvCache::default(),
             prompt_tokens: ids.len(),
+            last_prompt_token: ids.last().copied().unwrap_or(0),
             input: ids,
             generated: Vec::new(),
+            token_starts: Vec::new(),
+            streams: Vec::new(),
             stream: TextStream::default(),
             text: String::new(),
+            word_starts: Vec::new(),
+            checked: 0,
+            emitted: 0,
+            bans: HashMap::new(),
+            backtracks: 0,
             finished: false,
-        })
+            source: Source::Model,
+        };
+        if facts.objects.len() == 1 && facts.certainty == Certainty::Unsure {
+            generation.text = template(facts);
+            generation.source = Source::Rule;
+            generation.finished = true;
+        }
+        Ok(generation)
     }
 
     /// Runs the model over the generation's pending input (the whole prompt first, then the
-    /// last token) and returns the most probable next token and its logit, still on the
-    /// device as `[id, logit]`: read it (`into_data` natively, `into_data_async` in the
-    /// browser), turn it into a [`Choice`] and pass its token to `accept`. One read-back.
+    /// last token) and returns the most probable next token that is not banned at this
+    /// position, and its logit, still on the device as `[id, logit]`: read it (`into_data`
+    /// natively, `into_data_async` in the browser), turn it into a [`Choice`] and pass its
+    /// token to `accept`. One read-back.
     pub fn predict(&self, generation: &mut Generation) -> Tensor<1> {
         let ids = std::mem::take(&mut generation.input);
-        let logits = self.last_logits(&ids, &mut generation.cache);
+        let mut logits = self.last_logits(&ids, &mut generation.cache);
+        if let Some(banned) = generation.bans.get(&generation.generated.len()) {
+            let vocab = logits.dims()[0];
+            let mut mask = vec![0.0f32; vocab];
+            for &id in banned {
+                if let Some(m) = mask.get_mut(id as usize) {
+                    *m = f32::NEG_INFINITY;
+                }
+            }
+            logits = logits + Tensor::from_data(TensorData::new(mask, [vocab]), &self.model.device);
+        }
         Tensor::cat(vec![logits.clone().argmax(0).float(), logits.max_dim(0)], 0)
     }
 
@@ -164,58 +274,127 @@ impl Captioner {
         logits.reshape([vocab])
     }
 
-    /// Takes the predicted token: returns the text it adds (possibly empty, never half a
-    /// character), or `None` once the caption is finished.
+    /// Takes the predicted token. Returns the text that is now final (whole words, possibly
+    /// empty, never half a character), all of the rest once the caption is finished, or
+    /// `None` when nothing new is final (a word was taken back, or the caption is done).
     pub fn accept(&self, generation: &mut Generation, next: u32) -> Option<String> {
         let g = generation;
-        if g.finished
-            || g.generated.len() >= MAX_TOKENS
-            || next == self.end_of_turn
-            || repeats(&g.generated, next)
-        {
-            g.finished = true;
+        if g.finished {
             return None;
+        }
+        if g.generated.len() >= MAX_TOKENS || next == self.end_of_turn || repeats(&g.generated, next) {
+            return self.finish(g);
         }
         let token = self.tokenizer.id_to_token(next).unwrap_or_default();
+        let before = g.stream.clone();
         let piece = g.stream.push(&token_bytes(&token));
         if piece.contains('\n') {
-            g.finished = true;
-            return None;
+            g.stream = before;
+            return self.finish(g);
         }
+        let index = g.generated.len();
+        let offset = g.text.len();
+        let mut previous = g.text.chars().next_back();
+        for (at, c) in piece.char_indices() {
+            if is_word_char(c) && !previous.is_some_and(is_word_char) {
+                g.word_starts.push((offset + at, index));
+            }
+            previous = Some(c);
+        }
+        g.token_starts.push(offset);
+        g.streams.push(before);
         g.text.push_str(&piece);
         g.generated.push(next);
         g.input = vec![next];
-        if g.text.trim_end().ends_with(['.', '!', '?']) || g.generated.len() >= MAX_TOKENS {
-            g.finished = true;
+        if !self.check_words(g, false) {
+            return None;
         }
-        Some(piece)
+        if g.text.trim_end().ends_with(['.', '!', '?']) || g.generated.len() >= MAX_TOKENS {
+            return self.finish(g);
+        }
+        g.emit(false)
     }
 
-    /// Writes a caption for the classifier's `top` classes (best first), calling `on_text` with
-    /// each piece of text as it is generated (never half a character).
-    pub fn caption(&self, top: &[Prediction], mut on_text: impl FnMut(&str)) -> Result<Caption> {
-        let mut generation = self.start(top)?;
+    /// Checks the words completed since the last check (all of them when `at_end`); takes
+    /// back the first that may not be used and returns false.
+    fn check_words(&self, g: &mut Generation, at_end: bool) -> bool {
+        let starts: Vec<(usize, usize)> = g
+            .word_starts
+            .iter()
+            .copied()
+            .filter(|&(at, _)| at >= g.checked)
+            .collect();
+        for (at, token) in starts {
+            let rest = &g.text[at..];
+            let len = rest.find(|c: char| !is_word_char(c));
+            let Some(len) = len.or(at_end.then_some(rest.len())) else {
+                break; // the last word is not finished yet
+            };
+            let word = &rest[..len];
+            if !g.allowed.permits(word) {
+                g.take_back(token);
+                return false;
+            }
+            g.checked = at + len;
+        }
+        true
+    }
+
+    /// Ends the caption (checking its last word first); returns the text not yet given out.
+    fn finish(&self, g: &mut Generation) -> Option<String> {
+        if g.backtracks <= MAX_BACKTRACKS && !self.check_words(g, true) {
+            if g.backtracks <= MAX_BACKTRACKS {
+                return None;
+            }
+        }
+        g.finished = true;
+        g.flush()
+    }
+
+    /// Writes a caption of `facts`, calling `on_text` with each piece of final text as it is
+    /// generated (whole words, never half a character).
+    pub fn caption(&self, facts: &Facts, mut on_text: impl FnMut(&str)) -> Result<Caption> {
+        let mut generation = self.start(facts)?;
         while !generation.finished {
             let next = Choice::read(self.predict(&mut generation).into_data())?;
             if let Some(piece) = self.accept(&mut generation, next.token) {
                 on_text(&piece);
             }
         }
+        if let Some(piece) = generation.flush() {
+            on_text(&piece);
+        }
         Ok(generation.into_caption())
     }
 }
 
-/// A caption being written: the model's cache and what it has said so far.
+/// A caption being written: the model's cache, what it has said so far, and what it may not
+/// say where.
 pub struct Generation {
-    best: String,
+    facts: Facts,
+    allowed: AllowedWords,
     cache: KvCache,
     prompt_tokens: usize,
+    last_prompt_token: u32,
     /// Token ids to feed on the next step.
     input: Vec<u32>,
     generated: Vec<u32>,
+    /// Where each generated token's text starts in `text`, and the decoder state before it.
+    token_starts: Vec<usize>,
+    streams: Vec<TextStream>,
     stream: TextStream,
     text: String,
+    /// (offset in `text`, generated token) of each word's first letter.
+    word_starts: Vec<(usize, usize)>,
+    /// `text` up to here holds only permitted words.
+    checked: usize,
+    /// `text` up to here has been given out.
+    emitted: usize,
+    /// Tokens banned at a position (index into `generated`).
+    bans: HashMap<usize, Vec<u32>>,
+    backtracks: usize,
     finished: bool,
+    source: Source,
 }
 
 impl Generation {
@@ -223,26 +402,138 @@ impl Generation {
         self.finished
     }
 
-    /// The sentence, or the template when the sentence does not name the top class.
-    pub fn into_caption(self) -> Caption {
-        let text = self.text.trim().to_string();
-        let names_it = text.to_lowercase().contains(&head_noun(&self.best));
-        if names_it && !text.is_empty() {
-            Caption {
-                text,
-                fallback: false,
-                tokens: self.generated.len(),
-                prompt_tokens: self.prompt_tokens,
-            }
-        } else {
-            Caption {
-                text: fallback(&self.best),
-                fallback: true,
-                tokens: self.generated.len(),
-                prompt_tokens: self.prompt_tokens,
-            }
+    /// Takes back the generated tokens from `token` on and bans that token there: the next
+    /// prediction is for the same position again.
+    fn take_back(&mut self, token: usize) {
+        self.backtracks += 1;
+        let banned = self.generated[token];
+        self.bans.entry(token).or_default().push(banned);
+        let start = self.token_starts[token];
+        self.text.truncate(start);
+        self.stream = self.streams[token].clone();
+        self.generated.truncate(token);
+        self.token_starts.truncate(token);
+        self.streams.truncate(token);
+        self.word_starts.retain(|&(_, t)| t < token);
+        self.checked = self.checked.min(start);
+        // The KV cache holds the prompt and the generated tokens before `token`, except the
+        // last one, which is fed again to predict position `token` anew.
+        let keep = self.prompt_tokens + token - 1;
+        self.cache.truncate(keep);
+        self.input = vec![match token {
+            0 => self.last_prompt_token,
+            _ => self.generated[token - 1],
+        }];
+        if self.backtracks > MAX_BACKTRACKS {
+            self.finished = true;
+            self.source = Source::Fallback;
         }
     }
+
+    /// Gives out the final text not given out yet: up to the token where the last,
+    /// unfinished word starts, and holding back an article until the word after it is known
+    /// (so "a" can become "an"). `all` gives out everything.
+    fn emit(&mut self, all: bool) -> Option<String> {
+        let mut boundary = self.text.len();
+        if !all {
+            let last_word = self.word_starts.last().copied();
+            if let Some((at, token)) = last_word {
+                let unfinished = !self.text[at..].contains(|c: char| !is_word_char(c));
+                if unfinished {
+                    boundary = self.token_starts[token];
+                }
+                let words: Vec<(usize, usize)> = self.word_starts.clone();
+                let complete: Vec<&(usize, usize)> =
+                    words.iter().filter(|(a, _)| *a < boundary).collect();
+                if let Some(&&(at, token)) = complete.last() {
+                    let word = self.text[at..].split(|c: char| !is_word_char(c)).next();
+                    if matches!(word.map(str::to_lowercase).as_deref(), Some("a" | "an")) {
+                        boundary = boundary.min(self.token_starts[token]);
+                    }
+                }
+            }
+        }
+        if boundary <= self.emitted {
+            return (!all).then(String::new);
+        }
+        let piece = fix_articles(&self.text[self.emitted..boundary]);
+        self.emitted = boundary;
+        Some(piece)
+    }
+
+    /// The text not given out yet, once finished.
+    pub fn flush(&mut self) -> Option<String> {
+        if self.source != Source::Model {
+            let piece = (self.emitted == 0).then(|| self.final_text());
+            self.emitted = self.text.len().max(1);
+            return piece;
+        }
+        self.emit(true)
+    }
+
+    fn final_text(&self) -> String {
+        match self.source {
+            Source::Model => fix_articles(self.text.trim()),
+            Source::Rule => self.text.clone(),
+            Source::Fallback => template(&self.facts),
+        }
+    }
+
+    /// The caption: the sentence, or the template when the sentence does not name the main
+    /// subject (and a second one, when there is one), is too short, or was given up on.
+    pub fn into_caption(mut self) -> Caption {
+        if self.source == Source::Model {
+            let text = fix_articles(self.text.trim()).to_lowercase();
+            let names = |s: &Subject| text.contains(&head_noun(&s.label));
+            let words = split_words(&text).count();
+            if !self.facts.objects.iter().all(names) || words < MIN_WORDS {
+                self.source = Source::Fallback;
+            }
+        }
+        Caption {
+            text: self.final_text(),
+            fallback: self.source == Source::Fallback,
+            source: self.source,
+            objects: self.facts.objects.clone(),
+            certainty: self.facts.certainty,
+            tokens: self.generated.len(),
+            prompt_tokens: self.prompt_tokens,
+            backtracks: self.backtracks,
+        }
+    }
+}
+
+/// "a" before a vowel becomes "an", and "an" before a consonant "a" (the model writes
+/// "A espresso").
+fn fix_articles(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 4);
+    let mut rest = text;
+    while !rest.is_empty() {
+        let start = rest.find(|c: char| is_word_char(c)).unwrap_or(rest.len());
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
+        let word = &rest[..end];
+        let after = rest[end..].trim_start_matches(' ');
+        let next_word = after.split(|c: char| !is_word_char(c)).next().unwrap_or("");
+        let spaced = rest[end..].starts_with(' ') && !next_word.is_empty();
+        let fixed = match (word, spaced) {
+            ("a" | "A" | "an" | "An", true) => {
+                let wanted = article(next_word);
+                if word.starts_with('A') {
+                    let mut w = wanted.to_string();
+                    w.replace_range(0..1, "A");
+                    w
+                } else {
+                    wanted.to_string()
+                }
+            }
+            _ => word.to_string(),
+        };
+        out.push_str(&fixed);
+        rest = &rest[end..];
+    }
+    out
 }
 
 /// The token greedy decoding chose, and its logit (what [`Captioner::predict`] computes).
@@ -273,18 +564,6 @@ impl Choice {
     }
 }
 
-/// The classes a caption prompt names: the top three, leaving out those under 5% (but always
-/// the best one). `top` is best first.
-pub fn prompt_classes(top: &[Prediction]) -> Vec<Prediction> {
-    let mut classes: Vec<Prediction> = top.iter().take(3).cloned().collect();
-    let best = classes.first().cloned();
-    classes.retain(|p| p.prob >= 0.05);
-    if let (true, Some(best)) = (classes.is_empty(), best) {
-        classes.push(best);
-    }
-    classes
-}
-
 /// True when `next` would complete a 3-gram that already occurred (the model looping).
 fn repeats(generated: &[u32], next: u32) -> bool {
     let n = generated.len();
@@ -297,29 +576,53 @@ fn repeats(generated: &[u32], next: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vision::Prediction;
+    use crate::vision::labels::imagenet;
 
-    fn pred(label: &str, prob: f32) -> Prediction {
-        Prediction {
-            index: 0,
-            label: label.into(),
-            prob,
-        }
+    fn facts(index: usize, prob: f32) -> Facts {
+        Facts::from_top(&[
+            Prediction {
+                index,
+                label: imagenet()[index].name().into(),
+                prob,
+            },
+            Prediction {
+                index: 242,
+                label: "boxer".into(),
+                prob: 0.1,
+            },
+        ])
+        .unwrap()
     }
 
     #[test]
-    fn the_prompt_lists_labels_with_percentages_after_the_examples() {
-        let text = prompt(&[pred("bull mastiff", 0.674), pred("boxer", 0.286)]);
+    fn the_prompt_gives_facts_without_numbers_and_the_same_case_last() {
+        let text = prompt(&facts(243, 0.674));
         assert!(text.ends_with(
-            "Labels: bull mastiff 67%, boxer 29%\nCaption:<|im_end|>\n<|im_start|>assistant\n"
-        ));
+            "Facts: a bull mastiff (large powerful breed)\nCaption:<|im_end|>\n<|im_start|>assistant\n"
+        ), "{text}");
+        assert!(!text.contains('%') && !text.contains("boxer"));
         assert_eq!(text.matches("<|im_start|>assistant").count(), 4);
+        let last_example = text.rfind(SURE_EXAMPLE.1).unwrap();
+        assert!(last_example > text.rfind(TWO_EXAMPLE.1).unwrap());
+        assert!(prompt(&facts(243, 0.3)).contains("Facts: probably a bull mastiff"));
     }
 
     #[test]
-    fn the_fallback_names_the_class_with_the_right_article() {
+    fn the_template_says_what_the_facts_say() {
         assert_eq!(fallback("bull mastiff"), "A photo of a bull mastiff.");
         assert_eq!(fallback("espresso"), "A photo of an espresso.");
+        assert_eq!(template(&facts(243, 0.9)), "A photo of a bull mastiff.");
+        assert_eq!(template(&facts(243, 0.3)), "Probably a bull mastiff.");
+        assert_eq!(template(&facts(243, 0.15)), "Maybe a bull mastiff or a boxer.");
         assert_eq!(head_noun("Loafer"), "loafer");
+    }
+
+    #[test]
+    fn articles_agree_with_the_next_word() {
+        assert_eq!(fix_articles("A espresso on an table."), "An espresso on a table.");
+        assert_eq!(fix_articles("a"), "a");
+        assert_eq!(fix_articles("Vitamin a."), "Vitamin a.");
     }
 
     #[test]

@@ -238,6 +238,19 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Forgets every position from `len` on (a caption taking a word back).
+    pub fn truncate(&mut self, len: usize) {
+        for layer in &mut self.layers {
+            *layer = match layer.take() {
+                Some((k, v)) if len > 0 && k.dims()[2] > len => {
+                    Some((k.narrow(2, 0, len), v.narrow(2, 0, len)))
+                }
+                Some(_) if len == 0 => None,
+                other => other,
+            };
+        }
+    }
 }
 
 impl FeedForward {

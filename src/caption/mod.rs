@@ -1,4 +1,5 @@
-//! Writing a caption: the few-shot prompt, greedy decoding and its stop rules
+//! Writing a caption: the facts it may state ([`facts`]) and the object words it may use
+//! ([`words`]), the few-shot prompt, constrained greedy decoding and its stop rules
 //! ([`captioner`]), run by a LLaMA-family decoder ([`llama`]) whose weights stay 4-bit
 //! ([`quant`]: the products that decode blocks in registers), read from a GGUF file
 //! ([`gguf`]: the container; [`blocks`]: how each encoding holds its values) with the
@@ -6,9 +7,12 @@
 
 pub mod blocks;
 pub mod captioner;
+pub mod facts;
 pub mod gguf;
 pub mod llama;
 pub mod quant;
 pub mod tokenizer;
+pub mod words;
 
-pub use captioner::{Caption, Captioner, Choice, Generation, MAX_TOKENS, prompt_classes};
+pub use captioner::{Caption, Captioner, Choice, Generation, MAX_TOKENS, Source};
+pub use facts::{Certainty, Facts, Subject};

@@ -93,7 +93,7 @@ pub fn from_gguf(gguf: &Gguf) -> Result<Tokenizer, GgufError> {
 
 /// Turns token ids into text as they are generated, holding back bytes until they form whole
 /// UTF-8 characters (byte-level BPE splits characters across tokens).
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct TextStream {
     pending: Vec<u8>,
 }

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use glimpse::caption::Captioner;
+use glimpse::caption::{Caption, Captioner, Facts};
 use glimpse::provision::{
     CAPTION_MODEL_NAME, CLASS_EMBEDDINGS_NAME, ModelDir, TEXT_MODEL_NAME, TOKENIZER_NAME,
     WeightDType,
@@ -34,12 +34,34 @@ enum Outcome {
         taught: Option<Vec<TaughtPrediction>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         caption: Option<String>,
+        /// What the caption rests on: how it was made, the objects it may name, how sure.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        caption_evidence: Option<Evidence>,
         ms: f64,
     },
     Failed {
         file: String,
         error: String,
     },
+}
+
+#[derive(Serialize)]
+struct Evidence {
+    source: glimpse::caption::Source,
+    certainty: glimpse::caption::Certainty,
+    objects: Vec<glimpse::caption::Subject>,
+    backtracks: usize,
+}
+
+impl From<&Caption> for Evidence {
+    fn from(c: &Caption) -> Self {
+        Self {
+            source: c.source,
+            certainty: c.certainty,
+            objects: c.objects.clone(),
+            backtracks: c.backtracks,
+        }
+    }
 }
 
 struct Prepared {
@@ -123,7 +145,7 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
                         if stream_captions {
                             progress.suspend(|| print!("{file}: "));
                         }
-                        let written = captioner.caption(&prompt_classes(&probs), |piece| {
+                        let written = captioner.caption(&facts_of(&probs), |piece| {
                             if stream_captions {
                                 progress.suspend(|| {
                                     print!("{piece}");
@@ -139,7 +161,7 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
                             };
                             progress.suspend(|| println!("{note}"));
                         }
-                        Some(written.text)
+                        Some(written)
                     }
                     None => None,
                 };
@@ -151,7 +173,8 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
                         .as_ref()
                         .zip(features)
                         .map(|(head, features)| head.predict(&features)),
-                    caption,
+                    caption_evidence: caption.as_ref().map(Evidence::from),
+                    caption: caption.map(|c| c.text),
                     ms: round2(prepared.ms + forward_ms),
                 });
             }
@@ -217,10 +240,9 @@ pub fn caption(files: Vec<PathBuf>, verbose: bool) -> Result<ExitCode> {
     })
 }
 
-/// The classes the caption prompt names: the top three, leaving out those under 5%
-/// (but always the best one).
-fn prompt_classes(probs: &[f32]) -> Vec<Prediction> {
-    glimpse::caption::prompt_classes(&top_k(probs, 3))
+/// What a caption of one picture may say, from its class probabilities.
+fn facts_of(probs: &[f32]) -> Facts {
+    Facts::from_top(&top_k(probs, 2)).expect("1000 classes give a top class")
 }
 
 fn load_captioner(dir: &ModelDir, verbose: bool) -> Result<Captioner> {
@@ -298,6 +320,7 @@ fn print_table(out: &mut impl Write, outcomes: &[Outcome]) -> std::io::Result<()
                 taught,
                 caption,
                 ms,
+                ..
             } => {
                 writeln!(out, "{file}  ({ms:.1} ms)")?;
                 for (rank, p) in top.iter().enumerate() {

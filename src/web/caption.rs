@@ -11,41 +11,22 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::{Engine, js_error, read_failed, to_js};
-use crate::caption::{Caption, Captioner, Choice, prompt_classes};
+use crate::caption::{Caption, Captioner, Choice, Facts};
 use crate::error::GlimpseError;
 use crate::runtime::hex;
 use crate::vision::Prediction;
 
-/// One step of a caption: the text it added, the token greedy decoding chose with its logit
-/// (what the backends are compared on), and the caption once finished.
+/// One step of a caption: the final text it added (whole words), the token greedy decoding
+/// chose with its logit (what the backends are compared on; absent when no token was
+/// generated), and the caption, with its evidence, once finished.
 #[derive(Serialize)]
 struct CaptionStep {
     piece: Option<String>,
-    token: u32,
-    logit: f32,
+    token: Option<u32>,
+    logit: Option<f32>,
     done: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    caption: Option<CaptionResult>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CaptionResult {
-    text: String,
-    fallback: bool,
-    tokens: usize,
-    prompt_tokens: usize,
-}
-
-impl From<Caption> for CaptionResult {
-    fn from(c: Caption) -> Self {
-        Self {
-            text: c.text,
-            fallback: c.fallback,
-            tokens: c.tokens,
-            prompt_tokens: c.prompt_tokens,
-        }
-    }
+    caption: Option<Caption>,
 }
 
 #[wasm_bindgen]
@@ -118,7 +99,12 @@ impl Engine {
                 "a caption needs the classes to describe ([{{ index, label, prob }}]): {e}"
             )))
         })?;
-        let generation = captioner.start(&prompt_classes(&top)).map_err(js_error)?;
+        let facts = Facts::from_top(&top).ok_or_else(|| {
+            js_error(GlimpseError::InvalidArgument(
+                "a caption needs at least one class to describe".into(),
+            ))
+        })?;
+        let generation = captioner.start(&facts).map_err(js_error)?;
         let id = self.next_generation.get();
         self.next_generation.set(id + 1);
         self.generations.borrow_mut().insert(id, generation);
@@ -126,9 +112,10 @@ impl Engine {
     }
 
     /// Generates the next token of caption `id`: resolves to
-    /// `{ piece, token, logit, done, caption? }`, where `piece` is the text it adds (null when
-    /// none), `token` and `logit` the chosen token id and its logit, and `caption` is
-    /// `{ text, fallback, tokens, promptTokens }` once done.
+    /// `{ piece, token, logit, done, caption? }`, where `piece` is the final text it adds
+    /// (whole words; null when none), `token` and `logit` the chosen token id and its logit,
+    /// and `caption` is `{ text, fallback, source, objects, certainty, tokens, promptTokens,
+    /// backtracks }` once done.
     #[wasm_bindgen(js_name = captionStep)]
     pub fn caption_step(&self, id: u32) -> Promise {
         let captioner = self.captioner.borrow().clone();
@@ -144,27 +131,28 @@ impl Engine {
                     "there is no caption {id} in progress (finished or cancelled)"
                 )))
             })?;
-            let next = captioner.predict(&mut generation);
-            let next = next.into_data_async().await.map_err(read_failed)?;
-            let choice = Choice::read(next).map_err(js_error)?;
-            let piece = captioner.accept(&mut generation, choice.token);
-            let step = if generation.is_finished() {
-                CaptionStep {
-                    piece,
-                    token: choice.token,
-                    logit: choice.logit,
-                    done: true,
-                    caption: Some(generation.into_caption().into()),
-                }
+            // A caption made by rule (the classifier unsure) is finished before any token.
+            let (piece, choice) = if generation.is_finished() {
+                (generation.flush(), None)
+            } else {
+                let next = captioner.predict(&mut generation);
+                let next = next.into_data_async().await.map_err(read_failed)?;
+                let choice = Choice::read(next).map_err(js_error)?;
+                (captioner.accept(&mut generation, choice.token), Some(choice))
+            };
+            let done = generation.is_finished();
+            let caption = if done {
+                Some(generation.into_caption())
             } else {
                 generations.borrow_mut().insert(id, generation);
-                CaptionStep {
-                    piece,
-                    token: choice.token,
-                    logit: choice.logit,
-                    done: false,
-                    caption: None,
-                }
+                None
+            };
+            let step = CaptionStep {
+                piece,
+                token: choice.map(|c| c.token),
+                logit: choice.map(|c| c.logit),
+                done,
+                caption,
             };
             to_js(&step)
         })

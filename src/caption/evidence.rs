@@ -1,0 +1,114 @@
+//! Gathering the facts of a picture: which objects a caption may name, and where they are.
+//!
+//! The classifier's top classes are rival names for what is in its center crop. A second
+//! object is different evidence: a class that is the best guess of another part of the
+//! picture, whose map lies apart from the main subject's, and that a second look at that region
+//! confirms. So the picture is covered by square views ([`crate::vision::cam`]); each view's
+//! best class is a candidate; candidates are located with their class activation maps; and a
+//! candidate is kept only when the classifier, shown the region around it, names it again with
+//! at least [`CONFIRM`] probability. Two classes whose regions overlap are one object (the
+//! better one is kept).
+
+use image::RgbImage;
+
+use super::facts::{Certainty, Facts, Subject};
+use crate::error::{GlimpseError, Result};
+use crate::vision::cam::{Tiling, Where, classify_region, locate};
+use crate::vision::{Classifier, Prediction, top_k};
+
+/// A region's second look must name the candidate with at least this probability.
+pub const CONFIRM: f32 = 0.5;
+/// A view's best class is a candidate from this probability on.
+const CANDIDATE: f32 = 0.3;
+/// Regions overlapping more than this (intersection over union) hold the same object.
+const SAME_OBJECT: f32 = 0.3;
+/// At most this many regions are looked at again per picture.
+const MAX_SECOND_LOOKS: usize = 3;
+
+/// The facts of `image`, whose center-crop class probabilities are `probs`: the main subject
+/// with its box, and a second object when one is confirmed apart from it.
+pub fn gather(classifier: &Classifier, image: &RgbImage, probs: &[f32]) -> Result<Facts> {
+    let top = top_k(probs, 2);
+    let facts = Facts::from_top(&top)
+        .ok_or_else(|| GlimpseError::InvalidArgument("no classes to describe".into()))?;
+    let (width, height) = image.dimensions();
+    let view_probs = classifier.classify(&Tiling::new(width, height).inputs(image))?;
+
+    // Candidates: the center's best class, then each view's, best first, each once.
+    let mut candidates: Vec<Prediction> = vec![top[0].clone()];
+    let mut view_best: Vec<Prediction> = view_probs
+        .iter()
+        .map(|p| top_k(p, 1).remove(0))
+        .filter(|p| p.prob >= CANDIDATE)
+        .collect();
+    view_best.sort_by(|a, b| b.prob.total_cmp(&a.prob));
+    for p in view_best {
+        if !candidates.iter().any(|c| c.index == p.index) {
+            candidates.push(p);
+        }
+    }
+    let classes: Vec<usize> = candidates.iter().map(|c| c.index).collect();
+    let (_, places) = locate(classifier, image, &classes)?;
+    let main_place = &places[0];
+    if candidates.len() == 1 {
+        return Ok(with_box(facts, main_place));
+    }
+
+    // Second looks: the main subject's region, and each candidate lying apart from it.
+    let mut confirmed: Vec<(Subject, [f32; 4])> = Vec::new();
+    for (candidate, place) in candidates.iter().zip(&places).take(MAX_SECOND_LOOKS) {
+        let bbox = place.bbox.map(|v| v as f32);
+        if confirmed.iter().any(|(_, b)| iou(*b, bbox) > SAME_OBJECT) {
+            continue;
+        }
+        let second_look = classify_region(classifier, image, place.bbox)?;
+        if second_look.index == candidate.index && second_look.prob >= CONFIRM {
+            let mut subject = Subject::from_prediction(&second_look);
+            subject.bbox = Some(bbox);
+            confirmed.push((subject, bbox));
+        }
+    }
+    Ok(match confirmed.len() {
+        0 | 1 => with_box(facts, main_place),
+        _ => {
+            let mut objects = confirmed.into_iter().map(|(s, _)| s);
+            let main = objects.next().expect("two confirmed");
+            let second = objects.next().expect("two confirmed");
+            Facts {
+                objects: vec![main],
+                certainty: Certainty::Sure,
+                alternatives: Vec::new(),
+            }
+            .with_second(second)
+        }
+    })
+}
+
+fn with_box(mut facts: Facts, place: &Where) -> Facts {
+    if facts.objects[0].index == place.index {
+        facts.objects[0].bbox = Some(place.bbox.map(|v| v as f32));
+    }
+    facts
+}
+
+/// Intersection over union of two boxes `[x0, y0, x1, y1]`.
+fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    let area = |r: [f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let union = area(a) + area(b) - inter;
+    if union > 0.0 { inter / union } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap_is_measured_as_intersection_over_union() {
+        assert_eq!(iou([0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 2.0, 2.0]), 1.0);
+        assert_eq!(iou([0.0, 0.0, 2.0, 2.0], [2.0, 0.0, 4.0, 2.0]), 0.0);
+        assert!((iou([0.0, 0.0, 2.0, 2.0], [1.0, 0.0, 3.0, 2.0]) - 1.0 / 3.0).abs() < 1e-6);
+    }
+}
