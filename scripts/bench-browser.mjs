@@ -15,7 +15,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { ROOT, openBrowser, serve } from '../tests/browser/helpers.mjs';
+import { openBrowser, serve } from './browser.mjs';
+import { ROOT } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
