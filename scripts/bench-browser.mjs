@@ -155,7 +155,7 @@ try {
     const runs = runsFor(backend);
     rows.push({ ...(await page.evaluate(benchGlimpse, { backend, runs })), runs });
     if (!existsSync(ONNX) || !existsSync(ORT_DIST)) {
-      notes.push('onnxruntime-web: not measured (needs `npm ci` and models/efficientnet-lite0.onnx from tests/reference/export_onnx.py)');
+      notes.push('onnxruntime-web: not measured (needs the npm packages (`node scripts/setup.mjs`) and models/efficientnet-lite0.onnx from tests/reference/export_onnx.py)');
       continue;
     }
     const provider = backend === 'webgpu' ? 'webgpu' : 'wasm';
