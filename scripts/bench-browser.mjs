@@ -15,7 +15,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { ROOT, openBrowser, serve } from '../tests/browser/helpers.mjs';
+import { openBrowser, serve } from './browser.mjs';
+import { ROOT } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -154,7 +155,7 @@ try {
     const runs = runsFor(backend);
     rows.push({ ...(await page.evaluate(benchGlimpse, { backend, runs })), runs });
     if (!existsSync(ONNX) || !existsSync(ORT_DIST)) {
-      notes.push('onnxruntime-web: not measured (needs `npm ci` and models/efficientnet-lite0.onnx from tests/reference/export_onnx.py)');
+      notes.push('onnxruntime-web: not measured (needs the npm packages (`node scripts/setup.mjs`) and models/efficientnet-lite0.onnx from tests/reference/export_onnx.py)');
       continue;
     }
     const provider = backend === 'webgpu' ? 'webgpu' : 'wasm';

@@ -4,28 +4,20 @@
 // (`npm run bench:browser`). Builds the bench-only candle peer (bench/candle-llama) into its
 // own target directory first; it takes minutes once.
 
-import { execFileSync } from 'node:child_process';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { run } from './lib.mjs';
 
-const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const args = process.argv.slice(2);
 const candleTarget = process.env.GLIMPSE_CANDLE_TARGET_DIR ?? join(homedir(), '.cache', 'seed-target-candle');
-
-function run(command, commandArgs, env = {}) {
-  console.log(`$ ${[command, ...commandArgs].join(' ')}`);
-  execFileSync(command, commandArgs, { cwd: ROOT, stdio: 'inherit', env: { ...process.env, ...env } });
-}
 
 try {
   // candle's own examples build with target-cpu=native; without it its Q4_1 products run ~2.5× slower.
   run('cargo', ['build', '--release', '--locked', '--manifest-path', 'bench/candle-llama/Cargo.toml'], {
-    CARGO_TARGET_DIR: candleTarget,
-    RUSTFLAGS: '-C target-cpu=native',
+    env: { CARGO_TARGET_DIR: candleTarget, RUSTFLAGS: '-C target-cpu=native' },
   });
 } catch {
   console.warn('bench/candle-llama did not build; the caption table will go without its peer');
 }
-run('cargo', ['run', '--release', '--', 'bench', ...args], { GLIMPSE_CANDLE_TARGET_DIR: candleTarget });
+run('cargo', ['run', '--release', '--', 'bench', ...args], { env: { GLIMPSE_CANDLE_TARGET_DIR: candleTarget } });
 run('node', ['scripts/bench-browser.mjs']);

@@ -3,15 +3,13 @@
 // optimizes the module with binaryen's wasm-opt (from npm: Debian's binaryen 108 corrupts
 // wasm-bindgen output). Prints the raw, optimized and gzipped sizes.
 
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { ROOT, TOOLS, findWasmBindgen, lockedVersion, run, targetDir } from './lib.mjs';
 
-const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const PKG = join(ROOT, 'pkg');
 const TARGET = 'wasm32-unknown-unknown';
 
@@ -28,51 +26,18 @@ const WASM_FEATURES = [
   '--enable-simd',
 ];
 
-function run(command, args, options = {}) {
-  console.log(`$ ${[command, ...args].join(' ')}`);
-  execFileSync(command, args, { cwd: ROOT, stdio: 'inherit', ...options });
-}
-
-function lockedVersion(crate) {
-  const lock = readFileSync(join(ROOT, 'Cargo.lock'), 'utf8');
-  const match = lock.match(new RegExp(`name = "${crate}"\\nversion = "([^"]+)"`));
-  if (!match) throw new Error(`${crate} is not in Cargo.lock`);
-  return match[1];
-}
-
-function findWasmBindgen(version) {
-  const candidates = [
-    process.env.WASM_BINDGEN,
-    'wasm-bindgen',
-    join(homedir(), '.cache', 'tools', 'bin', 'wasm-bindgen'),
-    join(homedir(), '.cargo', 'bin', 'wasm-bindgen'),
-  ].filter(Boolean);
-  for (const candidate of candidates) {
-    let output;
-    try {
-      output = execFileSync(candidate, ['--version'], { encoding: 'utf8' });
-    } catch {
-      continue;
-    }
-    if (output.trim().endsWith(version)) return candidate;
-    console.warn(`skipping ${candidate}: ${output.trim()}, but Cargo.lock has wasm-bindgen ${version}`);
-  }
-  throw new Error(
-    `wasm-bindgen ${version} not found. Install it with\n` +
-      `  cargo install wasm-bindgen-cli --version ${version} --root ~/.cache/tools\n` +
-      'or point WASM_BINDGEN at it.',
-  );
-}
-
-function targetDir() {
-  return process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(ROOT, 'target');
-}
-
 const kb = (bytes) => `${(bytes / 1024).toFixed(0)} KiB`;
 
-const wasmBindgen = findWasmBindgen(lockedVersion('wasm-bindgen'));
+const wasmBindgen = findWasmBindgen();
+if (!wasmBindgen) {
+  throw new Error(
+    `wasm-bindgen ${lockedVersion('wasm-bindgen')} not found. Install it with\n` +
+      `  cargo install wasm-bindgen-cli --version ${lockedVersion('wasm-bindgen')} --root ${TOOLS}\n` +
+      'or point WASM_BINDGEN at it (`node scripts/setup.mjs` does the install).',
+  );
+}
 const wasmOpt = join(ROOT, 'node_modules', '.bin', 'wasm-opt');
-if (!existsSync(wasmOpt)) throw new Error('wasm-opt is missing: run `npm ci` first');
+if (!existsSync(wasmOpt)) throw new Error('wasm-opt is missing: run `node scripts/setup.mjs` first');
 
 run('cargo', ['build', '--lib', '--release', '--target', TARGET]);
 const compiled = join(targetDir(), TARGET, 'release', 'glimpse.wasm');

@@ -3,15 +3,7 @@
 // ./models (manifest.json, the .bpk files, sample photos). GLIMPSE_BIN may name a built
 // `glimpse` binary; otherwise cargo builds and runs it.
 
-import { execFileSync } from 'node:child_process';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { glimpseCommand, run } from './lib.mjs';
 
-const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
-const extra = process.argv.slice(2);
-const [command, args] = process.env.GLIMPSE_BIN
-  ? [process.env.GLIMPSE_BIN, ['models', 'fetch', ...extra]]
-  : ['cargo', ['run', '--release', '--', 'models', 'fetch', ...extra]];
-
-console.log(`$ ${[command, ...args].join(' ')}`);
-execFileSync(command, args, { cwd: ROOT, stdio: 'inherit' });
+const [command, leading] = glimpseCommand({ built: false, quiet: false });
+run(command, [...leading, 'models', 'fetch', ...process.argv.slice(2)]);

@@ -3,42 +3,46 @@
 //   node scripts/setup.mjs            wasm target, wasm-bindgen-cli (the lockfile's version), npm packages
 //   node scripts/setup.mjs --browser  and Debian's chromium and ffmpeg (for the browser tests)
 
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
-const TOOLS = join(homedir(), '.cache', 'tools');
-
-function run(command, args) {
-  console.log(`$ ${[command, ...args].join(' ')}`);
-  execFileSync(command, args, { cwd: ROOT, stdio: 'inherit' });
-}
-
-function succeeds(command, args) {
-  try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  } catch {
-    return null;
-  }
-}
+import { join } from 'node:path';
+import { ROOT, TOOLS, findWasmBindgen, lockedVersion, run, succeeds } from './lib.mjs';
 
 const installedTargets = succeeds('rustup', ['target', 'list', '--installed']) ?? '';
 if (!installedTargets.includes('wasm32-unknown-unknown')) run('rustup', ['target', 'add', 'wasm32-unknown-unknown']);
 
-const lock = readFileSync(join(ROOT, 'Cargo.lock'), 'utf8');
-const bindgenVersion = lock.match(/name = "wasm-bindgen"\nversion = "([^"]+)"/)[1];
-const candidates = [process.env.WASM_BINDGEN, join(TOOLS, 'bin', 'wasm-bindgen'), 'wasm-bindgen'].filter(Boolean);
-if (!candidates.some((c) => succeeds(c, ['--version'])?.trim().endsWith(bindgenVersion))) {
+if (!findWasmBindgen({ quiet: true })) {
   // `--locked` fails to resolve here; the version pin is what matters.
-  run('cargo', ['install', 'wasm-bindgen-cli', '--version', bindgenVersion, '--root', TOOLS]);
+  run('cargo', ['install', 'wasm-bindgen-cli', '--version', lockedVersion('wasm-bindgen'), '--root', TOOLS]);
 }
 
-const npmPackages = ['playwright-core', 'binaryen', 'onnxruntime-web'];
-if (!npmPackages.every((p) => existsSync(join(ROOT, 'node_modules', p, 'package.json')))) {
-  run('npm', ['ci', '--no-audit', '--no-fund']);
+// The npm packages: exactly package-lock.json's versions of the devDependencies.
+const readJson = (path) => JSON.parse(readFileSync(path, 'utf8'));
+const { devDependencies } = readJson(join(ROOT, 'package.json'));
+const lock = readJson(join(ROOT, 'package-lock.json')).packages;
+
+/** The devDependencies that are missing from node_modules or not at the lockfile's version. */
+function npmMismatches() {
+  return Object.keys(devDependencies).flatMap((name) => {
+    const wanted = lock[`node_modules/${name}`]?.version;
+    if (!wanted) throw new Error(`package-lock.json has no ${name}: run \`npm install\` and commit the lockfile`);
+    const manifest = join(ROOT, 'node_modules', name, 'package.json');
+    const installed = existsSync(manifest) ? readJson(manifest).version : null;
+    return installed === wanted ? [] : [`${name} ${installed ?? 'missing'} (lockfile: ${wanted})`];
+  });
+}
+
+if (npmMismatches().length) {
+  try {
+    run('npm', ['ci', '--no-audit', '--no-fund']);
+  } catch {
+    // Some npm configurations refuse `npm ci` (a lockfile pruned to another platform's optional
+    // packages, a policy on clean installs). `npm install --no-save` still installs the
+    // lockfile's versions and leaves package.json and the lockfile as they are; checked below.
+    console.warn('`npm ci` failed; installing the lockfile\'s versions with `npm install --no-save` instead');
+    run('npm', ['install', '--no-save', '--no-audit', '--no-fund']);
+  }
+  const wrong = npmMismatches();
+  if (wrong.length) throw new Error(`npm installed other versions than the lockfile's: ${wrong.join(', ')}`);
 }
 
 if (process.argv.includes('--browser')) {

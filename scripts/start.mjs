@@ -2,13 +2,10 @@
 // npm start: builds the wasm package if it is missing or older than the Rust sources, fetches
 // the models if they are missing, then serves the demo page (`--build-only`: no serving).
 
-import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startServer } from '../www/serve.mjs';
-
-const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+import { join } from 'node:path';
+import { ROOT, run } from './lib.mjs';
+import { startServer } from './serve.mjs';
 
 function newestMtime(paths) {
   let newest = 0;
@@ -33,12 +30,8 @@ function wasmIsStale() {
   return newestMtime(sources) > statSync(built).mtimeMs;
 }
 
-function npmRun(script) {
-  execFileSync('npm', ['run', script], { cwd: ROOT, stdio: 'inherit' });
-}
-
-if (wasmIsStale()) npmRun('build:wasm');
-if (!existsSync(join(ROOT, 'models', 'manifest.json'))) npmRun('fetch-models');
+if (wasmIsStale()) run('npm', ['run', 'build:wasm']);
+if (!existsSync(join(ROOT, 'models', 'manifest.json'))) run('npm', ['run', 'fetch-models']);
 // `--build-only`: what the tests need, without serving.
 if (process.argv.includes('--build-only')) process.exit(0);
 

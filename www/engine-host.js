@@ -22,14 +22,12 @@ async function webgpuUnavailableReason() {
   return null;
 }
 
-// The Rust messages start with the kind ("unsupported image: ..."), which the error's class
-// already says.
-const KIND_PREFIX = /^(unsupported image|model weights|backend|model fetch): /;
-
-/** The wasm engine rejects with JS Errors whose `name` is the error kind; keep that kind. */
+/**
+ * The wasm engine rejects with JS Errors whose `name` is the kind (`UnsupportedImageError`, …)
+ * and whose message is the detail alone; this makes them instances of the package's classes.
+ */
 function asTyped(error) {
-  const { name, message } = errorToWire(error);
-  return errorFromWire({ name, message: message.replace(KIND_PREFIX, '').trim() });
+  return errorFromWire(errorToWire(error));
 }
 
 /**
@@ -123,13 +121,23 @@ export async function classifyInput(engine, input, options) {
 
 /**
  * One engine and the messages it answers; the module worker (worker.js) and the inline mode
- * both go through here.
+ * both go through here. Message types are `area.verb`:
+ *   engine.load { backend, weights }        → { backend, fallbackReason }
+ *   engine.classify { input, options }      → { top, labels?, taught?, ms }
+ *   labels.load { weights, tokenizer, table }
+ *   caption.begin { bytes } · caption.chunk { chunk } · caption.finish { sha256 }
+ *                                           the caption model, streamed in
+ *   caption.start { top } → id · caption.step { caption } → { piece, token, logit, done, caption? }
+ *   caption.cancel { caption }
+ *   teach.new → set · teach.drop · teach.add { name, input } · teach.remove { name } ·
+ *   teach.train · teach.export → JSON · teach.import { json }   (each with `set`; → the set's summary)
+ * (`engine.dispose` is the worker's own: it frees the engine and closes the worker.)
  */
 export class EngineHost {
   engine = null;
 
   async handle(message) {
-    if (message.type === 'load') {
+    if (message.type === 'engine.load') {
       const loaded = await createEngine(message);
       this.engine?.free();
       this.engine = loaded.engine;
@@ -138,7 +146,9 @@ export class EngineHost {
     const engine = this.engine;
     if (!engine) throw new BackendError('the engine is not loaded (or was disposed)');
     switch (message.type) {
-      case 'loadLabels':
+      case 'engine.classify':
+        return classifyInput(engine, message.input, message.options);
+      case 'labels.load':
         return typed(() =>
           engine.loadLabelModel(
             new Uint8Array(message.weights),
@@ -146,10 +156,6 @@ export class EngineHost {
             new Uint8Array(message.table),
           ),
         );
-      case 'classify':
-        return classifyInput(engine, message.input, message.options);
-      case 'loadCaption':
-        return typed(() => engine.loadCaptionModel(new Uint8Array(message.gguf)));
       case 'caption.begin':
         return typed(() => engine.beginCaptionModel(message.bytes));
       case 'caption.chunk':
@@ -172,8 +178,6 @@ export class EngineHost {
         return typed(() => engine.removeClass(message.set, message.name));
       case 'teach.train':
         return typed(() => engine.train(message.set));
-      case 'teach.summary':
-        return typed(() => engine.summary(message.set));
       case 'teach.export':
         return typed(() => engine.exportSet(message.set));
       case 'teach.import':

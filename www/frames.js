@@ -69,6 +69,6 @@ export async function toInput(source) {
     return { input: { kind: 'bitmap', bitmap }, transfer: [bitmap] };
   }
   throw new UnsupportedImageError(
-    'classify() takes an <img>, <video>, <canvas>, OffscreenCanvas, ImageBitmap, ImageData or Blob',
+    'classify() takes an <img>, <video>, <canvas>, OffscreenCanvas, ImageBitmap, VideoFrame, ImageData or Blob',
   );
 }

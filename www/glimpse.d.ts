@@ -59,12 +59,15 @@ export interface LoadOptions {
   dtype?: 'f16' | 'f32';
 }
 
+/** What `classify`, `caption` and `Teacher.add` take (www/frames.js). */
 export type ImageSource =
   | HTMLImageElement
+  | SVGImageElement
   | HTMLVideoElement
   | HTMLCanvasElement
   | OffscreenCanvas
   | ImageBitmap
+  | VideoFrame
   | ImageData
   | Blob;
 
@@ -124,8 +127,13 @@ export interface CaptionResult {
 }
 
 export interface ClassifyOptions {
+  /** How many ImageNet classes to return; default 5. */
   topK?: number;
-  /** Your own labels to rank, e.g. ['dog', 'bird', 'vehicle'] or 'dog, bird, vehicle'. */
+  /**
+   * Your own labels to rank, e.g. ['dog', 'bird', 'vehicle'] or 'dog, bird, vehicle'. Each item
+   * is split at commas and trimmed; blanks and repeats (in any letter case) are dropped, the
+   * first spelling kept. None left rejects with an InvalidArgumentError.
+   */
   labels?: string[] | string;
 }
 

@@ -63,7 +63,7 @@ class WorkerConnection {
 
   dispose() {
     if (this.#unusable) return;
-    this.#worker.postMessage({ type: 'dispose' });
+    this.#worker.postMessage({ type: 'engine.dispose' });
     this.#unusable = new BackendError('the classifier was disposed');
     this.#failAll(this.#unusable);
   }
@@ -82,27 +82,17 @@ class InlineConnection {
   }
 }
 
-/** A comma-separated string or an array of labels, trimmed, without blanks or repeats. */
-function labelList(labels) {
-  const list = typeof labels === 'string' ? labels.split(',') : labels;
-  if (!Array.isArray(list)) {
+/**
+ * Checks that `labels` is a comma-separated string or an array of strings. The engine tidies
+ * them (split at commas, trimmed, blanks and repeats dropped) and rejects an empty list.
+ */
+function checkLabels(labels) {
+  if (typeof labels === 'string') return labels;
+  if (!Array.isArray(labels)) {
     throw new InvalidArgumentError('labels must be an array of strings or a comma-separated string');
   }
-  const seen = new Set();
-  const out = [];
-  for (const label of list) {
-    if (typeof label !== 'string') throw new InvalidArgumentError('every label must be a string');
-    const trimmed = label.trim();
-    const key = trimmed.toLowerCase();
-    if (trimmed && !seen.has(key)) {
-      seen.add(key);
-      out.push(trimmed);
-    }
-  }
-  if (out.length === 0) {
-    throw new InvalidArgumentError('no labels given: pass some, such as ["dog", "cat", "vehicle"]');
-  }
-  return out;
+  if (!labels.every((label) => typeof label === 'string')) throw new InvalidArgumentError('every label must be a string');
+  return labels;
 }
 
 const BACKENDS = ['auto', 'webgpu', 'cpu'];
@@ -135,7 +125,7 @@ export class Glimpse {
     const { weights, notCached } = await loadWeights({ modelsUrl: models, dtype, onProgress });
     const connection = inline ? new InlineConnection() : new WorkerConnection();
     try {
-      const info = await connection.call({ type: 'load', backend, weights }, [weights]);
+      const info = await connection.call({ type: 'engine.load', backend, weights }, [weights]);
       return new Glimpse(connection, { ...info, notCached: notCached ?? null }, models);
     } catch (error) {
       connection.dispose();
@@ -166,8 +156,8 @@ export class Glimpse {
     return result;
   }
 
-  /** Sends a message to the engine, in turn (for `Teacher`; not part of the public API). */
-  send(message, transfer) {
+  /** Sends a message to the engine (see EngineHost), in turn after everything asked before it. */
+  #send(message, transfer) {
     return this.#enqueue(() => this.#connection.call(message, transfer));
   }
 
@@ -200,7 +190,7 @@ export class Glimpse {
           }).then((file) => file.weights),
         ),
       );
-      await this.send({ type: 'loadLabels', weights, tokenizer, table }, [weights, tokenizer, table]);
+      await this.#send({ type: 'labels.load', weights, tokenizer, table }, [weights, tokenizer, table]);
     })();
     // A failed download may be retried by the next call.
     this.#labelModel.catch(() => (this.#labelModel = null));
@@ -210,23 +200,21 @@ export class Glimpse {
   /**
    * Resolves to `{ top: [{ index, label, prob }], ms, backend }`, best class first. With
    * `labels` (an array, or a comma-separated string), also `labels: [{ label, score }]`: your
-   * own labels ranked by how well they fit the picture.
+   * own labels ranked by how well they fit the picture. The engine tidies the labels: split
+   * at commas, trimmed, blanks dropped, repeats (in any letter case) dropped keeping the first
+   * spelling; none left rejects with an InvalidArgumentError. (`set`, a taught set's id in the
+   * engine, is how `Teacher.classify` comes through here.)
    */
   async classify(source, { topK = 5, labels, set } = {}) {
     const options = { topK };
-    if (set !== undefined) options.set = set; // a taught set's id (Teacher.classify)
+    if (set !== undefined) options.set = set;
     if (labels !== undefined) {
-      options.labels = labelList(labels);
+      options.labels = checkLabels(labels);
       await this.loadLabelModel();
     }
-    return this.classifyWith(source, options);
-  }
-
-  /** Classification with the engine's options as they are (`{ topK, labels?, set? }`). */
-  classifyWith(source, options) {
     return this.#enqueue(async () => {
       const { input, transfer } = await toInput(source);
-      const result = await this.#connection.call({ type: 'classify', input, options }, transfer);
+      const result = await this.#connection.call({ type: 'engine.classify', input, options }, transfer);
       return { ...result, backend: this.backend };
     });
   }
@@ -244,12 +232,12 @@ export class Glimpse {
       what: 'caption model',
       onProgress,
       sink: {
-        begin: (bytes) => this.send({ type: 'caption.begin', bytes }),
+        begin: (bytes) => this.#send({ type: 'caption.begin', bytes }),
         chunk: (chunk) => {
           const copy = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk : chunk.slice();
-          return this.send({ type: 'caption.chunk', chunk: copy }, [copy.buffer]);
+          return this.#send({ type: 'caption.chunk', chunk: copy }, [copy.buffer]);
         },
-        finish: (sha256) => this.send({ type: 'caption.finish', sha256 }),
+        finish: (sha256) => this.#send({ type: 'caption.finish', sha256 }),
       },
     }).then(() => {});
     this.#captionModel.catch(() => (this.#captionModel = null));
@@ -271,13 +259,14 @@ export class Glimpse {
     await this.loadCaptionModel();
     signal?.throwIfAborted();
     const started = performance.now();
-    const caption = await this.send({ type: 'caption.start', top });
+    const caption = await this.#send({ type: 'caption.start', top });
     let done = false;
     let firstTokenMs = null;
     try {
       for (;;) {
         signal?.throwIfAborted();
-        const step = await this.send({ type: 'caption.step', caption });
+        // { piece, token, logit, done, caption? }: the text added, the chosen token and its logit.
+        const step = await this.#send({ type: 'caption.step', caption });
         firstTokenMs ??= performance.now() - started;
         if (step.piece) onToken?.(step.piece);
         if (step.done) {
@@ -286,7 +275,7 @@ export class Glimpse {
         }
       }
     } finally {
-      if (!done) this.send({ type: 'caption.cancel', caption }).catch(() => {});
+      if (!done) this.#send({ type: 'caption.cancel', caption }).catch(() => {});
     }
   }
 
@@ -295,7 +284,7 @@ export class Glimpse {
    * `classify(source)` ranks the taught classes. See `Teacher`.
    */
   teach() {
-    return new Teacher(this);
+    return new Teacher(this, (message, transfer) => this.#send(message, transfer));
   }
 
   /**

@@ -14,19 +14,22 @@ import { loadClassSet, saveClassSet } from './class-store.js';
 
 export class Teacher {
   #glimpse;
+  #send; // posts a message to the glimpse's engine, in turn (Glimpse#send)
   #set; // the engine's id for this set, once it exists
   #summary = { classes: [], trained: false, accuracy: [] };
   #disposed = false;
 
-  constructor(glimpse) {
+  /** Made by `glimpse.teach()`, which hands over its engine's message channel. */
+  constructor(glimpse, send) {
     this.#glimpse = glimpse;
-    this.#set = glimpse.send({ type: 'teach.new' });
+    this.#send = send;
+    this.#set = send({ type: 'teach.new' });
   }
 
   async #call(type, fields = {}, transfer = []) {
     if (this.#disposed) throw new InvalidArgumentError('this set of classes was disposed');
     const set = await this.#set;
-    return this.#glimpse.send({ type, set, ...fields }, transfer);
+    return this.#send({ type, set, ...fields }, transfer);
   }
 
   async #update(summaryPromise) {
@@ -115,6 +118,6 @@ export class Teacher {
   dispose() {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.#set.then((set) => this.#glimpse.send({ type: 'teach.drop', set })).catch(() => {});
+    this.#set.then((set) => this.#send({ type: 'teach.drop', set })).catch(() => {});
   }
 }

@@ -1,5 +1,5 @@
 // The module worker that owns the wasm engine, so inference never blocks the page.
-// Messages in:  { id, type, ... } as EngineHost.handle reads them | { type: 'dispose' }
+// Messages in:  { id, type, ... } as EngineHost.handle reads them | { type: 'engine.dispose' }
 // Messages out: { id, ok: true, result } | { id, ok: false, error: { name, message } }
 
 import { EngineHost } from './engine-host.js';
@@ -8,7 +8,7 @@ import { errorToWire } from './errors.js';
 const host = new EngineHost();
 
 self.onmessage = async ({ data: message }) => {
-  if (message.type === 'dispose') {
+  if (message.type === 'engine.dispose') {
     host.dispose();
     self.close();
     return;

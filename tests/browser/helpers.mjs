@@ -1,22 +1,24 @@
-// Shared by the browser tests: a server that records every request, a Chromium with a fresh
-// profile, the native CLI's answers to compare with, and small page helpers.
+// The browser tests' own helpers: the built files they need, the sample photos, the native
+// CLI's answers to compare with, per-file set-up and small page helpers. The server and the
+// Chromium launcher are shared with the browser bench (scripts/browser.mjs) and re-exported here.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { after, before } from 'node:test';
-import { chromium } from 'playwright-core';
-import { startServer } from '../../www/serve.mjs';
+import { openBrowser, serve } from '../../scripts/browser.mjs';
+import { ROOT, glimpseCommand } from '../../scripts/lib.mjs';
 
-export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export { ROOT, openBrowser, serve };
 export const PHOTOS = join(ROOT, 'models', 'photos');
 export const WEIGHTS_PATH = '/models/efficientnet-lite0.f16.bpk';
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
-/** Model inference on SwiftShader's emulated GPU takes seconds; leave room for it. */
+/**
+ * The longest one page step (a model load, an inference) is waited for. What bounds a test is
+ * its own budget, stated with it: under 60 s on the 2-core, GPU-less development machine.
+ */
 export const INFERENCE_TIMEOUT = 120_000;
 
 export function requireBuiltArtifacts() {
@@ -35,33 +37,15 @@ export function photo(prefix) {
   return join(PHOTOS, name);
 }
 
-function nativeCommand() {
-  if (process.env.GLIMPSE_BIN) return [process.env.GLIMPSE_BIN, []];
-  const targetDir = process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target');
-  const built = join(targetDir, 'release', 'glimpse');
-  if (existsSync(built)) return [built, []];
-  return ['cargo', ['run', '--release', '--quiet', '--']];
-}
-
 /** The native CLI's top-1 class index for each file, keyed by file path. */
 export function nativeTop1(files) {
-  const [command, prefix] = nativeCommand();
+  const [command, prefix] = glimpseCommand();
   const output = execFileSync(command, [...prefix, 'classify', '--json', '--top', '1', ...files], {
     cwd: ROOT,
     encoding: 'utf8',
     maxBuffer: 16 << 20,
   });
   return new Map(JSON.parse(output).map((outcome) => [outcome.file, outcome.top[0]]));
-}
-
-/**
- * Serves the repo and records every request path that reaches the server.
- * Resolves to `{ url, requests, close }`.
- */
-export async function serve() {
-  const requests = [];
-  const server = await startServer({ root: ROOT, port: 0, onRequest: (method, path) => requests.push(path) });
-  return { url: server.url, requests, close: server.close };
 }
 
 /**
@@ -81,53 +65,6 @@ export function serveForTests({ scratchPrefix = null } = {}) {
     if (suite.scratch) rmSync(suite.scratch, { recursive: true, force: true });
   });
   return suite;
-}
-
-const BASE_FLAGS = [
-  '--no-sandbox',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-/**
- * A Chromium with a fresh profile (or `profileDir`, to reuse one).
- * `webgpu`: pass --enable-unsafe-webgpu (WebGPU on SwiftShader). `camera`: null, 'deny', or
- * the path of a .y4m clip to serve as the camera. Records every request the page makes in
- * `pageRequests` (URLs), service workers and workers included.
- */
-export async function openBrowser({ webgpu = false, camera = null, profileDir = null } = {}) {
-  const userDataDir = profileDir ?? mkdtempSync(join(tmpdir(), 'glimpse-chromium-'));
-  const args = [...BASE_FLAGS];
-  if (webgpu) args.push('--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader');
-  if (camera === 'deny') args.push('--use-fake-device-for-media-stream', '--deny-permission-prompts');
-  else if (camera) {
-    args.push('--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${camera}`);
-  }
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args,
-  });
-  const pageRequests = [];
-  context.on('request', (request) => pageRequests.push(request.url()));
-  const page = context.pages()[0] ?? (await context.newPage());
-  const consoleLines = [];
-  page.on('console', (message) => consoleLines.push(`${message.type()}: ${message.text()}`));
-  page.on('pageerror', (error) => consoleLines.push(`pageerror: ${error.message}`));
-  return {
-    context,
-    page,
-    pageRequests,
-    consoleLines,
-    userDataDir,
-    close: async ({ keepProfile = false } = {}) => {
-      await context.close();
-      if (!keepProfile && !profileDir) rmSync(userDataDir, { recursive: true, force: true });
-    },
-  };
 }
 
 /** Waits until the model is loaded; returns the badge text ('WebGPU' or 'CPU'). */

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { startServer } from '../../www/serve.mjs';
+import { startServer } from '../../scripts/serve.mjs';
 import {
   INFERENCE_TIMEOUT,
   ROOT,

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// A dependency-free static file server for local development and the browser tests.
+// A dependency-free static file server for `npm start`, the browser tests and the browser bench.
 // Serves the repository root on 127.0.0.1 (a secure context, so WebGPU, crypto.subtle and
 // the Cache API all work) and nothing outside it.
 
@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ROOT } from './lib.mjs';
 
 const MIME_TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -29,8 +30,6 @@ const MIME_TYPES = {
   '.map': 'application/json; charset=utf-8',
 };
 
-export const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
-
 /** Maps a request path to a file under `root`, or null when it would escape it. */
 function fileFor(root, urlPath) {
   let decoded;
@@ -49,7 +48,7 @@ function fileFor(root, urlPath) {
  * request (the browser tests use it to prove what reached the server).
  * Resolves to `{ server, url, close() }`.
  */
-export async function startServer({ root = REPO_ROOT, host = '127.0.0.1', port = 8080, onRequest } = {}) {
+export async function startServer({ root = ROOT, host = '127.0.0.1', port = 8080, onRequest } = {}) {
   const rootDir = resolve(root);
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, 'http://localhost');
@@ -105,5 +104,5 @@ const isMain = process.argv[1] && resolve(process.argv[1]) === fileURLToPath(imp
 if (isMain) {
   const port = Number(process.env.PORT ?? process.argv[2] ?? 8080);
   const { url } = await startServer({ port });
-  console.log(`glimpse: serving ${REPO_ROOT} at ${url}`);
+  console.log(`glimpse: serving ${ROOT} at ${url}`);
 }

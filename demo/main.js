@@ -1,0 +1,141 @@
+// The demo page: pick, drop or paste a photo, or start the camera, and see the top 5 classes,
+// your own labels ranked, the classes you taught and a caption. This module loads the model
+// and handles photos; each other panel has its own module (camera, caption, labels, teach),
+// and page.js holds what they share.
+
+import { Glimpse } from '../www/glimpse.js';
+import { listCameras, setUpCamera, stopCamera } from './camera.js';
+import { captionsOn, setUpCaptions, stopCaption, writeCaption } from './caption.js';
+import { setUpLabels } from './labels.js';
+import { $, classifyNow, clearError, clearResults, describe, requireModel, showError, showResults, state } from './page.js';
+import { setUpTeaching, startTeaching } from './teach.js';
+
+const params = new URLSearchParams(location.search);
+const requestedBackend = params.get('backend') ?? 'auto';
+const modelsUrl = params.get('models') ?? 'models/';
+
+// ---- model ------------------------------------------------------------------------------
+
+function showProgress({ loaded, total, fromCache }) {
+  const bar = $('model-progress');
+  bar.max = total || 1;
+  bar.value = loaded;
+  const mb = (n) => (n / 1e6).toFixed(1);
+  $('model-progress-label').textContent = fromCache
+    ? 'Loading the model from this browser’s cache…'
+    : `Downloading the model… ${mb(loaded)} of ${mb(total)} MB`;
+}
+
+function showBackend({ backend, fallbackReason, notCached }) {
+  const badge = $('backend-badge');
+  badge.textContent = backend === 'webgpu' ? 'WebGPU' : 'CPU';
+  badge.dataset.backend = backend;
+  const notices = [];
+  if (fallbackReason) notices.push(`Running on the CPU (slower) because ${fallbackReason}.`);
+  if (notCached) notices.push(`Note: ${notCached}.`);
+  const notice = $('fallback-notice');
+  notice.hidden = notices.length === 0;
+  notice.textContent = notices.join(' ');
+}
+
+async function loadModel() {
+  clearError();
+  $('model-status').hidden = false;
+  $('backend-badge').textContent = 'loading…';
+  const started = performance.now();
+  try {
+    state.glimpse = await Glimpse.load({ models: modelsUrl, backend: requestedBackend, onProgress: showProgress });
+    showBackend(state.glimpse);
+    $('model-status').hidden = true;
+    document.body.dataset.loadMs = Math.round(performance.now() - started);
+    await startTeaching();
+  } catch (error) {
+    $('model-status').hidden = true;
+    $('backend-badge').textContent = 'not loaded';
+    showError(describe(error), { canRetryModel: true });
+  }
+}
+
+// ---- photos -----------------------------------------------------------------------------
+
+let previewUrl = null;
+
+async function classifyFile(file) {
+  if (!requireModel()) return;
+  if (state.live) stopCamera();
+  clearError();
+  URL.revokeObjectURL(previewUrl);
+  previewUrl = URL.createObjectURL(file);
+  $('preview').hidden = false;
+  $('camera-video').hidden = true;
+  const image = $('preview-image');
+  image.hidden = false;
+  image.src = previewUrl;
+  $('preview-caption').textContent = `${file.name || 'pasted image'}: classifying…`;
+  clearResults();
+  state.currentFile = file;
+  stopCaption();
+  try {
+    const result = await classifyNow(file);
+    showResults(result);
+    $('preview-caption').textContent = file.name || 'pasted image';
+    if (captionsOn()) writeCaption(result);
+  } catch (error) {
+    $('preview-caption').textContent = `${file.name || 'pasted image'}: not classified`;
+    showError(describe(error));
+  }
+}
+
+function firstImageFile(items) {
+  return Array.from(items ?? []).find((file) => file instanceof File) ?? null;
+}
+
+function setUpPhotos() {
+  $('file-input').addEventListener('change', (event) => {
+    const file = firstImageFile(event.target.files);
+    if (file) classifyFile(file);
+    event.target.value = ''; // picking the same file again still classifies it
+  });
+
+  const dropZone = $('drop-zone');
+  document.addEventListener('dragover', (event) => {
+    event.preventDefault();
+    dropZone.classList.add('dragging');
+  });
+  document.addEventListener('dragleave', () => dropZone.classList.remove('dragging'));
+  document.addEventListener('drop', (event) => {
+    event.preventDefault();
+    dropZone.classList.remove('dragging');
+    const file = firstImageFile(event.dataTransfer?.files);
+    if (file) classifyFile(file);
+    else showError('Drop an image file to classify it.');
+  });
+  document.addEventListener('paste', (event) => {
+    const file = firstImageFile(Array.from(event.clipboardData?.items ?? [], (item) => item.getAsFile()));
+    if (file) classifyFile(file);
+  });
+}
+
+// ---- controls ---------------------------------------------------------------------------
+
+function setUpControls() {
+  $('dismiss-error').addEventListener('click', clearError);
+  $('retry-model').addEventListener('click', loadModel);
+
+  const backendSelect = $('backend-select');
+  backendSelect.value = ['auto', 'webgpu', 'cpu'].includes(requestedBackend) ? requestedBackend : 'auto';
+  backendSelect.addEventListener('change', () => {
+    // The engine picks its device once; switching means starting again.
+    params.set('backend', backendSelect.value);
+    location.search = params.toString();
+  });
+}
+
+setUpPhotos();
+setUpCamera();
+setUpControls();
+setUpCaptions();
+setUpLabels();
+setUpTeaching();
+listCameras().catch(() => {});
+loadModel();

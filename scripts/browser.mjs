@@ -1,0 +1,72 @@
+// The browser side shared by the browser tests and `npm run bench:browser`: the repository
+// served on 127.0.0.1 with every request recorded, and a headless Chromium with a fresh profile.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { ROOT } from './lib.mjs';
+import { startServer } from './serve.mjs';
+
+/** Debian's chromium, or the one CHROMIUM names. */
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/**
+ * Serves the repo and records every request path that reaches the server.
+ * Resolves to `{ url, requests, close }`.
+ */
+export async function serve() {
+  const requests = [];
+  const server = await startServer({ root: ROOT, port: 0, onRequest: (method, path) => requests.push(path) });
+  return { url: server.url, requests, close: server.close };
+}
+
+const BASE_FLAGS = [
+  '--no-sandbox',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/** WebGPU on SwiftShader, the GPU emulated on the CPU, when there is no real GPU. */
+const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader'];
+
+/**
+ * A Chromium with a fresh profile (or `profileDir`, to reuse one).
+ * `webgpu`: pass --enable-unsafe-webgpu (WebGPU on SwiftShader). `camera`: null, 'deny', or
+ * the path of a .y4m clip to serve as the camera. Records every request the page makes in
+ * `pageRequests` (URLs), service workers and workers included.
+ */
+export async function openBrowser({ webgpu = false, camera = null, profileDir = null } = {}) {
+  const userDataDir = profileDir ?? mkdtempSync(join(tmpdir(), 'glimpse-chromium-'));
+  const args = [...BASE_FLAGS];
+  if (webgpu) args.push(...WEBGPU_FLAGS);
+  if (camera === 'deny') args.push('--use-fake-device-for-media-stream', '--deny-permission-prompts');
+  else if (camera) {
+    args.push('--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${camera}`);
+  }
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args,
+  });
+  const pageRequests = [];
+  context.on('request', (request) => pageRequests.push(request.url()));
+  const page = context.pages()[0] ?? (await context.newPage());
+  const consoleLines = [];
+  page.on('console', (message) => consoleLines.push(`${message.type()}: ${message.text()}`));
+  page.on('pageerror', (error) => consoleLines.push(`pageerror: ${error.message}`));
+  return {
+    context,
+    page,
+    pageRequests,
+    consoleLines,
+    userDataDir,
+    close: async ({ keepProfile = false } = {}) => {
+      await context.close();
+      if (!keepProfile && !profileDir) rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
