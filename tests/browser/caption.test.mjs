@@ -32,8 +32,9 @@ const MAKE_CLIP = fileURLToPath(new URL('make-clip.sh', import.meta.url));
  * cores (load average 8): drop 24 s, missing/corrupt 8 s, camera 20 s. */
 const CAPTION_BUDGET = 60_000;
 /** The tiny model on the CPU then on WebGPU (SwiftShader), browser start included. Measured on
- * 2 busy cores (load average 9): 41 s, of which WebGPU 33 s (its first step, the 163-token
- * prompt, about 25 s of it, mostly compiling kernels), the CPU 3 s. */
+ * 2 busy cores (load average 7 to 9, other builds running): 41 s, of which WebGPU 33 s (its
+ * first step, the 163-token prompt, about 25 s of it, mostly compiling kernels), the CPU 3 s;
+ * 54 s while another Chromium ran the real model on SwiftShader beside it. */
 const TINY_BUDGET = 60_000;
 /** WebGPU's logit of each chosen token against the CPU's, |a − b| / max(|b|, 1): measured at
  * 5e-7 (the logits are about 40, the runner-up at least 0.3 below). */
