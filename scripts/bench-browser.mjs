@@ -10,6 +10,9 @@
 // worker, resize and crop, normalize, network, top-5); onnxruntime-web's session.run() on an
 // input tensor that is already 224×224 and normalized, so the peer does strictly less work.
 // WebGPU here is SwiftShader (the GPU emulated on the CPU) unless Chromium finds a real GPU.
+// With WebGPU among the backends it also runs the suite's one real-model WebGPU check: a
+// caption of the same photo on WebGPU and on the CPU, token by token (minutes on SwiftShader,
+// so the browser tests do this only with a tiny model).
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -81,6 +84,37 @@ async function benchCaption({ backend, runs, warmUp }) {
   return { used, loadMs, samples };
 }
 
+/**
+ * In the page: the real caption model on WebGPU against the CPU (the browser tests run only a
+ * tiny model on WebGPU): one photo classified on the CPU, then a caption of its classes on each
+ * backend through the wasm engine, each step's greedy token and logit kept to compare.
+ */
+async function compareCaptionBackends({ ggufPath }) {
+  const { default: init, Engine, Picture } = await import('/pkg/glimpse.js');
+  await init();
+  const load = async (path) => new Uint8Array(await (await fetch(path)).arrayBuffer());
+  const [weights, gguf, photo] = await Promise.all(
+    ['/models/efficientnet-lite0.f16.bpk', ggufPath, '/models/photos/imagenet_00_243.jpg'].map(load),
+  );
+  const runs = {};
+  let top;
+  for (const backend of ['cpu', 'webgpu']) {
+    const engine = await Engine.create(backend, weights);
+    top ??= (await engine.classify(Picture.fromEncoded(photo), { topK: 5 })).top;
+    engine.loadCaptionModel(gguf);
+    const start = performance.now();
+    const id = engine.captionStart(top);
+    const steps = [];
+    for (let step = { done: false }; !step.done; ) {
+      step = await engine.captionStep(id);
+      steps.push(step);
+    }
+    runs[backend] = { steps, text: steps.at(-1).caption.text, ms: performance.now() - start };
+    engine.free();
+  }
+  return runs;
+}
+
 /** In the page: 5 classes × 20 examples added to a teacher (CPU), then trained. */
 async function benchTeach() {
   const { Glimpse } = await import('/www/glimpse.js');
@@ -147,6 +181,7 @@ const browser = await openBrowser({ webgpu: true });
 const rows = [];
 const notes = [];
 const captions = [];
+let agreement = null;
 let teach = null;
 try {
   const { page } = browser;
@@ -172,6 +207,15 @@ try {
       captions.push(await page.evaluate(benchCaption, { backend, runs, warmUp: backend !== 'webgpu' }));
     } catch (error) {
       notes.push(`captions on ${backend}: failed: ${error.message.split('\n')[0]}`);
+    }
+  }
+  if (backends.includes('webgpu')) {
+    try {
+      const manifest = JSON.parse(readFileSync(join(ROOT, 'models', 'manifest.json'), 'utf8'));
+      const ggufPath = `/models/${manifest.models.find((m) => m.name === 'smollm2-135m-instruct').file}`;
+      agreement = await page.evaluate(compareCaptionBackends, { ggufPath });
+    } catch (error) {
+      notes.push(`WebGPU against the CPU (captions): failed: ${error.message.split('\n')[0]}`);
     }
   }
   teach = await page.evaluate(benchTeach);
@@ -211,6 +255,20 @@ if (captions.length) {
       `| ${used === 'webgpu' ? 'WebGPU' : 'CPU (wasm SIMD, 1 thread)'} | ${fmt(loadMs)} | ${prompt} | ${fmt(ttft)} | ${(prompt / (ttft / 1000)).toFixed(0)} | ${decode.toFixed(1)} | ${samples[0].tokens} |`,
     );
   }
+}
+if (agreement) {
+  // The same agreement the browser tests demand of the tiny model: every greedy token, and
+  // each chosen token's logit within |a − b| / max(|b|, 1).
+  const { cpu, webgpu } = agreement;
+  const steps = Math.min(cpu.steps.length, webgpu.steps.length);
+  let firstDifference = -1;
+  let worst = 0;
+  for (let i = 0; i < steps; i++) {
+    if (firstDifference < 0 && cpu.steps[i].token !== webgpu.steps[i].token) firstDifference = i;
+    if (firstDifference < 0) worst = Math.max(worst, Math.abs(webgpu.steps[i].logit - cpu.steps[i].logit) / Math.max(Math.abs(cpu.steps[i].logit), 1));
+  }
+  const same = firstDifference < 0 && cpu.steps.length === webgpu.steps.length;
+  console.log(`\nWebGPU against the CPU, SmolLM2-135M, the bull mastiff photo: ${same ? `all ${steps} greedy tokens identical` : `tokens differ${firstDifference >= 0 ? ` from step ${firstDifference + 1}` : ` in length (${webgpu.steps.length} vs ${cpu.steps.length})`}`}; chosen-token logits within ${worst.toExponential(2)} relative (to the first difference); captions ${webgpu.text === cpu.text ? 'identical' : `differ: "${webgpu.text}" vs "${cpu.text}"`} (WebGPU ${fmt(webgpu.ms)}, CPU ${fmt(cpu.ms)})`);
 }
 if (teach) {
   console.log(`\nTeachable classes (CPU): 5 classes × 20 examples added in ${fmt(teach.addMs)} (${fmt(teach.addMs / 100)} per example, 3 views each); training ${fmt(teach.trainMs)}`);
