@@ -471,6 +471,22 @@ impl Generation {
         self.emit(true)
     }
 
+    /// A sentence cut off by the token limit or a loop ends at its last whole clause ("A bull
+    /// mastiff, a large powerful breed of large powerful" → "A bull mastiff."), or is left
+    /// too short to use.
+    fn end_sentence(&mut self) {
+        let text = self.text.trim_end();
+        if text.ends_with(['.', '!', '?']) {
+            return;
+        }
+        let kept = text.rfind(',').map_or("", |at| &text[..at]).trim_end();
+        self.text = if kept.is_empty() {
+            String::new()
+        } else {
+            format!("{kept}.")
+        };
+    }
+
     fn final_text(&self) -> String {
         match self.source {
             Source::Model => fix_articles(self.text.trim()),
@@ -483,6 +499,7 @@ impl Generation {
     /// subject (and a second one, when there is one), is too short, or was given up on.
     pub fn into_caption(mut self) -> Caption {
         if self.source == Source::Model {
+            self.end_sentence();
             let text = fix_articles(self.text.trim()).to_lowercase();
             let names = |s: &Subject| text.contains(&head_noun(&s.label));
             let words = split_words(&text).count();
