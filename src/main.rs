@@ -90,6 +90,15 @@ enum ModelsCommand {
         #[arg(long, default_value = "data/imagenet-1k.tsv")]
         out: PathBuf,
     },
+    /// Write the classes' WordNet ancestors from WordNet 3.0's data.noun (noun.exc is read
+    /// from beside it), to regenerate data/imagenet-hypernyms.tsv; Debian's wordnet-base
+    /// package has it at /usr/share/wordnet/data.noun.
+    #[command(hide = true)]
+    Wordnet {
+        data_noun: PathBuf,
+        #[arg(default_value = "data/imagenet-hypernyms.tsv")]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -132,6 +141,7 @@ fn main() -> ExitCode {
             ModelsCommand::Fetch { force } => cli::models::fetch(force),
             ModelsCommand::Path => cli::models::path(),
             ModelsCommand::Labels { out } => cli::models::labels(&out),
+            ModelsCommand::Wordnet { data_noun, out } => cli::models::wordnet(&data_noun, &out),
         },
         Command::Bench(args) => cli::bench::run(&args),
     };

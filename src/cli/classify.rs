@@ -9,8 +9,9 @@ use glimpse::provision::{
     WeightDType,
 };
 use glimpse::runtime::cpu;
-use glimpse::text::{LabelRanker, LabelScore, parse_labels};
+use glimpse::text::{LabelRanker, LabelScore, ScoreKind, parse_labels};
 use glimpse::vision::preprocess::{decode, prepare};
+use glimpse::vision::rollup::{Group, roll_up};
 use glimpse::vision::teach::{ClassSet, Head, TaughtPrediction};
 use glimpse::{GlimpseError, Prediction, Result, top_k};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -28,6 +29,9 @@ enum Outcome {
     Ok {
         file: String,
         top: Vec<Prediction>,
+        /// Rivals among the top-5 that share a close noun ("cat": tiger cat, tabby, …).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        groups: Vec<Group>,
         #[serde(skip_serializing_if = "Option::is_none")]
         labels: Option<Vec<LabelScore>>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -168,6 +172,7 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
                 outcomes[prepared.index] = Some(Outcome::Ok {
                     file,
                     top: top_k(&probs, args.top as usize),
+                    groups: roll_up(&probs),
                     labels: zero_shot.as_mut().map(|z| z.rank(&probs)).transpose()?,
                     taught: head
                         .as_ref()
@@ -316,6 +321,7 @@ fn print_table(out: &mut impl Write, outcomes: &[Outcome]) -> std::io::Result<()
             Outcome::Ok {
                 file,
                 top,
+                groups,
                 labels,
                 taught,
                 caption,
@@ -333,13 +339,32 @@ fn print_table(out: &mut impl Write, outcomes: &[Outcome]) -> std::io::Result<()
                         p.prob * 100.0
                     )?;
                 }
+                for group in groups {
+                    let members: Vec<&str> =
+                        group.members.iter().map(|m| m.label.as_str()).collect();
+                    writeln!(
+                        out,
+                        "  together: {} {:.1}% ({})",
+                        group.noun,
+                        group.prob * 100.0,
+                        members.join(", ")
+                    )?;
+                }
                 if let Some(caption) = caption {
                     writeln!(out, "  caption: {caption}")?;
                 }
                 if let Some(labels) = labels {
                     let ranked: Vec<String> = labels
                         .iter()
-                        .map(|l| format!("{} {:.2}", l.label, l.score))
+                        .map(|l| match l.kind {
+                            ScoreKind::Probability => {
+                                format!("{} {:.1}%", l.label, l.score * 100.0)
+                            }
+                            // A similarity is no chance: no percent sign.
+                            ScoreKind::Similarity => {
+                                format!("{} (similarity {:.2})", l.label, l.score)
+                            }
+                        })
                         .collect();
                     writeln!(out, "  your labels: {}", ranked.join(", "))?;
                 }

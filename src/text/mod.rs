@@ -6,4 +6,4 @@ pub mod minilm;
 pub mod sentence;
 pub mod zero_shot;
 
-pub use zero_shot::{LabelRanker, LabelScore, parse_labels, tidy_labels};
+pub use zero_shot::{LabelRanker, LabelScore, ScoreKind, parse_labels, tidy_labels};

@@ -12,6 +12,7 @@ use crate::error::GlimpseError;
 use crate::runtime::rows;
 use crate::text::{LabelScore, tidy_labels};
 use crate::vision::preprocess::prepare;
+use crate::vision::rollup::{Group, roll_up};
 use crate::vision::teach::TaughtPrediction;
 use crate::vision::{Prediction, top_k};
 
@@ -47,6 +48,8 @@ impl LabelList {
 #[derive(Serialize)]
 struct ClassifyResult {
     top: Vec<Prediction>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    groups: Vec<Group>,
     #[serde(skip_serializing_if = "Option::is_none")]
     labels: Option<Vec<LabelScore>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,8 +58,11 @@ struct ClassifyResult {
 
 #[wasm_bindgen]
 impl Engine {
-    /// `{ top: [{ index, label, prob }], labels?: [{ label, score }], taught?: [{ label, prob }] }`
-    /// for `options = { topK, labels?: string[], set?: number }`.
+    /// `{ top: [{ index, label, prob }], groups?: [{ noun, synset, prob, members }],
+    /// labels?: [{ label, score, kind }], taught?: [{ label, prob }] }` for
+    /// `options = { topK, labels?: string[], set?: number }`. A label's `kind` is
+    /// `"probability"` (a percentage) or `"similarity"` (an order, no percentage); `groups`
+    /// are top-5 rivals sharing a close noun.
     pub fn classify(&self, picture: &Picture, options: JsValue) -> Promise {
         let options: Result<ClassifyOptions, _> = serde_wasm_bindgen::from_value(options);
         let input = prepare(&picture.image);
@@ -99,6 +105,7 @@ impl Engine {
             };
             to_js(&ClassifyResult {
                 top: top_k(&probs, options.top_k.clamp(1, 1000)),
+                groups: roll_up(&probs),
                 labels,
                 taught,
             })
