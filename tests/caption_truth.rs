@@ -18,6 +18,7 @@ use glimpse::caption::words::object_words;
 use glimpse::caption::{Captioner, Facts, Source};
 use glimpse::provision::{CAPTION_MODEL_NAME, WeightDType};
 use glimpse::vision::preprocess::{decode, prepare};
+use glimpse::vision::rollup::roll_up;
 use glimpse::{Classifier, top_k};
 use serde::Deserialize;
 
@@ -85,7 +86,7 @@ fn captions_name_only_what_is_in_the_photo() {
             .classify(&[prepare(&decode(&bytes).unwrap())])
             .unwrap()
             .remove(0);
-        let facts = Facts::from_top(&top_k(&probs, 2)).unwrap();
+        let facts = Facts::from_classification(&top_k(&probs, 2), &roll_up(&probs)).unwrap();
         let caption = captioner.caption(&facts, |_| {}).unwrap();
         let text = caption.text.to_lowercase();
         let names_subject = photo.subject.iter().any(|s| text.contains(s.as_str()));

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::vision::Prediction;
 use crate::vision::labels::imagenet;
+use crate::vision::rollup::Group;
 
 /// Top-1 at or above this is stated plainly.
 pub const SURE: f32 = 0.5;
@@ -52,6 +53,10 @@ pub struct Subject {
     /// "on the left", "on the right", … when the caption names more than one object.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<String>,
+    /// When the label is the noun the classifier's rivals share ("car" for beach wagon, jeep
+    /// and racer) rather than the class itself: that noun's WordNet id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub synset: Option<String>,
 }
 
 impl Subject {
@@ -62,6 +67,7 @@ impl Subject {
             prob: p.prob,
             bbox: None,
             position: None,
+            synset: None,
         }
     }
 
@@ -130,6 +136,36 @@ impl Facts {
             objects: vec![Subject::from_prediction(best)],
             certainty,
             alternatives,
+        })
+    }
+
+    /// The facts of a classification with its rolled-up rivals (`groups`, see
+    /// [`crate::vision::rollup`]): when the top class is not sure but the rivals around it
+    /// share a noun that is ("beach wagon 20%, jeep 12%, racer 8%, …" → "motor vehicle 62%"),
+    /// the subject is that noun, stated: a true word instead of a doubtful one.
+    pub fn from_classification(top: &[Prediction], groups: &[Group]) -> Option<Self> {
+        let facts = Self::from_top(top)?;
+        if facts.certainty == Certainty::Sure {
+            return Some(facts);
+        }
+        let best = &top[0];
+        let Some(group) = groups
+            .iter()
+            .find(|g| g.prob >= SURE && g.members.iter().any(|m| m.index == best.index))
+        else {
+            return Some(facts);
+        };
+        Some(Self {
+            objects: vec![Subject {
+                index: best.index,
+                label: group.noun.clone(),
+                prob: group.prob,
+                bbox: None,
+                position: None,
+                synset: Some(group.synset.clone()),
+            }],
+            certainty: Certainty::Sure,
+            alternatives: Vec::new(),
         })
     }
 
@@ -206,6 +242,23 @@ mod tests {
         let unsure = Facts::from_top(&[pred(243, 0.15), pred(242, 0.12)]).unwrap();
         assert_eq!(unsure.objects.len(), 1);
         assert_eq!(unsure.alternatives, ["bull mastiff", "boxer"]);
+    }
+
+    #[test]
+    fn unsure_rivals_that_share_a_sure_noun_are_described_by_it() {
+        let top = [pred(436, 0.2), pred(609, 0.12)]; // beach wagon, jeep
+        let group = Group {
+            noun: "car".into(),
+            synset: "n02958343".into(),
+            prob: 0.62,
+            members: top.to_vec(),
+        };
+        let facts = Facts::from_classification(&top, &[group]).unwrap();
+        assert_eq!(facts.certainty, Certainty::Sure);
+        assert_eq!(facts.main().label, "car");
+        assert!(facts.alternatives.is_empty());
+        let alone = Facts::from_classification(&top, &[]).unwrap();
+        assert_eq!(alone.certainty, Certainty::Probable);
     }
 
     #[test]

@@ -3,15 +3,17 @@
 //! The object vocabulary is every head noun of the 1000 ImageNet classes' lemmas ("sports
 //! car" → "car"), every one-word lemma, and a list of common object and scene nouns that a
 //! small language model likes to add ("man", "table", "beach", "sky"). A caption may use an
-//! object word only when the facts hold it: the subjects' own lemmas and the words of their
-//! definitions' heads. Any other object word, and any number, is refused while decoding
+//! object word only when the facts hold it: the subjects' own lemmas, what WordNet says they
+//! are kinds of ("dog", "animal" for a bull mastiff), and the words of their definitions'
+//! heads. Any other object word, and any number, is refused while decoding
 //! ([`super::captioner`] backtracks and bans the word's first token there).
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use super::facts::{Facts, Subject, first_clause};
+use super::facts::{Facts, first_clause};
 use crate::vision::labels::imagenet;
+use crate::vision::wordnet::wordnet;
 
 /// Object and scene nouns outside ImageNet's heads that captions tend to invent.
 const COMMON_OBJECTS: &[&str] = &[
@@ -73,13 +75,34 @@ impl AllowedWords {
                 words.insert(word.to_string());
             }
         };
-        let subjects: Vec<&Subject> = facts.objects.iter().collect();
-        for subject in subjects {
+        let wn = wordnet();
+        for subject in &facts.objects {
             add(&subject.label);
-            if let Some(class) = imagenet().get(subject.index) {
-                add(class.lemmas);
-                if let Some(head) = first_clause(class.definition) {
-                    add(&head);
+            let ancestors = wn.ancestors(subject.index);
+            match &subject.synset {
+                // A shared noun: it and what is above it, not the doubtful class's own names.
+                Some(id) => {
+                    let level = ancestors
+                        .iter()
+                        .find(|&&(row, _)| wn.synset(row).id() == *id)
+                        .map_or(u8::MAX, |&(_, level)| level);
+                    for &(row, up) in ancestors {
+                        if up >= level {
+                            wn.synset(row).lemmas.iter().for_each(|l| add(l));
+                        }
+                    }
+                }
+                // The class: its names, what it is a kind of, and its definition's head.
+                None => {
+                    if let Some(class) = imagenet().get(subject.index) {
+                        add(class.lemmas);
+                        if let Some(head) = first_clause(class.definition) {
+                            add(&head);
+                        }
+                    }
+                    for lemma in wn.ancestor_lemmas(subject.index) {
+                        add(lemma);
+                    }
                 }
             }
         }
@@ -164,6 +187,7 @@ mod tests {
         let allowed = AllowedWords::for_facts(&facts(243, 0.9)); // bull mastiff
         assert!(allowed.permits("mastiff") && allowed.permits("Mastiffs"));
         assert!(allowed.permits("bull") && allowed.permits("breed"));
+        assert!(allowed.permits("dog") && allowed.permits("animals"), "its kinds");
         assert!(allowed.permits("large") && allowed.permits("sitting"));
         assert!(!allowed.permits("boxer"), "a rival is not a second object");
         assert!(!allowed.permits("man") && !allowed.permits("beach"));

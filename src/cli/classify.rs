@@ -247,7 +247,8 @@ pub fn caption(files: Vec<PathBuf>, verbose: bool) -> Result<ExitCode> {
 
 /// What a caption of one picture may say, from its class probabilities.
 fn facts_of(probs: &[f32]) -> Facts {
-    Facts::from_top(&top_k(probs, 2)).expect("1000 classes give a top class")
+    Facts::from_classification(&top_k(probs, 2), &roll_up(probs))
+        .expect("1000 classes give a top class")
 }
 
 fn load_captioner(dir: &ModelDir, verbose: bool) -> Result<Captioner> {
