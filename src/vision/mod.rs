@@ -1,12 +1,16 @@
 //! Seeing: EfficientNet-Lite0 ([`efficientnet`]), the pictures it reads ([`preprocess`]: files
 //! and camera frames decoded, resized and cropped), the classifier every surface uses
 //! ([`classifier`]: weights in, ranked classes out), the ImageNet class names ([`labels`]),
-//! and the classes a person teaches on top of its features ([`teach`]).
+//! where in a picture each class's evidence lies ([`cam`], drawn by [`overlay`]), and the
+//! classes a person teaches on top of its features ([`teach`]).
 
+pub mod cam;
 pub mod classifier;
 pub mod efficientnet;
 pub mod labels;
+pub mod overlay;
 pub mod preprocess;
 pub mod teach;
 
+pub use cam::{Tiling, Where};
 pub use classifier::{Classifier, Prediction, top_k};
