@@ -3,7 +3,8 @@
 //!
 //! The crate's map:
 //! - [`vision`]: EfficientNet-Lite0, decoding and cropping pictures, the [`Classifier`],
-//!   ImageNet's class names, and classes a person teaches ([`vision::teach`]).
+//!   ImageNet's class names, where in a picture a class lies ([`vision::cam`], drawn by
+//!   [`vision::overlay`]), and classes a person teaches ([`vision::teach`]).
 //! - [`text`]: the sentence encoder (all-MiniLM-L6-v2) and the [`LabelRanker`] that ranks the
 //!   labels a person types.
 //! - [`caption`]: the [`Captioner`], a 4-bit LLaMA-family decoder read from GGUF.

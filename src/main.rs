@@ -30,6 +30,8 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
+    /// Where the model looked: one PNG per image with the class's map over the photo.
+    Explain(ExplainArgs),
     /// Download, verify and convert the pretrained weights.
     Models {
         #[command(subcommand)]
@@ -69,9 +71,30 @@ pub struct ClassifyArgs {
     /// Also report the caption model's load time and weight memory.
     #[arg(long)]
     pub verbose: bool,
+    /// Also say where in the picture each top class lies (box, share covered, position), from
+    /// views covering the whole picture; costs one pass per view (1 for a square, 2–3 for
+    /// ordinary photos).
+    #[arg(long = "where")]
+    pub where_: bool,
     /// Print only the streamed captions (what `glimpse caption` does).
     #[arg(skip)]
     pub captions_only: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ExplainArgs {
+    /// Image files (JPEG, PNG, WebP, GIF, BMP).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Where to write the overlays (`<name>.where.png`).
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// The class to show (an ImageNet name such as "yurt", or its index); default: each
+    /// image's top class.
+    #[arg(long, value_name = "LABEL")]
+    pub class: Option<String>,
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
 }
 
 #[derive(Subcommand)]
@@ -137,6 +160,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Classify(args) => cli::classify::run(&args),
         Command::Caption { files, verbose } => cli::classify::caption(files, verbose),
+        Command::Explain(args) => cli::explain::run(&args),
         Command::Models { command } => match command {
             ModelsCommand::Fetch { force } => cli::models::fetch(force),
             ModelsCommand::Path => cli::models::path(),

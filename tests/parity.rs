@@ -12,12 +12,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::tensor::Device;
+use common::golden::{self, golden_dir};
 use common::models;
 use glimpse::provision::{ModelDir, WeightDType};
-use glimpse::vision::preprocess::{CROP, decode, normalize, prepare, resize_and_crop};
+use glimpse::vision::preprocess::{decode, normalize, prepare, resize_and_crop};
 use glimpse::{Classifier, top_k};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -44,36 +45,8 @@ struct Case {
     logits: Vec<f32>,
 }
 
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
-}
-
 fn classifier(dir: &ModelDir, dtype: WeightDType) -> Classifier {
     Classifier::from_burnpack(dir.read_weights(dtype).unwrap(), Device::flex()).unwrap()
-}
-
-/// Inputs defined by formula in the golden script, bit-for-bit reproducible.
-fn synthetic(name: &str) -> Vec<f32> {
-    let side = CROP as usize;
-    let mut x = Vec::with_capacity(3 * side * side);
-    for c in 0..3 {
-        for h in 0..side {
-            for w in 0..side {
-                x.push(match name {
-                    "synthetic_stripes" => {
-                        (((h * 7 + w * 13 + c * 29) % 256) as f32 - 127.0) / 128.0
-                    }
-                    "synthetic_saddle" => {
-                        ((h as f32 - 112.0) / 112.0)
-                            * ((w as f32 - 112.0) / 112.0)
-                            * (c as f32 - 1.0)
-                    }
-                    other => panic!("unknown synthetic input {other}"),
-                });
-            }
-        }
-    }
-    x
 }
 
 fn cases() -> Vec<Case> {
@@ -86,14 +59,7 @@ fn cases() -> Vec<Case> {
         .inputs
         .into_iter()
         .map(|golden| {
-            let input = if golden.kind == "synthetic" {
-                synthetic(&golden.name)
-            } else {
-                let crop = image::open(dir.join("inputs").join(format!("{}.png", golden.name)))
-                    .unwrap()
-                    .into_rgb8();
-                normalize(&crop)
-            };
+            let input = golden::input(&golden.name);
             let bytes =
                 std::fs::read(dir.join("logits").join(format!("{}.f32", golden.name))).unwrap();
             let logits = bytes

@@ -10,10 +10,12 @@ use glimpse::provision::{
 };
 use glimpse::runtime::cpu;
 use glimpse::text::{LabelRanker, LabelScore, ScoreKind, parse_labels};
+use glimpse::vision::cam::locate;
 use glimpse::vision::preprocess::{decode, prepare};
 use glimpse::vision::rollup::{Group, roll_up};
 use glimpse::vision::teach::{ClassSet, Head, TaughtPrediction};
-use glimpse::{GlimpseError, Prediction, Result, top_k};
+use glimpse::{Classifier, GlimpseError, Prediction, Result, top_k};
+use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -28,7 +30,7 @@ const BATCH: usize = 8;
 enum Outcome {
     Ok {
         file: String,
-        top: Vec<Prediction>,
+        top: Vec<Ranked>,
         /// Rivals among the top-5 that share a close noun ("cat": tiger cat, tabby, …).
         #[serde(skip_serializing_if = "Vec::is_empty")]
         groups: Vec<Group>,
@@ -68,9 +70,29 @@ impl From<&Caption> for Evidence {
     }
 }
 
+/// A top class, and with `--where` the place its evidence lies.
+#[derive(Serialize)]
+struct Ranked {
+    #[serde(flatten)]
+    prediction: Prediction,
+    #[serde(rename = "where", skip_serializing_if = "Option::is_none")]
+    place: Option<Place>,
+}
+
+/// `--where`'s summary of a class's map (see `glimpse::vision::cam::Where`).
+#[derive(Clone, Serialize)]
+struct Place {
+    #[serde(rename = "box")]
+    bbox: [u32; 4],
+    cover: f32,
+    cell: &'static str,
+}
+
 struct Prepared {
     index: usize,
     input: Vec<f32>,
+    /// Kept for `--where`, which looks at the whole picture.
+    image: Option<RgbImage>,
     ms: f64,
 }
 
@@ -118,10 +140,11 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
         for &(index, file) in chunk {
             progress.set_message(file.display().to_string());
             let start = Instant::now();
-            match read_input(file) {
-                Ok(input) => batch.push(Prepared {
+            match read_input(file, args.where_) {
+                Ok((input, image)) => batch.push(Prepared {
                     index,
                     input,
+                    image,
                     ms: ms_since(start),
                 }),
                 Err(e) => outcomes[index] = Some(failed(file, e)),
@@ -144,6 +167,9 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
             let forward_ms = ms_since(start) / batch.len() as f64;
             for ((prepared, probs), features) in batch.iter().zip(probs).zip(features) {
                 let file = args.files[prepared.index].display().to_string();
+                let start = Instant::now();
+                let top = ranked(&classifier, prepared.image.as_ref(), &probs, args.top)?;
+                let where_ms = ms_since(start);
                 let caption = match &captioner {
                     Some(captioner) => {
                         if stream_captions {
@@ -171,7 +197,7 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
                 };
                 outcomes[prepared.index] = Some(Outcome::Ok {
                     file,
-                    top: top_k(&probs, args.top as usize),
+                    top,
                     groups: roll_up(&probs),
                     labels: zero_shot.as_mut().map(|z| z.rank(&probs)).transpose()?,
                     taught: head
@@ -180,7 +206,7 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
                         .map(|(head, features)| head.predict(&features)),
                     caption_evidence: caption.as_ref().map(Evidence::from),
                     caption: caption.map(|c| c.text),
-                    ms: round2(prepared.ms + forward_ms),
+                    ms: round2(prepared.ms + forward_ms + where_ms),
                 });
             }
         }
@@ -241,6 +267,7 @@ pub fn caption(files: Vec<PathBuf>, verbose: bool) -> Result<ExitCode> {
         head: None,
         caption: true,
         verbose,
+        where_: false,
         captions_only: true,
     })
 }
@@ -304,9 +331,43 @@ impl ZeroShotLabels {
     }
 }
 
-fn read_input(file: &Path) -> Result<Vec<f32>> {
+/// The network's input, and the upright picture itself when `keep` (for `--where`).
+fn read_input(file: &Path, keep: bool) -> Result<(Vec<f32>, Option<RgbImage>)> {
     let bytes = std::fs::read(file).map_err(GlimpseError::io("cannot read the file"))?;
-    Ok(prepare(&decode(&bytes)?))
+    let image = decode(&bytes)?;
+    Ok((prepare(&image), keep.then_some(image)))
+}
+
+/// The top classes, each with where it lies in `image` when there is one.
+fn ranked(
+    classifier: &Classifier,
+    image: Option<&RgbImage>,
+    probs: &[f32],
+    top: u16,
+) -> Result<Vec<Ranked>> {
+    let top = top_k(probs, top as usize);
+    let places = match image {
+        Some(image) => {
+            let classes: Vec<usize> = top.iter().map(|p| p.index).collect();
+            let (_, found) = locate(classifier, image, &classes)?;
+            found
+                .into_iter()
+                .map(|w| {
+                    Some(Place {
+                        bbox: w.bbox,
+                        cover: (w.cover * 100.0).round() / 100.0,
+                        cell: w.cell,
+                    })
+                })
+                .collect()
+        }
+        None => vec![None; top.len()],
+    };
+    Ok(top
+        .into_iter()
+        .zip(places)
+        .map(|(prediction, place)| Ranked { prediction, place })
+        .collect())
 }
 
 fn failed(file: &Path, e: GlimpseError) -> Outcome {
@@ -330,8 +391,13 @@ fn print_table(out: &mut impl Write, outcomes: &[Outcome]) -> std::io::Result<()
                 ..
             } => {
                 writeln!(out, "{file}  ({ms:.1} ms)")?;
-                for (rank, p) in top.iter().enumerate() {
+                for (rank, ranked) in top.iter().enumerate() {
+                    let p = &ranked.prediction;
                     let bar = "█".repeat((p.prob * 20.0).round() as usize);
+                    let bar = match &ranked.place {
+                        Some(place) => format!("{bar:<20}  ({})", place.cell),
+                        None => bar,
+                    };
                     writeln!(
                         out,
                         "  {}. {:<32} {:>6.2}%  {bar}",

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_caption;
 pub mod classify;
+pub mod explain;
 pub mod models;
 
 use burn::tensor::Device;

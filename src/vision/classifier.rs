@@ -1,7 +1,7 @@
 //! The classifier as every surface uses it: weights in, probabilities and top-k out.
 
 use burn::tensor::activation::softmax;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::efficientnet::{EfficientNet, EfficientNetConfig};
@@ -65,6 +65,23 @@ impl Classifier {
         let features = self.model.features(batch);
         let probs = softmax(self.model.fc.forward(features.clone()), 1);
         (features, probs)
+    }
+
+    /// Class activation maps `[N, K, cells]` of `classes` (K of them) for each input: the last
+    /// layer's weights for those classes applied at every cell of the feature map before
+    /// pooling, so each map's mean is the class's logit minus its bias. Only the K rows of
+    /// weights take part, and everything stays on the device until the caller reads it.
+    pub fn class_maps(&self, batch: Tensor<4>, classes: &[usize]) -> Tensor<3> {
+        let features = self.model.feature_map(batch);
+        let [n, channels, h, w] = features.dims();
+        let indices: Vec<i64> = classes.iter().map(|&c| c as i64).collect();
+        let indices =
+            Tensor::<1, Int>::from_data(TensorData::new(indices, [classes.len()]), &self.device);
+        // The weights are stored `[1280, 1000]` (input by output).
+        let weights = self.model.fc.weight.val().select(1, indices).transpose();
+        weights
+            .unsqueeze::<3>()
+            .matmul(features.reshape([n, channels, h * w]))
     }
 
     /// Class probabilities, one row per input. Blocks until the device is done; in the

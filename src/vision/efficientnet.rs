@@ -205,13 +205,20 @@ pub struct EfficientNet {
 }
 
 impl EfficientNet {
-    /// Pooled features `[N, 1280]`: what the classifier's last layer sees.
-    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
+    /// The head's output before pooling, `[N, 1280, H/32, W/32]` (7×7 for a 224 input): each
+    /// cell sees mostly its own 32×32 patch, which is what class activation maps read.
+    pub fn feature_map(&self, images: Tensor<4>) -> Tensor<4> {
         let mut x = relu6(self.conv_stem.forward(images));
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let x = relu6(self.conv_head.forward(x));
+        relu6(self.conv_head.forward(x))
+    }
+
+    /// Pooled features `[N, 1280]`: what the classifier's last layer sees (the spatial mean of
+    /// [`EfficientNet::feature_map`]).
+    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
+        let x = self.feature_map(images);
         let [n, c, h, w] = x.dims();
         x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
     }

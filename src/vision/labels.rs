@@ -45,6 +45,21 @@ pub fn imagenet() -> &'static [ImageNetClass] {
     })
 }
 
+/// The class a person names: any of its lemmas (case and surrounding spaces ignored, so
+/// `"Golden Retriever"` and `"tiger cat"` work) or its index, `"0"` to `"999"`.
+pub fn find(name: &str) -> Option<usize> {
+    let name = name.trim();
+    if let Ok(index) = name.parse::<usize>() {
+        return (index < imagenet().len()).then_some(index);
+    }
+    imagenet().iter().position(|class| {
+        class
+            .lemmas
+            .split(',')
+            .any(|lemma| lemma.trim().eq_ignore_ascii_case(name))
+    })
+}
+
 /// Writes the label table from timm's synset list and its lemma and definition maps.
 pub fn build_tsv(synsets: &str, lemmas: &str, definitions: &str) -> Result<String, String> {
     let map = |text: &str| -> std::collections::HashMap<String, String> {
@@ -77,5 +92,14 @@ mod tests {
         assert_eq!(classes[243].name(), "bull mastiff");
         assert_eq!(classes[999].synset, "n15075141");
         assert!(classes[243].definition.contains("mastiff"));
+    }
+
+    #[test]
+    fn a_class_is_found_by_any_lemma_or_its_index() {
+        assert_eq!(find("Bull Mastiff"), Some(243));
+        assert_eq!(find(" yurt "), Some(915));
+        assert_eq!(find("915"), Some(915));
+        assert_eq!(find("1000"), None);
+        assert_eq!(find("unicorn"), None);
     }
 }

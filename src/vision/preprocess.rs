@@ -185,6 +185,28 @@ pub fn prepare(image: &RgbImage) -> Vec<f32> {
     normalize(&resize_and_crop(image))
 }
 
+/// The part of `image` around `bbox` (`[x0, y0, x1, y1]`, pixels): the box grown by a quarter
+/// of its size on each side, then its shorter side grown towards the longer one, as far as the
+/// picture allows. The network was trained on objects framed with some context in a roughly
+/// square picture, so a tight or thin crop would be read worse than this one.
+pub fn region_around(image: &RgbImage, bbox: [u32; 4]) -> RgbImage {
+    let (width, height) = image.dimensions();
+    let [x0, y0, x1, y1] = bbox;
+    let (x0, x1) = (x0.min(width - 1), x1.clamp(x0.min(width - 1) + 1, width));
+    let (y0, y1) = (y0.min(height - 1), y1.clamp(y0.min(height - 1) + 1, height));
+    let (bw, bh) = (x1 - x0, y1 - y0);
+    let side = bw.max(bh) + bw.max(bh) / 2;
+    let grow = |start: u32, len: u32, want: u32, limit: u32| {
+        let want = want.max(len).min(limit);
+        let center = start as i64 + len as i64 / 2;
+        let begin = (center - want as i64 / 2).clamp(0, (limit - want) as i64) as u32;
+        (begin, want)
+    };
+    let (left, w) = grow(x0, bw, side, width);
+    let (top, h) = grow(y0, bh, side, height);
+    image::imageops::crop_imm(image, left, top, w, h).to_image()
+}
+
 /// The views an example for a taught class contributes: the plain crop, its mirror image and
 /// a closer crop (the middle 80%), so that a few shots cover small shifts in pose and framing.
 pub fn augmented_views(image: &RgbImage) -> Vec<Vec<f32>> {
@@ -234,6 +256,19 @@ mod tests {
     fn rgba_frames_of_the_wrong_length_are_refused() {
         let err = from_rgba(4, 4, &[0; 10]).unwrap_err();
         assert!(err.to_string().contains("needs 64 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_region_is_padded_towards_a_square_inside_the_picture() {
+        let image = RgbImage::new(400, 200);
+        let region = region_around(&image, [10, 50, 110, 100]);
+        assert_eq!(region.dimensions(), (150, 150));
+        let edge = region_around(&image, [350, 0, 400, 200]);
+        assert_eq!(
+            edge.dimensions(),
+            (300, 200),
+            "grown wider, no taller than the picture"
+        );
     }
 
     #[test]

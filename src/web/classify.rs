@@ -1,7 +1,8 @@
-//! `Engine.classify`: ImageNet's top classes, and on request the caller's labels ranked and
-//! a taught class set's predictions, from one pass of the network and one read-back each.
+//! `Engine.classify`: ImageNet's top classes, and on request where each lies in the picture,
+//! the caller's labels ranked and a taught class set's predictions, from one pass of the
+//! network (plus one over the whole-picture views for `where`) and one read-back each.
 
-use js_sys::Promise;
+use js_sys::{Float32Array, Promise, Reflect};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -11,6 +12,7 @@ use super::{Engine, Picture, js_error, read_failed, to_js};
 use crate::error::GlimpseError;
 use crate::runtime::rows;
 use crate::text::{LabelScore, tidy_labels};
+use crate::vision::cam::{Where, view_maps};
 use crate::vision::preprocess::prepare;
 use crate::vision::rollup::{Group, roll_up};
 use crate::vision::teach::TaughtPrediction;
@@ -26,6 +28,9 @@ struct ClassifyOptions {
     /// A taught class set whose head should rank the picture too.
     #[serde(default)]
     set: Option<u32>,
+    /// Where each top class lies, from views covering the whole picture.
+    #[serde(default, rename = "where")]
+    where_: bool,
 }
 
 /// Labels as given: one comma-separated string or a list (tidied by `tidy_labels`).
@@ -45,9 +50,40 @@ impl LabelList {
     }
 }
 
+/// A top class, and on request where it lies (`map` is attached as a `Float32Array`).
+#[derive(Serialize)]
+struct Ranked {
+    #[serde(flatten)]
+    prediction: Prediction,
+    #[serde(rename = "where", skip_serializing_if = "Option::is_none")]
+    place: Option<Place>,
+}
+
+#[derive(Serialize)]
+struct Place {
+    #[serde(rename = "box")]
+    bbox: [u32; 4],
+    cover: f32,
+    cell: &'static str,
+    width: u32,
+    height: u32,
+}
+
+impl Place {
+    fn of(found: &Where) -> Self {
+        Place {
+            bbox: found.bbox,
+            cover: found.cover,
+            cell: found.cell,
+            width: found.width,
+            height: found.height,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct ClassifyResult {
-    top: Vec<Prediction>,
+    top: Vec<Ranked>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     groups: Vec<Group>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,14 +94,16 @@ struct ClassifyResult {
 
 #[wasm_bindgen]
 impl Engine {
-    /// `{ top: [{ index, label, prob }], groups?: [{ noun, synset, prob, members }],
+    /// `{ top: [{ index, label, prob, where? }], groups?: [{ noun, synset, prob, members }],
     /// labels?: [{ label, score, kind }], taught?: [{ label, prob }] }` for
-    /// `options = { topK, labels?: string[], set?: number }`. A label's `kind` is
-    /// `"probability"` (a percentage) or `"similarity"` (an order, no percentage); `groups`
-    /// are top-5 rivals sharing a close noun.
+    /// `options = { topK, labels?: string[], set?: number, where?: boolean }`. A label's
+    /// `kind` is `"probability"` (a percentage) or `"similarity"` (an order, no percentage);
+    /// `groups` are top-5 rivals sharing a close noun; `where` is `{ box: [x0, y0, x1, y1],
+    /// cover, cell, map: Float32Array, width, height }`.
     pub fn classify(&self, picture: &Picture, options: JsValue) -> Promise {
         let options: Result<ClassifyOptions, _> = serde_wasm_bindgen::from_value(options);
         let input = prepare(&picture.image);
+        let image = matches!(&options, Ok(o) if o.where_).then(|| picture.image.clone());
         let classifier = self.classifier.clone();
         let ranker = self.ranker.clone();
         let sets = self.sets.clone();
@@ -103,12 +141,46 @@ impl Engine {
                     Some(ranker.rank(&probs, &labels).map_err(js_error)?)
                 }
             };
-            to_js(&ClassifyResult {
-                top: top_k(&probs, options.top_k.clamp(1, 1000)),
+            let top = top_k(&probs, options.top_k.clamp(1, 1000));
+            let found = match &image {
+                None => None,
+                Some(image) => {
+                    let classes: Vec<usize> = top.iter().map(|p| p.index).collect();
+                    let (tiling, maps) = view_maps(&classifier, image, &classes);
+                    let maps = maps.into_data_async().await.map_err(read_failed)?;
+                    let maps = rows(maps).map_err(js_error)?.concat();
+                    Some(tiling.locate(&maps, &classes))
+                }
+            };
+            let top = top
+                .into_iter()
+                .enumerate()
+                .map(|(i, prediction)| Ranked {
+                    prediction,
+                    place: found.as_ref().map(|found| Place::of(&found[i])),
+                })
+                .collect();
+            let result = to_js(&ClassifyResult {
+                top,
                 groups: roll_up(&probs),
                 labels,
                 taught,
-            })
+            })?;
+            if let Some(found) = &found {
+                attach_maps(&result, found)?;
+            }
+            Ok(result)
         })
     }
+}
+
+/// Each `top[i].where.map` as a `Float32Array` (serde would make it a plain array).
+fn attach_maps(result: &JsValue, found: &[Where]) -> Result<(), JsValue> {
+    let top = Reflect::get(result, &"top".into())?;
+    for (i, place) in found.iter().enumerate() {
+        let entry = Reflect::get_u32(&top, i as u32)?;
+        let at = Reflect::get(&entry, &"where".into())?;
+        Reflect::set(&at, &"map".into(), &Float32Array::from(&place.map[..]))?;
+    }
+    Ok(())
 }

