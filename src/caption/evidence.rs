@@ -14,6 +14,7 @@ use image::RgbImage;
 use super::facts::{Certainty, Facts, Subject};
 use crate::error::{GlimpseError, Result};
 use crate::vision::cam::{Tiling, Where, classify_region, locate};
+use crate::vision::rollup::roll_up;
 use crate::vision::{Classifier, Prediction, top_k};
 
 /// A region's second look must name the candidate with at least this probability.
@@ -29,7 +30,7 @@ const MAX_SECOND_LOOKS: usize = 3;
 /// with its box, and a second object when one is confirmed apart from it.
 pub fn gather(classifier: &Classifier, image: &RgbImage, probs: &[f32]) -> Result<Facts> {
     let top = top_k(probs, 2);
-    let facts = Facts::from_top(&top)
+    let facts = Facts::from_classification(&top, &roll_up(probs))
         .ok_or_else(|| GlimpseError::InvalidArgument("no classes to describe".into()))?;
     let (width, height) = image.dimensions();
     let view_probs = classifier.classify(&Tiling::new(width, height).inputs(image))?;

@@ -1,4 +1,5 @@
-//! Writing a caption: the facts it may state ([`facts`]) and the object words it may use
+//! Writing a caption: the facts it may state ([`facts`], gathered from the picture by
+//! `evidence`: a second object only when confirmed in its own region) and the object words it may use
 //! ([`words`]), the few-shot prompt, constrained greedy decoding and its stop rules
 //! ([`captioner`]), run by a LLaMA-family decoder ([`llama`]) whose weights stay 4-bit
 //! ([`quant`]: the products that decode blocks in registers), read from a GGUF file
@@ -7,6 +8,8 @@
 
 pub mod blocks;
 pub mod captioner;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod evidence;
 pub mod facts;
 pub mod gguf;
 pub mod llama;

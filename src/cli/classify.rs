@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use glimpse::caption::evidence::gather;
 use glimpse::caption::{Caption, Captioner, Facts};
 use glimpse::provision::{
     CAPTION_MODEL_NAME, CLASS_EMBEDDINGS_NAME, ModelDir, TEXT_MODEL_NAME, TOKENIZER_NAME,
@@ -140,7 +141,7 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
         for &(index, file) in chunk {
             progress.set_message(file.display().to_string());
             let start = Instant::now();
-            match read_input(file, args.where_) {
+            match read_input(file, args.where_ || captioner.is_some()) {
                 Ok((input, image)) => batch.push(Prepared {
                     index,
                     input,
@@ -168,14 +169,19 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode> {
             for ((prepared, probs), features) in batch.iter().zip(probs).zip(features) {
                 let file = args.files[prepared.index].display().to_string();
                 let start = Instant::now();
-                let top = ranked(&classifier, prepared.image.as_ref(), &probs, args.top)?;
+                let shown = prepared.image.as_ref().filter(|_| args.where_);
+                let top = ranked(&classifier, shown, &probs, args.top)?;
                 let where_ms = ms_since(start);
                 let caption = match &captioner {
                     Some(captioner) => {
                         if stream_captions {
                             progress.suspend(|| print!("{file}: "));
                         }
-                        let written = captioner.caption(&facts_of(&probs), |piece| {
+                        let facts = match &prepared.image {
+                            Some(image) => gather(&classifier, image, &probs)?,
+                            None => facts_of(&probs),
+                        };
+                        let written = captioner.caption(&facts, |piece| {
                             if stream_captions {
                                 progress.suspend(|| {
                                     print!("{piece}");
@@ -331,7 +337,8 @@ impl ZeroShotLabels {
     }
 }
 
-/// The network's input, and the upright picture itself when `keep` (for `--where`).
+/// The network's input, and the upright picture itself when `keep` (for `--where` and for
+/// captions, which look at the whole picture).
 fn read_input(file: &Path, keep: bool) -> Result<(Vec<f32>, Option<RgbImage>)> {
     let bytes = std::fs::read(file).map_err(GlimpseError::io("cannot read the file"))?;
     let image = decode(&bytes)?;
