@@ -66,8 +66,9 @@ fn describe_subject(subject: &Subject) -> String {
 pub fn describe(facts: &Facts) -> String {
     let objects: Vec<String> = facts.objects.iter().map(describe_subject).collect();
     let line = objects.join("; ");
-    match facts.certainty {
-        Certainty::Probable if facts.objects.len() == 1 => format!("probably {line}"),
+    match (&facts.likely, facts.certainty) {
+        (Some(likely), _) => format!("{line}, probably {} {}", article(&likely.label), likely.label),
+        (None, Certainty::Probable) if facts.objects.len() == 1 => format!("probably {line}"),
         _ => line,
     }
 }
@@ -129,6 +130,10 @@ pub fn template(facts: &Facts) -> String {
             article(&facts.alternatives[1]),
             facts.alternatives[1]
         ),
+        ([main], _) if facts.likely.is_some() => {
+            let likely = facts.likely.as_ref().expect("checked");
+            format!("{}, probably {}", named(main), named(likely))
+        }
         ([main], Certainty::Probable) => format!("probably {}", named(main)),
         ([main], _) => format!("a photo of {}", named(main)),
         ([], _) => "a photo".into(),
@@ -149,7 +154,8 @@ pub fn fallback(label: &str) -> String {
 pub enum Source {
     /// The language model wrote it, within the facts.
     Model,
-    /// The classifier was unsure: the rivals named as alternatives, by rule.
+    /// The classifier was unsure: the rivals named as alternatives, or the noun they share
+    /// with the likeliest hedged ("A container, probably a beaker."), by rule.
     Rule,
     /// The model's sentence could not be used (it did not name the subject, was too short,
     /// or kept reaching for words outside the facts): the template.
@@ -238,7 +244,9 @@ impl Captioner {
             finished: false,
             source: Source::Model,
         };
-        if facts.objects.len() == 1 && facts.certainty == Certainty::Unsure {
+        // Hedges are written by rule: a 135M model drops "probably" as often as it keeps it.
+        let hedged = facts.certainty == Certainty::Unsure || facts.likely.is_some();
+        if facts.objects.len() == 1 && hedged {
             generation.text = template(facts);
             generation.source = Source::Rule;
             generation.finished = true;

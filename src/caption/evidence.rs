@@ -79,6 +79,7 @@ pub fn gather(classifier: &Classifier, image: &RgbImage, probs: &[f32]) -> Resul
                 objects: vec![main],
                 certainty: Certainty::Sure,
                 alternatives: Vec::new(),
+                likely: None,
             }
             .with_second(second)
         }

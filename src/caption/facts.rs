@@ -120,6 +120,10 @@ pub struct Facts {
     /// When unsure: the rival names for the same subject (the main subject's label first).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alternatives: Vec<String>,
+    /// When the subject is a noun the rivals share: the top class, if it is at least
+    /// probable ("a container, probably a beaker").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub likely: Option<Subject>,
 }
 
 impl Facts {
@@ -136,6 +140,7 @@ impl Facts {
             objects: vec![Subject::from_prediction(best)],
             certainty,
             alternatives,
+            likely: None,
         })
     }
 
@@ -166,6 +171,7 @@ impl Facts {
             }],
             certainty: Certainty::Sure,
             alternatives: Vec::new(),
+            likely: (best.prob >= PROBABLE).then(|| Subject::from_prediction(best)),
         })
     }
 
@@ -179,6 +185,7 @@ impl Facts {
         }
         self.objects.truncate(1);
         self.objects.push(second);
+        self.likely = None;
         self
     }
 

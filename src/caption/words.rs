@@ -45,20 +45,30 @@ pub fn object_words() -> &'static HashSet<String> {
     static WORDS: OnceLock<HashSet<String>> = OnceLock::new();
     WORDS.get_or_init(|| {
         let mut words: HashSet<String> = COMMON_OBJECTS.iter().map(|w| w.to_string()).collect();
-        for class in imagenet() {
-            for lemma in class.lemmas.split(',') {
-                let lemma = lemma.trim().to_lowercase();
-                // The head of a lemma is its last word ("great white shark" → "shark"); the
-                // words before it usually describe ("great", "white").
-                if let Some(head) = lemma.split([' ', '-']).next_back() {
-                    if head.chars().all(char::is_alphabetic) && head.len() > 2 {
-                        words.insert(head.to_string());
-                    }
-                }
+        let mut add_head = |lemma: &str| {
+            if let Some(head) = head_word(lemma) {
+                words.insert(head);
             }
+        };
+        for class in imagenet() {
+            class.lemmas.split(',').for_each(&mut add_head);
+        }
+        // What the classes are kinds of ("parrot", "wading bird", "container").
+        let wn = wordnet();
+        for row in 0..wn.synset_count() {
+            wn.synset(row).lemmas.iter().for_each(|l| add_head(l));
         }
         words
     })
+}
+
+/// The head of a lemma: its last word ("great white shark" → "shark"), the words before it
+/// usually describing ("great", "white"), or the word before "of" ("bird of prey" → "bird").
+fn head_word(lemma: &str) -> Option<String> {
+    let lemma = lemma.trim().to_lowercase();
+    let noun = lemma.split(" of ").next().unwrap_or(&lemma);
+    let head = noun.split([' ', '-', '_']).next_back()?;
+    (head.chars().all(char::is_alphabetic) && head.len() > 2).then(|| head.to_string())
 }
 
 /// The object words a caption with these facts may use.
@@ -108,6 +118,12 @@ impl AllowedWords {
         }
         for alternative in &facts.alternatives {
             add(alternative);
+        }
+        if let Some(likely) = &facts.likely {
+            add(&likely.label);
+            if let Some(class) = imagenet().get(likely.index) {
+                add(class.lemmas);
+            }
         }
         Self { words }
     }
@@ -176,7 +192,7 @@ mod tests {
     #[test]
     fn object_words_include_class_heads_and_common_nouns() {
         let words = object_words();
-        for word in ["mastiff", "car", "shark", "man", "table", "beach"] {
+        for word in ["mastiff", "car", "shark", "man", "table", "beach", "parrot", "bird"] {
             assert!(words.contains(word), "{word}");
         }
         assert!(!words.contains("white") && !words.contains("great"));
