@@ -316,7 +316,11 @@ fn tiny_llama_seeds() {
         eprintln!("seed {seed}: {} steps, {text:?}", steps.len());
     }
     let captioner = tiny_captioner(tiny(), &device, Storage::Quantized);
-    for (index, class) in glimpse::vision::labels::imagenet().iter().enumerate().take(300) {
+    for (index, class) in glimpse::vision::labels::imagenet()
+        .iter()
+        .enumerate()
+        .take(300)
+    {
         let top = [Prediction {
             index,
             label: class.name().into(),

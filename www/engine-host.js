@@ -163,7 +163,9 @@ export class EngineHost {
       case 'caption.finish':
         return typed(() => engine.finishCaptionModel(message.sha256));
       case 'caption.start':
-        return typed(() => engine.captionStart(message.top));
+        return typed(() => engine.captionStart(message.classification));
+      case 'caption.startFor':
+        return withPicture(message.input, (picture) => engine.captionStartFor(picture));
       case 'caption.step':
         return typed(() => engine.captionStep(message.caption));
       case 'caption.cancel':

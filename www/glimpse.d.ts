@@ -9,12 +9,45 @@ export interface Prediction {
   label: string;
   /** Probability, 0–1. */
   prob: number;
+  /** Where its evidence lies, with `classify(…, { where: true })`. */
+  where?: Where;
+}
+
+/** Where a class's evidence lies in the picture (a class activation map over the whole picture). */
+export interface Where {
+  /** `[x0, y0, x1, y1]` in the input picture's pixels, around the region above half the peak. */
+  box: [number, number, number, number];
+  /** The share of the picture that region covers, 0–1. */
+  cover: number;
+  /** Where the peak lies, by thirds: 'center', 'left', 'top right', … */
+  cell: string;
+  /** The map, row-major, `width × height` cells (logit units). */
+  map: Float32Array;
+  width: number;
+  height: number;
+}
+
+/** Top classes that are rival names for one thing, under the noun they share. */
+export interface Group {
+  /** The shared noun ("dog"). */
+  noun: string;
+  /** Its WordNet id ("n02084071"). */
+  synset: string;
+  /** The classifier's probability of the noun: the sum over every class under it. */
+  prob: number;
+  members: Prediction[];
 }
 
 export interface LabelScore {
   label: string;
-  /** Cosine similarity between the label and the picture's classes in text-embedding space. */
+  /**
+   * With `kind: 'probability'`, the chance the label is right (the classifier's probabilities
+   * summed over the classes WordNet puts under it): show it as a percentage. With
+   * `kind: 'similarity'`, a ranking score (cosine similarity in text-embedding space): not a
+   * percentage.
+   */
   score: number;
+  kind: 'probability' | 'similarity';
 }
 
 export interface TaughtPrediction {
@@ -26,6 +59,8 @@ export interface TaughtPrediction {
 export interface Classification {
   /** Best class first. */
   top: Prediction[];
+  /** Rivals among the top-5 that share a close noun, when some do. */
+  groups?: Group[];
   /** Your labels, best first, when `classify` was given `labels`. */
   labels?: LabelScore[];
   /** The taught classes, best first (from `Teacher.classify`). */
@@ -100,8 +135,10 @@ export declare class Glimpse {
   /** Downloads (or reads from the cache) the caption model; `caption` does it too. */
   loadCaptionModel(options?: { onProgress?: (progress: LoadProgress) => void }): Promise<void>;
   /**
-   * A one-sentence caption, streamed through `onToken`; cancel it with `signal`.
-   * Takes a picture or a `classify` result.
+   * A one-sentence caption that names only what the evidence holds, streamed a whole word at
+   * a time through `onToken`; cancel it with `signal`. A picture is looked at whole (a second
+   * object is named only when its own region confirms it); a `classify` result is described as
+   * it is (one subject).
    */
   caption(
     source: ImageSource | Classification,
@@ -112,10 +149,31 @@ export declare class Glimpse {
   dispose(): void;
 }
 
+/** One object a caption may name, with its evidence. */
+export interface CaptionObject {
+  index: number;
+  /** The class, or the noun its rivals share ("car"). */
+  label: string;
+  prob: number;
+  /** `[x0, y0, x1, y1]` in the picture's pixels, when it was located. */
+  box?: [number, number, number, number];
+  /** 'on the left', 'on the right', … when the caption names two objects. */
+  position?: string;
+  /** The shared noun's WordNet id, when `label` is one. */
+  synset?: string;
+}
+
 export interface CaptionResult {
   text: string;
-  /** True when the model's sentence did not name the top class and a template was used. */
+  /** True when the model's sentence could not be used and a template says what the facts say. */
   fallback: boolean;
+  /** 'model' (written by the language model within the facts), 'rule' (hedged: the classifier was unsure), 'fallback'. */
+  source: 'model' | 'rule' | 'fallback';
+  /** The objects the caption was allowed to name: its evidence. */
+  objects: CaptionObject[];
+  certainty: 'sure' | 'probable' | 'unsure';
+  /** Words taken back while writing because they named something outside the facts. */
+  backtracks: number;
   /** Tokens the model generated. */
   tokens: number;
   /** Tokens in the prompt (read in one pass before the first token). */
@@ -135,6 +193,8 @@ export interface ClassifyOptions {
    * first spelling kept. None left rejects with an InvalidArgumentError.
    */
   labels?: string[] | string;
+  /** Also say where each top class's evidence lies (`Prediction.where`): one more pass per view. */
+  where?: boolean;
 }
 
 export interface ClassSummary {

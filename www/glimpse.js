@@ -205,8 +205,9 @@ export class Glimpse {
    * spelling; none left rejects with an InvalidArgumentError. (`set`, a taught set's id in the
    * engine, is how `Teacher.classify` comes through here.)
    */
-  async classify(source, { topK = 5, labels, set } = {}) {
+  async classify(source, { topK = 5, labels, set, where } = {}) {
     const options = { topK };
+    if (where) options.where = true;
     if (set !== undefined) options.set = set;
     if (labels !== undefined) {
       options.labels = checkLabels(labels);
@@ -248,18 +249,25 @@ export class Glimpse {
    * Writes a one-sentence caption for a picture (any `classify` source) or for a result
    * `classify` already gave. `onToken(text)` receives the sentence piece by piece as it is
    * written; `signal` (an AbortSignal) cancels it, rejecting with the signal's reason.
-   * Resolves to `{ text, fallback, tokens, promptTokens, ms, firstTokenMs }`; `fallback` is
-   * true when the model's sentence did not name the picture's class and a plain template was
-   * used instead.
+   * Resolves to `{ text, fallback, source, objects, certainty, backtracks, tokens,
+   * promptTokens, ms, firstTokenMs }`: `objects` are what the caption was allowed to name (its
+   * evidence, with boxes for a picture); `source` says whether the language model wrote it
+   * ('model'), a rule hedged it ('rule') or a template replaced it ('fallback').
    * Classifications asked for meanwhile run between the caption's tokens.
    */
   async caption(source, { onToken, signal } = {}) {
     signal?.throwIfAborted();
-    const top = Array.isArray(source?.top) ? source.top : (await this.classify(source)).top;
     await this.loadCaptionModel();
     signal?.throwIfAborted();
     const started = performance.now();
-    const caption = await this.#send({ type: 'caption.start', top });
+    // A classification is described as it is; a picture is looked at whole first, so that a
+    // second object can be found and confirmed in its own region.
+    const caption = Array.isArray(source?.top)
+      ? await this.#send({ type: 'caption.start', classification: { top: source.top, groups: source.groups ?? [] } })
+      : await this.#enqueue(async () => {
+          const { input, transfer } = await toInput(source);
+          return this.#connection.call({ type: 'caption.startFor', input }, transfer);
+        });
     let done = false;
     let firstTokenMs = null;
     try {

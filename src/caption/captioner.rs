@@ -50,10 +50,11 @@ fn user_turn(facts: &str) -> String {
     format!("Facts: {facts}\nCaption:")
 }
 
-/// One object as the facts line writes it: `a yurt (circular domed dwelling) on the left`.
+/// One object as the facts line writes it: `a yurt (circular domed dwelling)`, or with
+/// another object `a yurt on the left` (a definition there gets attached to the wrong one).
 fn describe_subject(subject: &Subject) -> String {
     let mut text = format!("{} {}", article(&subject.label), subject.label);
-    if let Some(definition) = subject.definition() {
+    if let (Some(definition), None) = (subject.definition(), &subject.position) {
         text.push_str(&format!(" ({definition})"));
     }
     if let Some(position) = &subject.position {
@@ -67,7 +68,11 @@ pub fn describe(facts: &Facts) -> String {
     let objects: Vec<String> = facts.objects.iter().map(describe_subject).collect();
     let line = objects.join("; ");
     match (&facts.likely, facts.certainty) {
-        (Some(likely), _) => format!("{line}, probably {} {}", article(&likely.label), likely.label),
+        (Some(likely), _) => format!(
+            "{line}, probably {} {}",
+            article(&likely.label),
+            likely.label
+        ),
         (None, Certainty::Probable) if facts.objects.len() == 1 => format!("probably {line}"),
         _ => line,
     }
@@ -119,9 +124,16 @@ pub fn template(facts: &Facts) -> String {
         ([main, second, ..], _) => format!(
             "{}{} and {}{}",
             named(main),
-            main.position.as_deref().map(|p| format!(" {p}")).unwrap_or_default(),
+            main.position
+                .as_deref()
+                .map(|p| format!(" {p}"))
+                .unwrap_or_default(),
             named(second),
-            second.position.as_deref().map(|p| format!(" {p}")).unwrap_or_default(),
+            second
+                .position
+                .as_deref()
+                .map(|p| format!(" {p}"))
+                .unwrap_or_default(),
         ),
         (_, Certainty::Unsure) if facts.alternatives.len() >= 2 => format!(
             "maybe {} {} or {} {}",
@@ -139,7 +151,10 @@ pub fn template(facts: &Facts) -> String {
         ([], _) => "a photo".into(),
     };
     let mut chars = sentence.chars();
-    let first = chars.next().map(|c| c.to_uppercase().to_string()).unwrap_or_default();
+    let first = chars
+        .next()
+        .map(|c| c.to_uppercase().to_string())
+        .unwrap_or_default();
     format!("{first}{}.", chars.as_str())
 }
 
@@ -290,7 +305,10 @@ impl Captioner {
         if g.finished {
             return None;
         }
-        if g.generated.len() >= MAX_TOKENS || next == self.end_of_turn || repeats(&g.generated, next) {
+        if g.generated.len() >= MAX_TOKENS
+            || next == self.end_of_turn
+            || repeats(&g.generated, next)
+        {
             return self.finish(g);
         }
         let token = self.tokenizer.id_to_token(next).unwrap_or_default();
@@ -350,10 +368,11 @@ impl Captioner {
 
     /// Ends the caption (checking its last word first); returns the text not yet given out.
     fn finish(&self, g: &mut Generation) -> Option<String> {
-        if g.backtracks <= MAX_BACKTRACKS && !self.check_words(g, true) {
-            if g.backtracks <= MAX_BACKTRACKS {
-                return None;
-            }
+        if g.backtracks <= MAX_BACKTRACKS
+            && !self.check_words(g, true)
+            && g.backtracks <= MAX_BACKTRACKS
+        {
+            return None;
         }
         g.finished = true;
         g.flush()
@@ -510,8 +529,10 @@ impl Generation {
             self.end_sentence();
             let text = fix_articles(self.text.trim()).to_lowercase();
             let names = |s: &Subject| text.contains(&head_noun(&s.label));
+            let placed = |s: &Subject| s.position.as_ref().is_none_or(|p| placed_at(&text, s, p));
             let words = split_words(&text).count();
-            if !self.facts.objects.iter().all(names) || words < MIN_WORDS {
+            let objects = &self.facts.objects;
+            if !objects.iter().all(names) || !objects.iter().all(placed) || words < MIN_WORDS {
                 self.source = Source::Fallback;
             }
         }
@@ -526,6 +547,20 @@ impl Generation {
             backtracks: self.backtracks,
         }
     }
+}
+
+/// Whether the first position phrase after `subject`'s name in `text` (lowercase) is
+/// `position` ("a yurt on the left and a dog on the right": the yurt is on the left).
+fn placed_at(text: &str, subject: &Subject, position: &str) -> bool {
+    let Some(at) = text.find(&head_noun(&subject.label)) else {
+        return false;
+    };
+    let rest = &text[at..];
+    ["on the left", "on the right", "at the top", "at the bottom"]
+        .iter()
+        .filter_map(|p| rest.find(p).map(|i| (i, *p)))
+        .min()
+        .is_some_and(|(_, p)| p == position)
 }
 
 /// "a" before a vowel becomes "an", and "an" before a consonant "a" (the model writes
@@ -639,13 +674,19 @@ mod tests {
         assert_eq!(fallback("espresso"), "A photo of an espresso.");
         assert_eq!(template(&facts(243, 0.9)), "A photo of a bull mastiff.");
         assert_eq!(template(&facts(243, 0.3)), "Probably a bull mastiff.");
-        assert_eq!(template(&facts(243, 0.15)), "Maybe a bull mastiff or a boxer.");
+        assert_eq!(
+            template(&facts(243, 0.15)),
+            "Maybe a bull mastiff or a boxer."
+        );
         assert_eq!(head_noun("Loafer"), "loafer");
     }
 
     #[test]
     fn articles_agree_with_the_next_word() {
-        assert_eq!(fix_articles("A espresso on an table."), "An espresso on a table.");
+        assert_eq!(
+            fix_articles("A espresso on an table."),
+            "An espresso on a table."
+        );
         assert_eq!(fix_articles("a"), "a");
         assert_eq!(fix_articles("Vitamin a."), "Vitamin a.");
     }

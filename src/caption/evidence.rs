@@ -13,7 +13,9 @@ use image::RgbImage;
 
 use super::facts::{Certainty, Facts, Subject};
 use crate::error::{GlimpseError, Result};
-use crate::vision::cam::{Tiling, Where, classify_region, locate};
+use crate::runtime::rows;
+use crate::vision::cam::{Tiling, Where, view_maps};
+use crate::vision::preprocess::{prepare, region_around};
 use crate::vision::rollup::roll_up;
 use crate::vision::{Classifier, Prediction, top_k};
 
@@ -26,14 +28,36 @@ const SAME_OBJECT: f32 = 0.3;
 /// At most this many regions are looked at again per picture.
 const MAX_SECOND_LOOKS: usize = 3;
 
-/// The facts of `image`, whose center-crop class probabilities are `probs`: the main subject
-/// with its box, and a second object when one is confirmed apart from it.
+/// [`gather_async`], natively: blocks until the device is done.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn gather(classifier: &Classifier, image: &RgbImage, probs: &[f32]) -> Result<Facts> {
+    futures_lite::future::block_on(gather_async(classifier, image, probs))
+}
+
+/// Class probabilities of prepared inputs, one row each, read back without blocking (the
+/// browser's GPU cannot be read synchronously).
+async fn probabilities(classifier: &Classifier, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+    let probs = classifier.probabilities(classifier.batch(inputs));
+    rows(probs.into_data_async().await.map_err(read_failed)?)
+}
+
+fn read_failed(e: impl std::fmt::Debug) -> GlimpseError {
+    GlimpseError::Backend(format!("reading the result from the device failed: {e:?}"))
+}
+
+/// The facts of `image`, whose center-crop class probabilities are `probs`: the main subject
+/// with its box, and a second object when one is confirmed apart from it. Costs one pass per
+/// view, one for the maps, and one per second look (at most [`MAX_SECOND_LOOKS`]).
+pub async fn gather_async(
+    classifier: &Classifier,
+    image: &RgbImage,
+    probs: &[f32],
+) -> Result<Facts> {
     let top = top_k(probs, 2);
     let facts = Facts::from_classification(&top, &roll_up(probs))
         .ok_or_else(|| GlimpseError::InvalidArgument("no classes to describe".into()))?;
     let (width, height) = image.dimensions();
-    let view_probs = classifier.classify(&Tiling::new(width, height).inputs(image))?;
+    let view_probs = probabilities(classifier, &Tiling::new(width, height).inputs(image)).await?;
 
     // Candidates: the center's best class, then each view's, best first, each once.
     let mut candidates: Vec<Prediction> = vec![top[0].clone()];
@@ -49,7 +73,9 @@ pub fn gather(classifier: &Classifier, image: &RgbImage, probs: &[f32]) -> Resul
         }
     }
     let classes: Vec<usize> = candidates.iter().map(|c| c.index).collect();
-    let (_, places) = locate(classifier, image, &classes)?;
+    let (tiling, maps) = view_maps(classifier, image, &classes);
+    let maps = rows(maps.into_data_async().await.map_err(read_failed)?)?.concat();
+    let places = tiling.locate(&maps, &classes);
     let main_place = &places[0];
     if candidates.len() == 1 {
         return Ok(with_box(facts, main_place));
@@ -62,13 +88,15 @@ pub fn gather(classifier: &Classifier, image: &RgbImage, probs: &[f32]) -> Resul
         if confirmed.iter().any(|(_, b)| iou(*b, bbox) > SAME_OBJECT) {
             continue;
         }
-        let second_look = classify_region(classifier, image, place.bbox)?;
-        if second_look.index == candidate.index && second_look.prob >= CONFIRM {
-            let mut subject = Subject::from_prediction(&second_look);
+        let region = prepare(&region_around(image, place.bbox));
+        let region_probs = probabilities(classifier, &[region]).await?.remove(0);
+        if let Some(mut subject) = confirm(candidate, &region_probs) {
             subject.bbox = Some(bbox);
             confirmed.push((subject, bbox));
         }
     }
+    // Described in reading order: left to right, top to bottom.
+    confirmed.sort_by(|(_, a), (_, b)| (a[0] + a[2]).total_cmp(&(b[0] + b[2])));
     Ok(match confirmed.len() {
         0 | 1 => with_box(facts, main_place),
         _ => {
@@ -84,6 +112,27 @@ pub fn gather(classifier: &Classifier, image: &RgbImage, probs: &[f32]) -> Resul
             .with_second(second)
         }
     })
+}
+
+/// What a second look at a candidate's region confirms: the candidate's class when the region's
+/// best class is it with at least [`CONFIRM`], or else the noun its rivals there share when that
+/// noun holds the candidate and is that probable (a half-seen eagle: "bird").
+fn confirm(candidate: &Prediction, region_probs: &[f32]) -> Option<Subject> {
+    let best = top_k(region_probs, 1).remove(0);
+    if best.index == candidate.index && best.prob >= CONFIRM {
+        return Some(Subject::from_prediction(&best));
+    }
+    roll_up(region_probs)
+        .into_iter()
+        .find(|g| g.prob >= CONFIRM && g.members.iter().any(|m| m.index == candidate.index))
+        .map(|g| Subject {
+            index: candidate.index,
+            label: g.noun,
+            prob: g.prob,
+            bbox: None,
+            position: None,
+            synset: Some(g.synset),
+        })
 }
 
 fn with_box(mut facts: Facts, place: &Where) -> Facts {

@@ -91,9 +91,28 @@ impl Subject {
 /// not borrow as if they were in the photo.
 pub fn first_clause(definition: &str) -> Option<String> {
     const CUTS: [&str; 22] = [
-        " that ", " which ", " who ", " used ", " usually ", " especially ", " of ", " for ",
-        " with ", " in ", " from ", " by ", " developed ", " having ", " and ", " or ", ",",
-        " on ", " to ", " as ", " resembling ", " found ",
+        " that ",
+        " which ",
+        " who ",
+        " used ",
+        " usually ",
+        " especially ",
+        " of ",
+        " for ",
+        " with ",
+        " in ",
+        " from ",
+        " by ",
+        " developed ",
+        " having ",
+        " and ",
+        " or ",
+        ",",
+        " on ",
+        " to ",
+        " as ",
+        " resembling ",
+        " found ",
     ];
     let clause = definition.split(';').next()?.trim();
     let clause = CUTS
@@ -106,8 +125,12 @@ pub fn first_clause(definition: &str) -> Option<String> {
         Some(&("a" | "an" | "the" | "any")) => &words[1..],
         _ => &words[..],
     };
-    (!words.is_empty() && words.len() <= 6 && words.iter().all(|w| w.chars().all(|c| c.is_alphabetic() || c == '-')))
-        .then(|| words.join(" "))
+    (!words.is_empty()
+        && words.len() <= 6
+        && words
+            .iter()
+            .all(|w| w.chars().all(|c| c.is_alphabetic() || c == '-')))
+    .then(|| words.join(" "))
 }
 
 /// Everything a caption may be about.

@@ -8,7 +8,6 @@
 
 pub mod blocks;
 pub mod captioner;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod evidence;
 pub mod facts;
 pub mod gguf;

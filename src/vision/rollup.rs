@@ -2,7 +2,7 @@
 //! Egyptian cat 36%, tabby 16%"), the noun they share is what the classifier is sure of
 //! ("cat 91.5%"). It gives a person, and a caption, a confident and true word.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::wordnet::{WordNet, wordnet};
 use super::{Prediction, top_k};
@@ -44,7 +44,7 @@ const TOO_GENERAL: [u32; 21] = [
 ];
 
 /// Top classes that share a close noun.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     /// The shared noun's usual name ("cat").
     pub noun: String,

@@ -10,11 +10,54 @@ use sha2::{Digest, Sha256};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::{Engine, js_error, read_failed, to_js};
-use crate::caption::{Caption, Captioner, Choice, Facts};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::{Engine, Picture, js_error, read_failed, to_js};
+use crate::caption::evidence::gather_async;
+use crate::caption::{Caption, Captioner, Choice, Facts, Generation};
+use crate::runtime::rows;
+use crate::vision::preprocess::prepare;
+use crate::vision::rollup::Group;
 use crate::error::GlimpseError;
 use crate::runtime::hex;
 use crate::vision::Prediction;
+
+/// What `captionStart` takes: a classification, or its `top` alone.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CaptionRequest {
+    Top(Vec<Prediction>),
+    Classification {
+        top: Vec<Prediction>,
+        #[serde(default)]
+        groups: Vec<Group>,
+    },
+}
+
+/// What starting a caption needs of the engine, movable into a promise.
+struct CaptionHandle {
+    captioner: Option<Rc<Captioner>>,
+    generations: Rc<RefCell<HashMap<u32, Generation>>>,
+    next_generation: Rc<Cell<u32>>,
+}
+
+impl CaptionHandle {
+    fn start(&self, facts: &Facts) -> Result<u32, JsValue> {
+        let captioner = self.captioner.clone().ok_or_else(|| {
+            js_error(GlimpseError::ModelLoad(
+                "the caption model is not loaded".into(),
+            ))
+        })?;
+        let generation = captioner.start(facts).map_err(js_error)?;
+        let id = self.next_generation.get();
+        self.next_generation.set(id + 1);
+        self.generations.borrow_mut().insert(id, generation);
+        Ok(id)
+    }
+}
 
 /// One step of a caption: the final text it added (whole words), the token greedy decoding
 /// chose with its logit (what the backends are compared on; absent when no token was
@@ -27,6 +70,20 @@ struct CaptionStep {
     done: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     caption: Option<Caption>,
+}
+
+impl Engine {
+    fn caption_handle(&self) -> CaptionHandle {
+        CaptionHandle {
+            captioner: self.captioner.borrow().clone(),
+            generations: self.generations.clone(),
+            next_generation: self.next_generation.clone(),
+        }
+    }
+
+    fn start_generation(&self, facts: &Facts) -> Result<u32, JsValue> {
+        self.caption_handle().start(facts)
+    }
 }
 
 #[wasm_bindgen]
@@ -85,30 +142,46 @@ impl Engine {
         self.load_caption_model(bytes)
     }
 
-    /// Starts a caption for a classification's `top` (`[{ index, label, prob }]`, best
-    /// first); returns its id for `captionStep`.
+    /// Starts a caption for a classification: `{ top: [{ index, label, prob }], groups? }` (or
+    /// just the `top` array), best first; returns its id for `captionStep`. The caption says
+    /// only what the classification holds (one subject; see `captionStartFor` for a picture).
     #[wasm_bindgen(js_name = captionStart)]
-    pub fn caption_start(&self, top: JsValue) -> Result<u32, JsValue> {
-        let captioner = self.captioner.borrow().clone().ok_or_else(|| {
-            js_error(GlimpseError::ModelLoad(
-                "the caption model is not loaded".into(),
-            ))
-        })?;
-        let top: Vec<Prediction> = serde_wasm_bindgen::from_value(top).map_err(|e| {
-            js_error(GlimpseError::InvalidArgument(format!(
-                "a caption needs the classes to describe ([{{ index, label, prob }}]): {e}"
-            )))
-        })?;
-        let facts = Facts::from_top(&top).ok_or_else(|| {
+    pub fn caption_start(&self, classification: JsValue) -> Result<u32, JsValue> {
+        let request: CaptionRequest =
+            serde_wasm_bindgen::from_value(classification).map_err(|e| {
+                js_error(GlimpseError::InvalidArgument(format!(
+                    "a caption needs the classes to describe ({{ top: [{{ index, label, prob }}] }}): {e}"
+                )))
+            })?;
+        let (top, groups) = match request {
+            CaptionRequest::Top(top) => (top, Vec::new()),
+            CaptionRequest::Classification { top, groups } => (top, groups),
+        };
+        let facts = Facts::from_classification(&top, &groups).ok_or_else(|| {
             js_error(GlimpseError::InvalidArgument(
                 "a caption needs at least one class to describe".into(),
             ))
         })?;
-        let generation = captioner.start(&facts).map_err(js_error)?;
-        let id = self.next_generation.get();
-        self.next_generation.set(id + 1);
-        self.generations.borrow_mut().insert(id, generation);
-        Ok(id)
+        self.start_generation(&facts)
+    }
+
+    /// Starts a caption for a picture: classifies it, then gathers its facts from the whole
+    /// picture (a second object only where its own region confirms it). Resolves to the id
+    /// for `captionStep`.
+    #[wasm_bindgen(js_name = captionStartFor)]
+    pub fn caption_start_for(&self, picture: &Picture) -> Promise {
+        let image = picture.image.clone();
+        let classifier = self.classifier.clone();
+        let engine = self.caption_handle();
+        future_to_promise(async move {
+            let probs = classifier.probabilities(classifier.batch(&[prepare(&image)]));
+            let probs = probs.into_data_async().await.map_err(read_failed)?;
+            let probs = rows(probs).map_err(js_error)?.remove(0);
+            let facts = gather_async(&classifier, &image, &probs)
+                .await
+                .map_err(js_error)?;
+            engine.start(&facts).map(JsValue::from)
+        })
     }
 
     /// Generates the next token of caption `id`: resolves to
@@ -138,7 +211,10 @@ impl Engine {
                 let next = captioner.predict(&mut generation);
                 let next = next.into_data_async().await.map_err(read_failed)?;
                 let choice = Choice::read(next).map_err(js_error)?;
-                (captioner.accept(&mut generation, choice.token), Some(choice))
+                (
+                    captioner.accept(&mut generation, choice.token),
+                    Some(choice),
+                )
             };
             let done = generation.is_finished();
             let caption = if done {

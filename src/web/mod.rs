@@ -96,7 +96,7 @@ pub struct Engine {
     /// A caption model arriving in chunks, and the hash of what has arrived.
     upload: RefCell<Option<(Vec<u8>, Sha256)>>,
     generations: Rc<RefCell<HashMap<u32, Generation>>>,
-    next_generation: Cell<u32>,
+    next_generation: Rc<Cell<u32>>,
 }
 
 #[wasm_bindgen]
@@ -117,7 +117,7 @@ impl Engine {
             captioner: RefCell::new(None),
             upload: RefCell::new(None),
             generations: Rc::new(RefCell::new(HashMap::new())),
-            next_generation: Cell::new(1),
+            next_generation: Rc::new(Cell::new(1)),
         })
     }
 
