@@ -17,13 +17,12 @@ use common::models;
 use glimpse::caption::evidence::gather;
 use glimpse::caption::facts::first_clause;
 use glimpse::caption::words::object_words;
-use glimpse::caption::{Captioner, Facts, Source};
+use glimpse::caption::{Captioner, Source};
 use glimpse::provision::{CAPTION_MODEL_NAME, WeightDType};
 use glimpse::vision::labels::imagenet;
 use glimpse::vision::preprocess::{decode, prepare};
-use glimpse::vision::rollup::roll_up;
 use glimpse::vision::wordnet::wordnet;
-use glimpse::{Classifier, top_k};
+use glimpse::Classifier;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -124,11 +123,9 @@ fn captions_name_only_what_is_in_the_photo() {
     let mut misclassified = Vec::new();
     for (file, photo) in &truth.photos {
         let bytes = std::fs::read(dir.photos_dir().join(file)).unwrap();
-        let probs = classifier
-            .classify(&[prepare(&decode(&bytes).unwrap())])
-            .unwrap()
-            .remove(0);
-        let facts = Facts::from_classification(&top_k(&probs, 2), &roll_up(&probs)).unwrap();
+        let image = decode(&bytes).unwrap();
+        let probs = classifier.classify(&[prepare(&image)]).unwrap().remove(0);
+        let facts = gather(&classifier, &image, &probs).unwrap();
         let caption = captioner.caption(&facts, |_| {}).unwrap();
         let text = caption.text.to_lowercase();
         let names_subject = photo.subject.iter().any(|s| text.contains(s.as_str()));
