@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use burn::tensor::Device;
 use common::models;
+use glimpse::Classifier;
 use glimpse::caption::evidence::gather;
 use glimpse::caption::facts::first_clause;
 use glimpse::caption::words::object_words;
@@ -22,7 +23,6 @@ use glimpse::provision::{CAPTION_MODEL_NAME, WeightDType};
 use glimpse::vision::labels::imagenet;
 use glimpse::vision::preprocess::{decode, prepare};
 use glimpse::vision::wordnet::wordnet;
-use glimpse::Classifier;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -108,16 +108,21 @@ fn invented(caption: &str, truth: &Photo) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn captions_name_only_what_is_in_the_photo() {
-    let truth: Truth = serde_json::from_str(include_str!("golden/caption_truth.json")).unwrap();
+/// The annotations, the classifier (f32 weights) and the captioner, on the CPU.
+fn setting() -> (Truth, Classifier, Captioner) {
+    let truth = serde_json::from_str(include_str!("golden/caption_truth.json")).unwrap();
     let dir = models();
     let device = Device::flex();
-    let classifier =
-        Classifier::from_burnpack(dir.read_weights(WeightDType::F32).unwrap(), device.clone())
-            .unwrap();
-    let captioner =
-        Captioner::from_gguf(&dir.read_file(CAPTION_MODEL_NAME, None).unwrap(), &device).unwrap();
+    let weights = dir.read_weights(WeightDType::F32).unwrap();
+    let classifier = Classifier::from_burnpack(weights, device.clone()).unwrap();
+    let gguf = dir.read_file(CAPTION_MODEL_NAME, None).unwrap();
+    (truth, classifier, Captioner::from_gguf(&gguf, &device).unwrap())
+}
+
+#[test]
+fn captions_name_only_what_is_in_the_photo() {
+    let (truth, classifier, captioner) = setting();
+    let dir = models();
 
     let (mut words, mut invented_words, mut named, mut fallbacks) = (0, Vec::new(), 0, 0);
     let mut misclassified = Vec::new();
@@ -207,14 +212,8 @@ fn captions_name_only_what_is_in_the_photo() {
 /// nothing else.
 #[test]
 fn a_second_object_is_named_only_where_it_is_confirmed() {
-    let truth: Truth = serde_json::from_str(include_str!("golden/caption_truth.json")).unwrap();
+    let (truth, classifier, captioner) = setting();
     let dir = models();
-    let device = Device::flex();
-    let classifier =
-        Classifier::from_burnpack(dir.read_weights(WeightDType::F32).unwrap(), device.clone())
-            .unwrap();
-    let captioner =
-        Captioner::from_gguf(&dir.read_file(CAPTION_MODEL_NAME, None).unwrap(), &device).unwrap();
     let pairs = [
         ("imagenet_08_915.jpg", "imagenet_16_251.jpg"),
         ("imagenet_17_22.jpg", "imagenet_04_949.jpg"),

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use burn::tensor::Device;
 use common::models;
 use glimpse::Prediction;
-use glimpse::caption::captioner::prompt;
+use glimpse::caption::prompt::prompt;
 use glimpse::caption::gguf::Gguf;
 use glimpse::caption::llama::{KvCache, Llama, Storage};
 use glimpse::caption::tokenizer::from_gguf;

@@ -1,7 +1,7 @@
 //! Writing a caption: the facts it may state ([`facts`], gathered from the picture by
 //! `evidence`: a second object only when confirmed in its own region) and the object words it may use
-//! ([`words`]), the few-shot prompt, constrained greedy decoding and its stop rules
-//! ([`captioner`]), run by a LLaMA-family decoder ([`llama`]) whose weights stay 4-bit
+//! ([`words`]), the few-shot prompt and the template ([`prompt`]), constrained greedy decoding
+//! and its stop rules ([`captioner`]), run by a LLaMA-family decoder ([`llama`]) whose weights stay 4-bit
 //! ([`quant`]: the products that decode blocks in registers), read from a GGUF file
 //! ([`gguf`]: the container; [`blocks`]: how each encoding holds its values) with the
 //! tokenizer its metadata holds ([`tokenizer`]). [`Captioner::from_gguf`] loads it all.
@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod facts;
 pub mod gguf;
 pub mod llama;
+pub mod prompt;
 pub mod quant;
 pub mod tokenizer;
 pub mod words;

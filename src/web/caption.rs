@@ -18,12 +18,12 @@ use serde::Deserialize;
 use super::{Engine, Picture, js_error, read_failed, to_js};
 use crate::caption::evidence::gather_async;
 use crate::caption::{Caption, Captioner, Choice, Facts, Generation};
-use crate::runtime::rows;
-use crate::vision::preprocess::prepare;
-use crate::vision::rollup::Group;
 use crate::error::GlimpseError;
 use crate::runtime::hex;
+use crate::runtime::rows;
 use crate::vision::Prediction;
+use crate::vision::preprocess::prepare;
+use crate::vision::rollup::Group;
 
 /// What `captionStart` takes: a classification, or its `top` alone.
 #[derive(Deserialize)]
