@@ -96,9 +96,9 @@ export function showResults(result) {
  * and where each class lies when "Show where" is on (otherwise `where` is not asked at all: it
  * costs the engine more passes).
  */
-export function classifyNow(source) {
+export function classifyNow(source, { where = state.where } = {}) {
   const options = { labels: state.labels ?? undefined };
-  if (state.where) options.where = true;
+  if (where) options.where = true;
   if (state.teacher?.trained && $('use-taught').checked) return state.teacher.classify(source, options);
   return state.glimpse.classify(source, options);
 }

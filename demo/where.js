@@ -2,15 +2,24 @@
 // the box of a caption's object while it is pointed at. One canvas lies over the preview image
 // or video; every drawing goes through render(), from what is on show (`shown`).
 
-import { $, reclassify, state, watchResults } from './page.js';
+import { $, classifyNow, reclassify, state, watchResults } from './page.js';
 
 const WHERE_KEY = 'glimpse.where';
 /** Opacity where the map reaches its peak, so the picture stays visible under the colour. */
 const MAX_ALPHA = 0.65;
+/**
+ * With the camera, the share of the time maps may take. Maps cost the engine more passes (on
+ * the CPU a 4:3 frame's two views more than double a frame's time), so live frames ask for
+ * them only as often as keeps the frame rate within 10% of its rate without them: every few
+ * seconds on the CPU, more often on a GPU. The last maps stay drawn meanwhile.
+ */
+const LIVE_SHARE = 0.1;
 
 const shown = {
-  /** The classification whose maps can be drawn (its `top[i].where`), or null. */
+  /** The classification on show, or null. */
   result: null,
+  /** The latest classification of the same picture or camera that came with maps, or null. */
+  maps: null,
   /** The class index pointed at in the top-5, or null for the top class. */
   pointed: null,
   /** A box `[x0, y0, x1, y1]` (picture pixels) to outline, or null. */
@@ -31,8 +40,36 @@ export function whereOn() {
  */
 function showWhere(result) {
   shown.result = result;
-  if (!result) shown.box = null;
+  if (result?.top.some((p) => p.where)) shown.maps = result;
+  if (!result) {
+    shown.maps = null;
+    shown.box = null;
+  }
   render();
+}
+
+// ---- live frames ------------------------------------------------------------------------
+
+const live = {
+  /** When the next frame may ask for maps (performance.now() time). */
+  nextMaps: 0,
+  /** A frame's time without maps, smoothed, in milliseconds. */
+  plainMs: null,
+};
+
+/**
+ * Classifies a camera frame, with maps when "Show where" is on and the time they take leaves
+ * the frame rate within LIVE_SHARE of what it is without them.
+ */
+export async function classifyFrame(video) {
+  // The first frames go without maps: their time is what the maps' cost is measured against.
+  const withMaps = state.where && live.plainMs !== null && performance.now() >= live.nextMaps;
+  const started = performance.now();
+  const result = await classifyNow(video, { where: withMaps });
+  const ms = performance.now() - started;
+  if (!withMaps) live.plainMs = live.plainMs === null ? ms : 0.8 * live.plainMs + 0.2 * ms;
+  else live.nextMaps = performance.now() + Math.max(ms - (live.plainMs ?? ms), 0) / LIVE_SHARE;
+  return result;
 }
 
 /** Outlines `box` (picture pixels) over the picture; null takes it away. */
@@ -94,10 +131,13 @@ function coverElement(overlay, element) {
 
 // ---- drawing ----------------------------------------------------------------------------
 
-/** The class whose map to draw: the one pointed at in the top-5, else the top class. */
+/**
+ * The class whose map to draw: the one pointed at in the top-5, else the top class, from the
+ * latest maps (with the camera, a few frames old); null when those maps lack it.
+ */
 function classToDraw() {
-  const top = shown.result?.top ?? [];
-  return top.find((p) => p.index === shown.pointed && p.where) ?? (top[0]?.where ? top[0] : null);
+  const index = shown.pointed ?? shown.result?.top[0]?.index;
+  return shown.maps?.top.find((p) => p.index === index && p.where) ?? null;
 }
 
 /** Transparent where there is no evidence, through yellow to red at the peak. */
@@ -199,6 +239,7 @@ export function setUpWhere() {
   toggle.addEventListener('change', () => {
     localStorage.setItem(WHERE_KEY, toggle.checked ? 'on' : 'off');
     state.where = toggle.checked;
+    live.nextMaps = 0; // the camera's next frame brings maps at once
     render();
     // A photo on show is classified again with (or without) its maps; the camera's next frame
     // picks the change up by itself.
