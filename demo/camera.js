@@ -1,7 +1,8 @@
 // The camera: a device picker, start and stop, and live classification of the newest frame.
 
 import { cameraChanged, captionLiveResult } from './caption.js';
-import { $, classifyNow, clearError, clearResults, describe, requireModel, showError, showResults, state } from './page.js';
+import { $, clearError, clearResults, describe, requireModel, showError, showResults, state } from './page.js';
+import { classifyFrame } from './where.js';
 
 let stopWatching = null;
 let cameraStream = null;
@@ -83,7 +84,7 @@ async function startCamera() {
   state.currentFile = null;
   stopWatching = state.glimpse.watch(video, onLiveResult, {
     onError: (error) => showError(describe(error)),
-    classify: classifyNow,
+    classify: classifyFrame,
   });
   state.live = true;
   cameraChanged(true);

@@ -1,6 +1,6 @@
-// The demo page: pick, drop or paste a photo, or start the camera, and see the top 5 classes,
-// your own labels ranked, the classes you taught and a caption. This module loads the model
-// and handles photos; each other panel has its own module (camera, caption, labels, teach),
+// The demo page: pick, drop or paste a photo, or start the camera, and see the top 5 classes
+// (and where the picture shows them), your own labels ranked, the classes you taught and a
+// caption. This module loads the model and handles photos; each other panel has its own module (camera, caption, labels, teach),
 // and page.js holds what they share.
 
 import { Glimpse } from '../www/glimpse.js';
@@ -9,6 +9,7 @@ import { captionsOn, setUpCaptions, stopCaption, writeCaption } from './caption.
 import { setUpLabels } from './labels.js';
 import { $, classifyNow, clearError, clearResults, describe, requireModel, showError, showResults, state } from './page.js';
 import { setUpTeaching, startTeaching } from './teach.js';
+import { setUpWhere } from './where.js';
 
 const params = new URLSearchParams(location.search);
 const requestedBackend = params.get('backend') ?? 'auto';
@@ -79,7 +80,7 @@ async function classifyFile(file) {
     const result = await classifyNow(file);
     showResults(result);
     $('preview-caption').textContent = file.name || 'pasted image';
-    if (captionsOn()) writeCaption(result);
+    if (captionsOn()) writeCaption(file); // the picture itself, so that all of it is looked at
   } catch (error) {
     $('preview-caption').textContent = `${file.name || 'pasted image'}: not classified`;
     showError(describe(error));
@@ -135,6 +136,7 @@ setUpPhotos();
 setUpCamera();
 setUpControls();
 setUpCaptions();
+setUpWhere();
 setUpLabels();
 setUpTeaching();
 listCameras().catch(() => {});

@@ -2,6 +2,7 @@
 // field says), the error box, and the results lists every panel's classification ends in.
 
 import { InvalidArgumentError, ModelLoadError, UnsupportedImageError } from '../www/glimpse.js';
+import { groupsText, labelEntries, probabilityEntries, rankingItems } from './ranking.js';
 
 export const $ = (id) => document.getElementById(id);
 
@@ -18,7 +19,16 @@ export const state = {
   live: false,
   /** The last classification shown, for "Caption this frame" (showResults). */
   latestResult: null,
+  /** True when pictures are classified with where each class lies ("Show where", where.js). */
+  where: false,
 };
+
+/** Called with each result shown, and with null when the results are cleared. */
+const resultWatchers = [];
+
+export function watchResults(watcher) {
+  resultWatchers.push(watcher);
+}
 
 // ---- messages ---------------------------------------------------------------------------
 
@@ -53,31 +63,10 @@ export function requireModel() {
 
 // ---- results ----------------------------------------------------------------------------
 
-function rankingItems(entries) {
-  return entries.map(({ label, value, index }) => {
-    const item = document.createElement('li');
-    if (index !== undefined) item.dataset.index = index;
-    const row = document.createElement('div');
-    row.className = 'result-row';
-    const name = document.createElement('span');
-    name.className = 'label';
-    name.textContent = label;
-    const percent = document.createElement('span');
-    percent.className = 'prob';
-    percent.textContent = `${(value * 100).toFixed(1)}%`;
-    row.append(name, percent);
-    const bar = document.createElement('div');
-    bar.className = 'bar';
-    const fill = document.createElement('span');
-    fill.style.width = `${Math.min(Math.max(value * 100, 0.5), 100)}%`;
-    bar.append(fill);
-    item.append(row, bar);
-    return item;
-  });
-}
-
 export function clearResults() {
   for (const id of ['results', 'label-results', 'taught-results']) $(id).replaceChildren();
+  $('groups').textContent = '';
+  for (const watcher of resultWatchers) watcher(null);
 }
 
 /** How many labels are ranked, as the engine counted them (after dropping blanks and repeats). */
@@ -87,24 +76,31 @@ export function labelCount(n) {
 
 export function showResults(result) {
   state.latestResult = result;
-  const { top, labels, taught, ms, fps } = result;
-  $('results').replaceChildren(...rankingItems(top.map(({ index, label, prob }) => ({ index, label, value: prob }))));
-  // Label scores are cosine similarities; shown as they are, best first.
+  const { top, groups, labels, taught, ms, fps } = result;
+  $('results').replaceChildren(...rankingItems(probabilityEntries(top)));
+  $('groups').textContent = groupsText(groups);
   $('labels-section').hidden = !labels;
-  $('label-results').replaceChildren(...rankingItems((labels ?? []).map(({ label, score }) => ({ label, value: Math.max(score, 0) }))));
+  $('label-results').replaceChildren(...rankingItems(labelEntries(labels ?? [])));
+  $('labels-similar-note').hidden = !labels?.some((l) => l.kind === 'similarity');
   // Once the labels panel says they are ranked, it says how many the engine kept.
   if (labels && $('labels-status').textContent.startsWith('Ranking')) $('labels-status').textContent = labelCount(labels.length);
   $('taught-section').hidden = !taught;
-  $('taught-results').replaceChildren(...rankingItems((taught ?? []).map(({ label, prob }) => ({ label, value: prob }))));
+  $('taught-results').replaceChildren(...rankingItems(probabilityEntries(taught ?? [])));
   $('latency').textContent = `${Math.round(ms)} ms`;
   $('fps').textContent = fps === undefined ? '–' : `${fps.toFixed(1)} fps`;
+  for (const watcher of resultWatchers) watcher(result);
 }
 
-/** What each picture is asked: ImageNet, plus your labels and your classes when there are any. */
-export function classifyNow(source) {
-  const labels = state.labels ?? undefined;
-  if (state.teacher?.trained && $('use-taught').checked) return state.teacher.classify(source, { labels });
-  return state.glimpse.classify(source, { labels });
+/**
+ * What each picture is asked: ImageNet, plus your labels and your classes when there are any,
+ * and where each class lies when "Show where" is on (otherwise `where` is not asked at all: it
+ * costs the engine more passes).
+ */
+export function classifyNow(source, { where = state.where } = {}) {
+  const options = { labels: state.labels ?? undefined };
+  if (where) options.where = true;
+  if (state.teacher?.trained && $('use-taught').checked) return state.teacher.classify(source, options);
+  return state.glimpse.classify(source, options);
 }
 
 /**

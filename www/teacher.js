@@ -78,15 +78,15 @@ export class Teacher {
   }
 
   /**
-   * `{ taught: [{ label, prob }], top, ms, backend }` (and `labels` when asked for, as in
-   * `Glimpse.classify`); needs a trained head.
+   * `{ taught: [{ label, prob }], top, ms, backend }` (and `labels` and `where` when asked
+   * for, as in `Glimpse.classify`); needs a trained head.
    */
-  async classify(source, { topK = 5, labels } = {}) {
+  async classify(source, { topK = 5, labels, where } = {}) {
     if (!this.#summary.trained) {
       throw new InvalidArgumentError('train the classes first (teacher.train())');
     }
     const set = await this.#set;
-    return this.#glimpse.classify(source, { topK, labels, set });
+    return this.#glimpse.classify(source, { topK, labels, set, where });
   }
 
   /** The whole set (classes, examples' features, head) as a JSON string. */
