@@ -14,8 +14,8 @@ use image::RgbImage;
 use super::facts::{Certainty, Facts, Subject};
 use crate::error::{GlimpseError, Result};
 use crate::runtime::rows;
-use crate::vision::cam::{Tiling, Where, view_maps};
-use crate::vision::preprocess::{prepare, region_around};
+use crate::vision::cam::{Tiling, Where};
+use crate::vision::preprocess::{prepare, prepare_whole, region_around};
 use crate::vision::rollup::roll_up;
 use crate::vision::{Classifier, Prediction, top_k};
 
@@ -38,7 +38,11 @@ pub fn gather(classifier: &Classifier, image: &RgbImage, probs: &[f32]) -> Resul
 /// browser's GPU cannot be read synchronously).
 async fn probabilities(classifier: &Classifier, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
     let probs = classifier.probabilities(classifier.batch(inputs));
-    rows(probs.into_data_async().await.map_err(read_failed)?)
+    read_rows(probs).await
+}
+
+async fn read_rows<const D: usize>(tensor: burn::tensor::Tensor<D>) -> Result<Vec<Vec<f32>>> {
+    rows(tensor.into_data_async().await.map_err(read_failed)?)
 }
 
 fn read_failed(e: impl std::fmt::Debug) -> GlimpseError {
@@ -46,8 +50,9 @@ fn read_failed(e: impl std::fmt::Debug) -> GlimpseError {
 }
 
 /// The facts of `image`, whose center-crop class probabilities are `probs`: the main subject
-/// with its box, and a second object when one is confirmed apart from it. Costs one pass per
-/// view, one for the maps, and one per second look (at most [`MAX_SECOND_LOOKS`]).
+/// with its box, and a second object when one is confirmed apart from it. Costs one pass over
+/// the views (their probabilities and maps both come from it) and one per second look (at
+/// most [`MAX_SECOND_LOOKS`], each a batch of two inputs).
 pub async fn gather_async(
     classifier: &Classifier,
     image: &RgbImage,
@@ -57,60 +62,81 @@ pub async fn gather_async(
     let facts = Facts::from_classification(&top, &roll_up(probs))
         .ok_or_else(|| GlimpseError::InvalidArgument("no classes to describe".into()))?;
     let (width, height) = image.dimensions();
-    let view_probs = probabilities(classifier, &Tiling::new(width, height).inputs(image)).await?;
+    let tiling = Tiling::new(width, height);
+    let views = classifier.feature_map(classifier.batch(&tiling.inputs(image)));
+    let (_, view_probs) = classifier.read_out(views.clone());
+    let view_probs = read_rows(view_probs).await?;
 
-    // Candidates: the center's best class, then each view's, best first, each once.
+    // Candidates: the center's best class and each view's, most probable first, each once.
     let mut candidates: Vec<Prediction> = vec![top[0].clone()];
-    let mut view_best: Vec<Prediction> = view_probs
-        .iter()
-        .map(|p| top_k(p, 1).remove(0))
-        .filter(|p| p.prob >= CANDIDATE)
-        .collect();
-    view_best.sort_by(|a, b| b.prob.total_cmp(&a.prob));
-    for p in view_best {
-        if !candidates.iter().any(|c| c.index == p.index) {
-            candidates.push(p);
-        }
-    }
+    candidates.extend(
+        view_probs
+            .iter()
+            .map(|p| top_k(p, 1).remove(0))
+            .filter(|p| p.prob >= CANDIDATE),
+    );
+    candidates.sort_by(|a, b| b.prob.total_cmp(&a.prob));
+    let mut seen = Vec::new();
+    candidates.retain(|c| {
+        let new = !seen.contains(&c.index);
+        seen.push(c.index);
+        new
+    });
     let classes: Vec<usize> = candidates.iter().map(|c| c.index).collect();
-    let (tiling, maps) = view_maps(classifier, image, &classes);
-    let maps = rows(maps.into_data_async().await.map_err(read_failed)?)?.concat();
+    let maps = read_rows(classifier.maps_of(views, &classes))
+        .await?
+        .concat();
     let places = tiling.locate(&maps, &classes);
-    let main_place = &places[0];
+    let main_place = places
+        .iter()
+        .find(|p| p.index == top[0].index)
+        .expect("the center's best class is a candidate");
     if candidates.len() == 1 {
         return Ok(with_box(facts, main_place));
     }
 
-    // Second looks: the main subject's region, and each candidate lying apart from it.
+    // Second looks: each candidate's region, unless an object already confirmed holds it.
     let mut confirmed: Vec<(Subject, [f32; 4])> = Vec::new();
-    for (candidate, place) in candidates.iter().zip(&places).take(MAX_SECOND_LOOKS) {
+    // The center's best class joined the candidates for its box; below CANDIDATE it is no
+    // evidence of an object of its own.
+    let looked_at = candidates
+        .iter()
+        .zip(&places)
+        .filter(|(c, _)| c.prob >= CANDIDATE)
+        .take(MAX_SECOND_LOOKS);
+    for (candidate, place) in looked_at {
         let bbox = place.bbox.map(|v| v as f32);
         if confirmed.iter().any(|(_, b)| iou(*b, bbox) > SAME_OBJECT) {
             continue;
         }
-        let region = prepare(&region_around(image, place.bbox));
-        let region_probs = probabilities(classifier, &[region]).await?.remove(0);
-        if let Some(mut subject) = confirm(candidate, &region_probs) {
+        // The region is seen twice in one batch, center-cropped and whole: neither is
+        // always better (a wide region's crop cuts into a long object; its whole view
+        // squeezes a round one), and the region is confirmed by the better look.
+        let region = region_around(image, place.bbox);
+        let looks = probabilities(classifier, &[prepare(&region), prepare_whole(&region)]).await?;
+        let best = looks
+            .iter()
+            .filter_map(|probs| confirm(candidate, probs))
+            .max_by(|a, b| a.prob.total_cmp(&b.prob));
+        if let Some(mut subject) = best {
             subject.bbox = Some(bbox);
             confirmed.push((subject, bbox));
         }
     }
-    // Described in reading order: left to right, top to bottom.
+    // The two strongest candidates confirmed, described in reading order (left to right).
+    confirmed.truncate(2);
     confirmed.sort_by(|(_, a), (_, b)| (a[0] + a[2]).total_cmp(&(b[0] + b[2])));
-    Ok(match confirmed.len() {
-        0 | 1 => with_box(facts, main_place),
-        _ => {
-            let mut objects = confirmed.into_iter().map(|(s, _)| s);
-            let main = objects.next().expect("two confirmed");
-            let second = objects.next().expect("two confirmed");
-            Facts {
-                objects: vec![main],
-                certainty: Certainty::Sure,
-                alternatives: Vec::new(),
-                likely: None,
-            }
-            .with_second(second)
+    let mut objects = confirmed.into_iter().map(|(s, _)| s);
+    Ok(match (objects.next(), objects.next()) {
+        (Some(main), Some(second)) => Facts::sure(main).with_second(second),
+        // One object, seen surely in its own region while the center crop was unsure of it
+        // (it lies off center): the region's look is the better evidence.
+        (Some(only), None)
+            if facts.certainty != Certainty::Sure && only.prob > facts.main().prob =>
+        {
+            Facts::sure(only)
         }
+        _ => with_box(facts, main_place),
     })
 }
 

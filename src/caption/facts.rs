@@ -198,6 +198,16 @@ impl Facts {
         })
     }
 
+    /// One object, stated without hedging.
+    pub fn sure(subject: Subject) -> Self {
+        Self {
+            objects: vec![subject],
+            certainty: Certainty::Sure,
+            alternatives: Vec::new(),
+            likely: None,
+        }
+    }
+
     /// Adds a second object found in its own region and confirmed there; both get position
     /// words from their boxes (the main subject's is kept if it has none).
     pub fn with_second(mut self, mut second: Subject) -> Self {

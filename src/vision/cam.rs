@@ -18,7 +18,7 @@ use image::imageops::FilterType;
 use serde::Serialize;
 
 use super::classifier::Classifier;
-use super::preprocess::{CROP, normalize};
+use super::preprocess::{CROP, normalize, resized_dims};
 
 /// Pixels of the network's input per cell of its feature map.
 pub const CELL: u32 = 32;
@@ -44,6 +44,9 @@ pub struct Tiling {
     /// The input picture, in pixels.
     pub image_width: u32,
     pub image_height: u32,
+    /// The part of the picture the grid covers, `[x0, y0, x1, y1]` in its pixels: all of it,
+    /// or for [`Tiling::center_crop`] the crop classification sees.
+    pub area: [u32; 4],
     /// The grid, in cells (each `CELL` pixels of the resized picture).
     pub cols: u32,
     pub rows: u32,
@@ -65,8 +68,12 @@ pub struct Where {
     /// the peak's, in the input picture's pixels, `[x0, y0, x1, y1]` (x1, y1 exclusive).
     #[serde(rename = "box")]
     pub bbox: [u32; 4],
-    /// The share of the picture's cells in that region, 0–1.
+    /// The share of the picture's cells in that region, 0–1 (of the crop's, for a
+    /// [`Tiling::center_crop`]).
     pub cover: f32,
+    /// The part of the picture the map covers, `[x0, y0, x1, y1]` in its pixels (see
+    /// [`Tiling::area`]).
+    pub area: [u32; 4],
     /// Where the peak lies, by thirds of the picture: `"center"`, `"left"`, `"right"`,
     /// `"top"`, `"bottom"`, `"top left"`, `"top right"`, `"bottom left"` or `"bottom right"`.
     pub cell: &'static str,
@@ -113,9 +120,33 @@ impl Tiling {
         Tiling {
             image_width: width,
             image_height: height,
+            area: [0, 0, width, height],
             cols,
             rows,
             views,
+        }
+    }
+
+    /// One view, the center crop that classification sees ([`super::preprocess::prepare`]):
+    /// its maps come from the classification's own pass at no cost beyond one small product,
+    /// which is what live video can afford. Its inputs are `prepare`'s, not [`Tiling::inputs`].
+    pub fn center_crop(width: u32, height: u32) -> Self {
+        let (resized_width, resized_height) = resized_dims(width.max(1), height.max(1));
+        let edge = |resized: u32, size: u32| {
+            let start = (resized - CROP) / 2;
+            let at =
+                |r: u32| ((r as u64 * size as u64 + resized as u64 / 2) / resized as u64) as u32;
+            (at(start), at(start + CROP))
+        };
+        let (x0, x1) = edge(resized_width, width);
+        let (y0, y1) = edge(resized_height, height);
+        Tiling {
+            image_width: width,
+            image_height: height,
+            area: [x0, y0, x1, y1],
+            cols: VIEW_CELLS,
+            rows: VIEW_CELLS,
+            views: vec![View { col: 0, row: 0 }],
         }
     }
 
@@ -149,14 +180,16 @@ impl Tiling {
 
     /// Cells `first..=last` (inclusive, by column and row) in the input picture's pixels.
     fn cell_box(&self, col0: u32, row0: u32, col1: u32, row1: u32) -> [u32; 4] {
-        let scale = |cell: u32, cells: u32, size: u32| {
-            ((cell as u64 * size as u64 + cells as u64 / 2) / cells as u64) as u32
+        let [ax0, ay0, ax1, ay1] = self.area;
+        let scale = |cell: u32, cells: u32, start: u32, end: u32| {
+            let size = (end - start) as u64;
+            start + ((cell as u64 * size + cells as u64 / 2) / cells as u64) as u32
         };
         [
-            scale(col0, self.cols, self.image_width),
-            scale(row0, self.rows, self.image_height),
-            scale(col1 + 1, self.cols, self.image_width),
-            scale(row1 + 1, self.rows, self.image_height),
+            scale(col0, self.cols, ax0, ax1),
+            scale(row0, self.rows, ay0, ay1),
+            scale(col1 + 1, self.cols, ax0, ax1),
+            scale(row1 + 1, self.rows, ay0, ay1),
         ]
     }
 
@@ -227,10 +260,14 @@ impl Tiling {
             peak: [col, row],
             bbox: self.cell_box(col0, row0, col1, row1),
             cover: region.len() as f32 / map.len() as f32,
-            cell: position_word(
-                (col as f32 + 0.5) / self.cols as f32,
-                (row as f32 + 0.5) / self.rows as f32,
-            ),
+            cell: {
+                let [x0, y0, x1, y1] = self.cell_box(col, row, col, row);
+                position_word(
+                    (x0 + x1) as f32 / 2.0 / self.image_width.max(1) as f32,
+                    (y0 + y1) as f32 / 2.0 / self.image_height.max(1) as f32,
+                )
+            },
+            area: self.area,
             map,
         }
     }
@@ -310,7 +347,7 @@ pub fn locate(
 }
 
 /// A second look at one region (`bbox` in the picture's pixels, padded towards a square by
-/// [`super::preprocess::region_around`]): its most probable class. What confirms that a class
+/// [`super::preprocess::region_around`], seen whole): its most probable class. What confirms that a class
 /// found apart from the main subject is a second object and not a rival name for the first.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn classify_region(
@@ -318,7 +355,7 @@ pub fn classify_region(
     image: &RgbImage,
     bbox: [u32; 4],
 ) -> crate::Result<super::Prediction> {
-    let input = super::preprocess::prepare(&super::preprocess::region_around(image, bbox));
+    let input = super::preprocess::prepare_whole(&super::preprocess::region_around(image, bbox));
     let probs = classifier.classify(&[input])?.remove(0);
     Ok(super::top_k(&probs, 1).remove(0))
 }
@@ -384,6 +421,20 @@ mod tests {
         assert_eq!(found.bbox, [500, 100, 700, 300]);
         assert!((found.cover - 3.0 / 49.0).abs() < 1e-6);
         assert_eq!(found.cell, "top right");
+    }
+
+    #[test]
+    fn the_center_crop_covers_what_classification_sees() {
+        // 640×480 → 341×256, whose middle 224×224 starts at (58, 16).
+        let crop = Tiling::center_crop(640, 480);
+        assert_eq!((crop.cols, crop.rows, crop.views.len()), (7, 7, 1));
+        assert_eq!(crop.area, [109, 30, 529, 450]);
+        let mut map = vec![0.0; 49];
+        map[0] = 1.0;
+        let found = crop.locate(&map, &[3]).remove(0);
+        assert_eq!(found.bbox, [109, 30, 169, 90]);
+        assert_eq!(found.cell, "top left");
+        assert_eq!(Tiling::new(640, 480).area, [0, 0, 640, 480]);
     }
 
     #[test]

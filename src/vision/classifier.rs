@@ -62,7 +62,19 @@ impl Classifier {
     /// Pooled features `[N, 1280]` (what a taught head reads) and class probabilities
     /// `[N, 1000]`, from one pass.
     pub fn features_and_probabilities(&self, batch: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
-        let features = self.model.features(batch);
+        self.read_out(self.feature_map(batch))
+    }
+
+    /// The network's head output before pooling, `[N, 1280, 7, 7]`: probabilities, pooled
+    /// features and class maps are all read from it ([`Classifier::read_out`],
+    /// [`Classifier::maps_of`]), so one pass over a batch serves all three.
+    pub fn feature_map(&self, batch: Tensor<4>) -> Tensor<4> {
+        self.model.feature_map(batch)
+    }
+
+    /// Pooled features `[N, 1280]` and class probabilities `[N, 1000]` of a feature map.
+    pub fn read_out(&self, feature_map: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        let features = EfficientNet::pool(feature_map);
         let probs = softmax(self.model.fc.forward(features.clone()), 1);
         (features, probs)
     }
@@ -72,8 +84,12 @@ impl Classifier {
     /// pooling, so each map's mean is the class's logit minus its bias. Only the K rows of
     /// weights take part, and everything stays on the device until the caller reads it.
     pub fn class_maps(&self, batch: Tensor<4>, classes: &[usize]) -> Tensor<3> {
-        let features = self.model.feature_map(batch);
-        let [n, channels, h, w] = features.dims();
+        self.maps_of(self.feature_map(batch), classes)
+    }
+
+    /// [`Classifier::class_maps`] of a feature map already computed.
+    pub fn maps_of(&self, feature_map: Tensor<4>, classes: &[usize]) -> Tensor<3> {
+        let [n, channels, h, w] = feature_map.dims();
         let indices: Vec<i64> = classes.iter().map(|&c| c as i64).collect();
         let indices =
             Tensor::<1, Int>::from_data(TensorData::new(indices, [classes.len()]), &self.device);
@@ -81,7 +97,7 @@ impl Classifier {
         let weights = self.model.fc.weight.val().select(1, indices).transpose();
         weights
             .unsqueeze::<3>()
-            .matmul(features.reshape([n, channels, h * w]))
+            .matmul(feature_map.reshape([n, channels, h * w]))
     }
 
     /// Class probabilities, one row per input. Blocks until the device is done; in the

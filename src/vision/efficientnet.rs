@@ -218,9 +218,16 @@ impl EfficientNet {
     /// Pooled features `[N, 1280]`: what the classifier's last layer sees (the spatial mean of
     /// [`EfficientNet::feature_map`]).
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self.feature_map(images);
-        let [n, c, h, w] = x.dims();
-        x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
+        Self::pool(self.feature_map(images))
+    }
+
+    /// Global average pooling of a feature map `[N, C, H, W]` into `[N, C]`.
+    pub fn pool(feature_map: Tensor<4>) -> Tensor<2> {
+        let [n, c, h, w] = feature_map.dims();
+        feature_map
+            .reshape([n, c, h * w])
+            .mean_dim(2)
+            .reshape([n, c])
     }
 
     /// Logits `[N, 1000]` for normalized images `[N, 3, H, W]`.

@@ -185,6 +185,18 @@ pub fn prepare(image: &RgbImage) -> Vec<f32> {
     normalize(&resize_and_crop(image))
 }
 
+/// The network's input for a picture seen whole: squeezed to 224×224 without the center crop,
+/// as a view of [`super::cam::Tiling`] is. For a region cut out around an object (nearly square,
+/// see [`region_around`]), where cropping again would cut into the object's margin.
+pub fn prepare_whole(image: &RgbImage) -> Vec<f32> {
+    normalize(&image::imageops::resize(
+        image,
+        CROP,
+        CROP,
+        image::imageops::FilterType::Triangle,
+    ))
+}
+
 /// The part of `image` around `bbox` (`[x0, y0, x1, y1]`, pixels): the box grown by a quarter
 /// of its size on each side, then its shorter side grown towards the longer one, as far as the
 /// picture allows. The network was trained on objects framed with some context in a roughly

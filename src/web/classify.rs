@@ -12,7 +12,7 @@ use super::{Engine, Picture, js_error, read_failed, to_js};
 use crate::error::GlimpseError;
 use crate::runtime::rows;
 use crate::text::{LabelScore, tidy_labels};
-use crate::vision::cam::{Where, view_maps};
+use crate::vision::cam::{Tiling, Where, view_maps};
 use crate::vision::preprocess::prepare;
 use crate::vision::rollup::{Group, roll_up};
 use crate::vision::teach::TaughtPrediction;
@@ -28,9 +28,38 @@ struct ClassifyOptions {
     /// A taught class set whose head should rank the picture too.
     #[serde(default)]
     set: Option<u32>,
-    /// Where each top class lies, from views covering the whole picture.
+    /// Where each top class lies.
     #[serde(default, rename = "where")]
-    where_: bool,
+    where_: WhereOption,
+}
+
+/// `where: true | "whole"`: maps from views covering the whole picture (one more pass per
+/// view); `"crop"`: the map of the center crop classification saw, from its own pass (what
+/// live video can afford); `false`: none.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq)]
+#[serde(untagged)]
+enum WhereOption {
+    #[default]
+    None,
+    Flag(bool),
+    Named(WhereMode),
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum WhereMode {
+    Whole,
+    Crop,
+}
+
+impl WhereOption {
+    fn mode(self) -> Option<WhereMode> {
+        match self {
+            WhereOption::None | WhereOption::Flag(false) => None,
+            WhereOption::Flag(true) => Some(WhereMode::Whole),
+            WhereOption::Named(mode) => Some(mode),
+        }
+    }
 }
 
 /// Labels as given: one comma-separated string or a list (tidied by `tidy_labels`).
@@ -67,6 +96,7 @@ struct Place {
     cell: &'static str,
     width: u32,
     height: u32,
+    area: [u32; 4],
 }
 
 impl Place {
@@ -77,6 +107,7 @@ impl Place {
             cell: found.cell,
             width: found.width,
             height: found.height,
+            area: found.area,
         }
     }
 }
@@ -96,14 +127,16 @@ struct ClassifyResult {
 impl Engine {
     /// `{ top: [{ index, label, prob, where? }], groups?: [{ noun, synset, prob, members }],
     /// labels?: [{ label, score, kind }], taught?: [{ label, prob }] }` for
-    /// `options = { topK, labels?: string[], set?: number, where?: boolean }`. A label's
+    /// `options = { topK, labels?: string[], set?: number, where?: boolean | "whole" | "crop" }`. A label's
     /// `kind` is `"probability"` (a percentage) or `"similarity"` (an order, no percentage);
     /// `groups` are top-5 rivals sharing a close noun; `where` is `{ box: [x0, y0, x1, y1],
-    /// cover, cell, map: Float32Array, width, height }`.
+    /// cover, cell, map: Float32Array, width, height, area: [x0, y0, x1, y1] }`.
     pub fn classify(&self, picture: &Picture, options: JsValue) -> Promise {
         let options: Result<ClassifyOptions, _> = serde_wasm_bindgen::from_value(options);
         let input = prepare(&picture.image);
-        let image = matches!(&options, Ok(o) if o.where_).then(|| picture.image.clone());
+        let mode = options.as_ref().ok().and_then(|o| o.where_.mode());
+        let image = (mode == Some(WhereMode::Whole)).then(|| picture.image.clone());
+        let (width, height) = picture.image.dimensions();
         let classifier = self.classifier.clone();
         let ranker = self.ranker.clone();
         let sets = self.sets.clone();
@@ -118,8 +151,8 @@ impl Engine {
                     "the label model is not loaded".into(),
                 )));
             }
-            let (features, probs) =
-                classifier.features_and_probabilities(classifier.batch(&[input]));
+            let feature_map = classifier.feature_map(classifier.batch(&[input]));
+            let (features, probs) = classifier.read_out(feature_map.clone());
             let probs = probs.into_data_async().await.map_err(read_failed)?;
             let probs = rows(probs).map_err(js_error)?.remove(0);
             let taught = match options.set {
@@ -142,15 +175,25 @@ impl Engine {
                 }
             };
             let top = top_k(&probs, options.top_k.clamp(1, 1000));
-            let found = match &image {
-                None => None,
-                Some(image) => {
-                    let classes: Vec<usize> = top.iter().map(|p| p.index).collect();
+            let classes: Vec<usize> = top.iter().map(|p| p.index).collect();
+            let (tiling, maps) = match (mode, &image) {
+                (Some(WhereMode::Whole), Some(image)) => {
                     let (tiling, maps) = view_maps(&classifier, image, &classes);
+                    (Some(tiling), Some(maps))
+                }
+                (Some(WhereMode::Crop), _) => (
+                    Some(Tiling::center_crop(width, height)),
+                    Some(classifier.maps_of(feature_map, &classes)),
+                ),
+                _ => (None, None),
+            };
+            let found = match (tiling, maps) {
+                (Some(tiling), Some(maps)) => {
                     let maps = maps.into_data_async().await.map_err(read_failed)?;
                     let maps = rows(maps).map_err(js_error)?.concat();
                     Some(tiling.locate(&maps, &classes))
                 }
+                _ => None,
             };
             let top = top
                 .into_iter()
