@@ -1,8 +1,8 @@
 // The npm package as an app author gets it: `npm pack`, install the tarball into a copy of
 // this Vite app, `vite build`, serve dist/ with the models beside it, classify a photo in
-// Chromium. Proves the worker and the wasm file resolve through a bundler. The app's page and
-// script are the ones every bundler test builds (tests/package/app); the steps are shared with
-// those tests (tests/package/consumer.mjs).
+// Chromium. Proves the worker and the wasm file resolve through Vite with no config. The
+// app's page and script are the ones every bundler test builds (tests/package/app); the steps
+// are shared with those tests (tests/package/consumer.mjs).
 // Run with `npm run test:vite` (needs the registry, or npm's cache, for vite itself).
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,7 +21,7 @@ test('the packed package classifies a photo in a Vite-built app', { timeout: 600
   t.after(() => rmSync(work, { recursive: true, force: true }));
   const app = installApp(work, packPackage(work), [
     ...['index.html', 'main.js'].map((name) => join(APP_SOURCES, name)),
-    ...['package.json', 'package-lock.json', 'vite.config.js'].map((name) => join(APP, name)),
+    ...['package.json', 'package-lock.json'].map((name) => join(APP, name)),
   ]);
   exec(app, 'vite', ['build', '--logLevel', 'warn']);
   const server = await serveApp(t, join(app, 'dist'));
