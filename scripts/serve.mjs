@@ -45,10 +45,11 @@ function fileFor(root, urlPath) {
 
 /**
  * Starts the server. `port: 0` picks a free port. `onRequest(method, path)` sees every
- * request (the browser tests use it to prove what reached the server).
+ * request (the browser tests use it to prove what reached the server). `headers` go on every
+ * file served (the package tests send a Content-Security-Policy this way).
  * Resolves to `{ server, url, close() }`.
  */
-export async function startServer({ root = ROOT, host = '127.0.0.1', port = 8080, onRequest } = {}) {
+export async function startServer({ root = ROOT, host = '127.0.0.1', port = 8080, onRequest, headers = {} } = {}) {
   const rootDir = resolve(root);
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, 'http://localhost');
@@ -76,6 +77,7 @@ export async function startServer({ root = ROOT, host = '127.0.0.1', port = 8080
       'Content-Length': info.size,
       // Always revalidate: the model cache in the page is the Cache API, not HTTP caching.
       'Cache-Control': 'no-cache',
+      ...headers,
     });
     if (req.method === 'HEAD') {
       res.end();

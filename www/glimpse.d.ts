@@ -70,6 +70,9 @@ export interface Classification {
   backend: Backend;
 }
 
+/** What `caption` describes as it is: a `classify` result, or its `top` (and `groups`) alone. */
+export type ClassificationLike = Pick<Classification, 'top' | 'groups'>;
+
 export interface WatchResult extends Classification {
   /** Classifications completed per second over the last few seconds. */
   fps: number;
@@ -92,6 +95,30 @@ export interface LoadOptions {
   inline?: boolean;
   /** Weights precision to download; default 'f16' (computation is f32 either way). */
   dtype?: 'f16' | 'f32';
+}
+
+/** For `loadLabelModel` and `loadCaptionModel`: the download's progress, summed over its files. */
+export interface ProgressOptions {
+  onProgress?: (progress: LoadProgress) => void;
+}
+
+export interface WatchOptions {
+  /** How many classes the default per-frame `classify` returns; default 5. */
+  topK?: number;
+  /** A frame that could not be classified; watching goes on. */
+  onError?: (error: Error) => void;
+  /**
+   * What runs on each frame; default `(v) => glimpse.classify(v, { topK })`. E.g.
+   * `(v) => teacher.classify(v)` or `(v) => glimpse.classify(v, { labels })`.
+   */
+  classify?: (video: HTMLVideoElement) => Promise<Classification>;
+}
+
+export interface CaptionOptions {
+  /** Each piece of the sentence as it is written: whole words, never half a character. */
+  onToken?: (text: string) => void;
+  /** Cancels the caption; the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** What `classify`, `caption` and `Teacher.add` take (www/frames.js). */
@@ -118,32 +145,21 @@ export declare class Glimpse {
    * ImageNet's top-k; with `labels` (an array or a comma-separated string) also your labels
    * ranked, loading the label model (about 46 MB, cached) on first use.
    */
-  classify(source: ImageSource, options?: ClassifyOptions): Promise<Classification>;
+  classify(source: ImageSource, options?: GlimpseClassifyOptions): Promise<Classification>;
   /** Downloads (or reads from the cache) the label model; `classify` with labels does it too. */
-  loadLabelModel(options?: { onProgress?: (progress: LoadProgress) => void }): Promise<void>;
+  loadLabelModel(options?: ProgressOptions): Promise<void>;
   /** Classifies the newest frame whenever the engine is free; pauses while the tab is hidden. Returns stop(). */
-  watch(
-    video: HTMLVideoElement,
-    onResult: (result: WatchResult) => void,
-    options?: {
-      topK?: number;
-      onError?: (error: Error) => void;
-      /** What runs on each frame; default `(v) => glimpse.classify(v, { topK })`. */
-      classify?: (video: HTMLVideoElement) => Promise<Classification>;
-    },
-  ): () => void;
+  watch(video: HTMLVideoElement, onResult: (result: WatchResult) => void, options?: WatchOptions): () => void;
   /** Downloads (or reads from the cache) the caption model; `caption` does it too. */
-  loadCaptionModel(options?: { onProgress?: (progress: LoadProgress) => void }): Promise<void>;
+  loadCaptionModel(options?: ProgressOptions): Promise<void>;
   /**
    * A one-sentence caption that names only what the evidence holds, streamed a whole word at
-   * a time through `onToken`; cancel it with `signal`. A picture is looked at whole (a second
-   * object is named only when its own region confirms it); a `classify` result is described as
-   * it is (one subject).
+   * a time through `onToken`; cancel it with `signal` (the promise then rejects with the
+   * signal's reason). A picture is looked at whole (a second object is named only when its own
+   * region confirms it); a `classify` result, or any object with its `top`, is described as it
+   * is (one subject).
    */
-  caption(
-    source: ImageSource | Classification,
-    options?: { onToken?: (text: string) => void; signal?: AbortSignal },
-  ): Promise<CaptionResult>;
+  caption(source: ImageSource | ClassificationLike, options?: CaptionOptions): Promise<CaptionResult>;
   /** A new, empty set of classes to teach from examples. */
   teach(): Teacher;
   dispose(): void;
@@ -197,6 +213,27 @@ export interface ClassifyOptions {
   where?: boolean;
 }
 
+export interface GlimpseClassifyOptions extends ClassifyOptions {
+  /**
+   * A taught set's id in the engine: also rank its classes (`taught`). This is how
+   * `Teacher.classify` comes through `Glimpse.classify`; call that instead.
+   * @internal
+   */
+  set?: number;
+}
+
+export interface TrainProgress {
+  /** Examples trained on so far. */
+  done: number;
+  /** Examples in the set. */
+  total: number;
+}
+
+export interface TrainOptions {
+  /** Called before and after training (it takes milliseconds: features were taken by `add`). */
+  onProgress?: (progress: TrainProgress) => void;
+}
+
 export interface ClassSummary {
   name: string;
   examples: number;
@@ -226,8 +263,11 @@ export declare class Teacher {
   add(name: string, source: ImageSource): Promise<TeachSummary>;
   remove(name: string): Promise<TeachSummary>;
   /** Rejects with InvalidArgumentError with fewer than two classes or an empty one. */
-  train(options?: { onProgress?: (progress: { done: number; total: number }) => void }): Promise<TeachSummary>;
-  /** `taught` ranks the taught classes; ImageNet's `top` comes too. */
+  train(options?: TrainOptions): Promise<TeachSummary>;
+  /**
+   * `taught` ranks the taught classes; ImageNet's `top` comes too (and `labels`, `where` when
+   * asked for). Rejects with InvalidArgumentError until `train` has run.
+   */
   classify(source: ImageSource, options?: ClassifyOptions): Promise<Classification>;
   /** Classes, examples' features and head as one JSON document. */
   export(): Promise<string>;
@@ -240,14 +280,30 @@ export declare class Teacher {
   dispose(): void;
 }
 
+// Each class's `name` is its own (errors.js sets it), so `switch (error.name)` narrows as
+// `instanceof` does, also for errors that crossed from another realm.
+/** Every failure the package reports is one of the subclasses below. */
 export declare class GlimpseError extends Error {}
-export declare class ModelLoadError extends GlimpseError {}
-export declare class UnsupportedImageError extends GlimpseError {}
-export declare class BackendError extends GlimpseError {}
+/** The model could not be downloaded, failed its integrity check, or does not load. */
+export declare class ModelLoadError extends GlimpseError {
+  name: 'ModelLoadError';
+}
+/** The input is not an image that can be classified (corrupt, empty, not ready, too large). */
+export declare class UnsupportedImageError extends GlimpseError {
+  name: 'UnsupportedImageError';
+}
+/** The compute backend (WebGPU or the CPU fallback) failed, is not available, or was disposed. */
+export declare class BackendError extends GlimpseError {
+  name: 'BackendError';
+}
 /** A request that cannot be carried out as given (no labels, one class, a foreign file). */
-export declare class InvalidArgumentError extends GlimpseError {}
+export declare class InvalidArgumentError extends GlimpseError {
+  name: 'InvalidArgumentError';
+}
 
+/** Keeps a class set's JSON (`Teacher.export()`) in IndexedDB under `key`. */
 export declare function saveClassSet(key: string, json: string): Promise<void>;
+/** The JSON stored under `key`, or null. */
 export declare function loadClassSet(key: string): Promise<string | null>;
 export declare function deleteClassSet(key: string): Promise<void>;
 
