@@ -2,7 +2,7 @@
 // field says), the error box, and the results lists every panel's classification ends in.
 
 import { InvalidArgumentError, ModelLoadError, UnsupportedImageError } from '../www/glimpse.js';
-import { groupsText, labelEntries, probabilityEntries, rankingItems } from './ranking.js';
+import { groupsText, labelEntries, probabilityEntries, rankingItems, taughtEntries } from './ranking.js';
 
 export const $ = (id) => document.getElementById(id);
 
@@ -85,7 +85,7 @@ export function showResults(result) {
   // Once the labels panel says they are ranked, it says how many the engine kept.
   if (labels && $('labels-status').textContent.startsWith('Ranking')) $('labels-status').textContent = labelCount(labels.length);
   $('taught-section').hidden = !taught;
-  $('taught-results').replaceChildren(...rankingItems(probabilityEntries(taught ?? [])));
+  $('taught-results').replaceChildren(...rankingItems(taughtEntries(taught ?? [])));
   $('latency').textContent = `${Math.round(ms)} ms`;
   $('fps').textContent = fps === undefined ? '–' : `${fps.toFixed(1)} fps`;
   for (const watcher of resultWatchers) watcher(result);
@@ -98,7 +98,7 @@ export function showResults(result) {
  */
 export function classifyNow(source, { where = state.where } = {}) {
   const options = { labels: state.labels ?? undefined };
-  if (where) options.where = true;
+  if (where) options.where = where;
   if (state.teacher?.trained && $('use-taught').checked) return state.teacher.classify(source, options);
   return state.glimpse.classify(source, options);
 }

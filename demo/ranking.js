@@ -37,6 +37,26 @@ export function rankingItems(entries) {
   });
 }
 
+/**
+ * Entries for your classes. Their percentages are chances among your classes, so when the
+ * picture looks like none of them (no class `resembles` it) the page says so and ranks them
+ * by similarity, with bars relative to the closest and no percentages.
+ */
+export function taughtEntries(taught) {
+  if (!taught.length || taught.some((t) => t.resembles)) return probabilityEntries(taught);
+  const best = Math.max(...taught.map((t) => t.similarity));
+  return [
+    { label: 'none of your classes; closest:', bar: 0, text: '', kind: 'none' },
+    ...taught.map(({ label, similarity }) => ({
+      label,
+      kind: 'similarity',
+      bar: best > 0 ? Math.max(similarity, 0) / best : 0,
+      text: '',
+      title: 'The picture looks like none of your classes: ranked by similarity, not a chance',
+    })),
+  ];
+}
+
 /** Entries for probabilities (the top-5, your classes): the bar and the number agree. */
 export function probabilityEntries(predictions) {
   return predictions.map(({ index, label, prob }) => ({ index, label, bar: prob, text: percent(prob) }));

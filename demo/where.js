@@ -7,14 +7,6 @@ import { $, classifyNow, reclassify, state, watchResults } from './page.js';
 const WHERE_KEY = 'glimpse.where';
 /** Opacity where the map reaches its peak, so the picture stays visible under the colour. */
 const MAX_ALPHA = 0.65;
-/**
- * With the camera, the share of the time maps may take. Maps cost the engine more passes (on
- * the CPU a 4:3 frame's two views more than double a frame's time), so live frames ask for
- * them only as often as keeps the frame rate within 10% of its rate without them: every few
- * seconds on the CPU, more often on a GPU. The last maps stay drawn meanwhile.
- */
-const LIVE_SHARE = 0.1;
-
 const shown = {
   /** The classification on show, or null. */
   result: null,
@@ -50,26 +42,13 @@ function showWhere(result) {
 
 // ---- live frames ------------------------------------------------------------------------
 
-const live = {
-  /** When the next frame may ask for maps (performance.now() time). */
-  nextMaps: 0,
-  /** A frame's time without maps, smoothed, in milliseconds. */
-  plainMs: null,
-};
-
 /**
- * Classifies a camera frame, with maps when "Show where" is on and the time they take leaves
- * the frame rate within LIVE_SHARE of what it is without them.
+ * Classifies a camera frame, with maps when "Show where" is on: those of the center crop the
+ * classifier saw, which come from the frame's own pass (whole-picture maps would cost a pass
+ * per view and more than halve the frame rate on the CPU). Every frame's map is its own.
  */
-export async function classifyFrame(video) {
-  // The first frames go without maps: their time is what the maps' cost is measured against.
-  const withMaps = state.where && live.plainMs !== null && performance.now() >= live.nextMaps;
-  const started = performance.now();
-  const result = await classifyNow(video, { where: withMaps });
-  const ms = performance.now() - started;
-  if (!withMaps) live.plainMs = live.plainMs === null ? ms : 0.8 * live.plainMs + 0.2 * ms;
-  else live.nextMaps = performance.now() + Math.max(ms - (live.plainMs ?? ms), 0) / LIVE_SHARE;
-  return result;
+export function classifyFrame(video) {
+  return classifyNow(video, { where: state.where ? 'crop' : false });
 }
 
 /** Outlines `box` (picture pixels) over the picture; null takes it away. */
@@ -156,12 +135,15 @@ function peakOf({ map, width }) {
 }
 
 /**
- * Draws `where`'s map over `rect`: one pixel per cell, coloured relative to the peak (cells with
- * no positive evidence stay clear), then scaled up with smoothing, so cell centres land on
- * the centres of the picture's cells. Returns the peak.
+ * Draws `where`'s map over the part of `rect` it covers (its `area` of a `pictureWidth ×
+ * pictureHeight` picture): one pixel per cell, coloured relative to the peak (cells with no
+ * positive evidence stay clear), then scaled up with smoothing, so cell centres land on the
+ * centres of the picture's cells. Returns the peak.
  */
-function drawMap(context, where, rect) {
+function drawMap(context, where, rect, pictureWidth, pictureHeight) {
   const { map, width, height } = where;
+  const [x0, y0, x1, y1] = where.area ?? [0, 0, pictureWidth, pictureHeight];
+  const [sx, sy] = [rect.width / pictureWidth, rect.height / pictureHeight];
   if (cells.width !== width || cells.height !== height || !cellPixels) {
     cells.width = width;
     cells.height = height;
@@ -173,7 +155,7 @@ function drawMap(context, where, rect) {
   cells.getContext('2d').putImageData(cellPixels, 0, 0);
   context.imageSmoothingEnabled = true;
   context.imageSmoothingQuality = 'high';
-  context.drawImage(cells, rect.x, rect.y, rect.width, rect.height);
+  context.drawImage(cells, rect.x + x0 * sx, rect.y + y0 * sy, (x1 - x0) * sx, (y1 - y0) * sy);
   return peak;
 }
 
@@ -207,10 +189,12 @@ function render() {
   const context = coverElement(overlay, picture.element);
   const rect = contentRect(picture.element, picture.width, picture.height);
   if (drawn) {
-    const peak = drawMap(context, drawn.where, rect);
+    const { width, height } = picture;
+    const peak = drawMap(context, drawn.where, rect, width, height);
+    const [x0, y0, x1, y1] = drawn.where.area ?? [0, 0, width, height];
     overlay.dataset.class = drawn.index;
-    overlay.dataset.peakX = ((peak.col + 0.5) / drawn.where.width).toFixed(3);
-    overlay.dataset.peakY = ((peak.row + 0.5) / drawn.where.height).toFixed(3);
+    overlay.dataset.peakX = ((x0 + ((peak.col + 0.5) / drawn.where.width) * (x1 - x0)) / width).toFixed(3);
+    overlay.dataset.peakY = ((y0 + ((peak.row + 0.5) / drawn.where.height) * (y1 - y0)) / height).toFixed(3);
   }
   if (shown.box) {
     drawBox(context, shown.box, rect, picture.width, picture.height);
@@ -239,7 +223,6 @@ export function setUpWhere() {
   toggle.addEventListener('change', () => {
     localStorage.setItem(WHERE_KEY, toggle.checked ? 'on' : 'off');
     state.where = toggle.checked;
-    live.nextMaps = 0; // the camera's next frame brings maps at once
     render();
     // A photo on show is classified again with (or without) its maps; the camera's next frame
     // picks the change up by itself.

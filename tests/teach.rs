@@ -172,3 +172,109 @@ fn the_cli_ranks_taught_classes_from_an_exported_file() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The percentages shown for taught classes are chances among those classes: taught from a few
+/// shots, a class's stated probability is about how often it is right (expected calibration
+/// error, 10 bins, over held-out crops). A picture of none of the classes still spreads 100%
+/// over them, so each prediction also says whether the picture resembles the class at all.
+#[test]
+fn taught_class_percentages_match_how_often_they_are_right() {
+    let classifier = classifier();
+    let classes = [
+        ("mastiff", 0),
+        ("chair", 1),
+        ("strawberry", 4),
+        ("goose", 15),
+        ("beetle", 19),
+    ];
+    let crops: Vec<Vec<Vec<Vec<f32>>>> = classes
+        .iter()
+        .map(|&(_, index)| {
+            let image = photo(index);
+            (0..12)
+                .map(|i| features(&classifier, &augmented_views(&crop(&image, i))))
+                .collect()
+        })
+        .collect();
+    let strangers: Vec<Vec<f32>> = [2, 8, 10, 13, 17]
+        .iter()
+        .flat_map(|&index| {
+            let image = photo(index);
+            (0..4)
+                .map(|i| features(&classifier, &[prepare(&crop(&image, i))]).remove(0))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+
+    // Two shots per class, six different draws; every other crop is held out.
+    let (mut stated, mut right, mut stranger_top) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut resembling, mut strangers_resembling) = (0, 0);
+    for draw in 0..6 {
+        let shots = [2 * draw, 2 * draw + 1];
+        let mut set = ClassSet::default();
+        for (c, &(name, _)) in classes.iter().enumerate() {
+            for &shot in &shots {
+                set.add(name, crops[c][shot].clone()).unwrap();
+            }
+        }
+        let head = set.train().unwrap().clone();
+        for (c, &(name, _)) in classes.iter().enumerate() {
+            for (i, views) in crops[c].iter().enumerate() {
+                if shots.contains(&i) {
+                    continue;
+                }
+                let top = head.predict(&views[0]).remove(0);
+                resembling += usize::from(top.resembles);
+                stated.push(top.prob);
+                right.push(top.label == name);
+            }
+        }
+        stranger_top.extend(strangers.iter().map(|f| head.predict(f)[0].prob));
+        strangers_resembling += strangers
+            .iter()
+            .filter(|f| head.predict(f).iter().any(|p| p.resembles))
+            .count();
+    }
+    let bins = 10;
+    let mut ece = 0.0;
+    let mut table = Vec::new();
+    for b in 0..bins {
+        let (lo, hi) = (b as f32 / bins as f32, (b + 1) as f32 / bins as f32);
+        let members: Vec<usize> = (0..stated.len())
+            .filter(|&i| stated[i] >= lo && (stated[i] < hi || b == bins - 1))
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let confidence = members.iter().map(|&i| stated[i]).sum::<f32>() / members.len() as f32;
+        let accuracy = members.iter().filter(|&&i| right[i]).count() as f32 / members.len() as f32;
+        ece += (confidence - accuracy).abs() * members.len() as f32 / stated.len() as f32;
+        table.push(format!(
+            "{lo:.1}–{hi:.1}: {} crops, stated {confidence:.3}, right {accuracy:.3}",
+            members.len()
+        ));
+    }
+    let accuracy = right.iter().filter(|&&r| r).count() as f32 / right.len() as f32;
+    let stranger_mean = stranger_top.iter().sum::<f32>() / stranger_top.len() as f32;
+    eprintln!(
+        "2 shots × 5 classes, 6 draws, {} held-out crops: right {accuracy:.3}, ECE {ece:.3}\n  {}\n\
+         pictures of none of the classes: best taught class {stranger_mean:.3} on average",
+        stated.len(),
+        table.join("\n  ")
+    );
+    eprintln!(
+        "  like a taught class: {resembling}/{} held-out crops, {strangers_resembling}/{} pictures of none",
+        stated.len(),
+        stranger_top.len()
+    );
+    assert!(ece <= 0.1, "expected calibration error {ece:.3}");
+    assert_eq!(
+        resembling,
+        stated.len(),
+        "held-out crops of a taught class look like it"
+    );
+    assert_eq!(
+        strangers_resembling, 0,
+        "pictures of none of the classes are said to be so"
+    );
+}

@@ -13,7 +13,10 @@ export interface Prediction {
   where?: Where;
 }
 
-/** Where a class's evidence lies in the picture (a class activation map over the whole picture). */
+/**
+ * Where a class's evidence lies in the picture: a class activation map over the whole picture
+ * (`where: true`), or over the center crop classification saw (`where: 'crop'`).
+ */
 export interface Where {
   /** `[x0, y0, x1, y1]` in the input picture's pixels, around the region above half the peak. */
   box: [number, number, number, number];
@@ -25,6 +28,8 @@ export interface Where {
   map: Float32Array;
   width: number;
   height: number;
+  /** The part of the picture the map covers, `[x0, y0, x1, y1]` in its pixels. */
+  area: [number, number, number, number];
 }
 
 /** Top classes that are rival names for one thing, under the noun they share. */
@@ -52,8 +57,12 @@ export interface LabelScore {
 
 export interface TaughtPrediction {
   label: string;
-  /** Probability among the taught classes, 0–1. */
+  /** Probability among the taught classes, 0–1 (a picture of none of them still sums to 1). */
   prob: number;
+  /** Cosine similarity of the picture's features to the class's examples' mean direction. */
+  similarity: number;
+  /** The picture looks like the class's examples (`similarity` ≥ 0.5); when no class does, it is none of them. */
+  resembles: boolean;
 }
 
 export interface Classification {
@@ -209,8 +218,13 @@ export interface ClassifyOptions {
    * first spelling kept. None left rejects with an InvalidArgumentError.
    */
   labels?: string[] | string;
-  /** Also say where each top class's evidence lies (`Prediction.where`): one more pass per view. */
-  where?: boolean;
+  /**
+   * Also say where each top class's evidence lies (`Prediction.where`). `true` or `'whole'`:
+   * over the whole picture, from square views covering it (one more pass per view);
+   * `'crop'`: over the center crop classification saw, from its own pass (nearly free: for
+   * live video).
+   */
+  where?: boolean | 'whole' | 'crop';
 }
 
 export interface GlimpseClassifyOptions extends ClassifyOptions {

@@ -203,11 +203,14 @@ export class Glimpse {
    * own labels ranked by how well they fit the picture. The engine tidies the labels: split
    * at commas, trimmed, blanks dropped, repeats (in any letter case) dropped keeping the first
    * spelling; none left rejects with an InvalidArgumentError. (`set`, a taught set's id in the
-   * engine, is how `Teacher.classify` comes through here.)
+   * engine, is how `Teacher.classify` comes through here.) With `where: true` (or `'whole'`),
+   * each top class also gets `where`: its map over the whole picture, from square views
+   * covering it (one more pass per view); `where: 'crop'` maps the center crop classification
+   * saw, from its own pass (nearly free, for live video).
    */
   async classify(source, { topK = 5, labels, set, where } = {}) {
     const options = { topK };
-    if (where) options.where = true;
+    if (where) options.where = where;
     if (set !== undefined) options.set = set;
     if (labels !== undefined) {
       options.labels = checkLabels(labels);

@@ -90,6 +90,10 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             }
         }
         print_llm(&rows, &notes);
+        match super::bench_caption::measure_captions(&dir) {
+            Ok(runs) => super::bench_caption::print_captions(&runs),
+            Err(e) => println!("captions end to end: not measured: {e}"),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

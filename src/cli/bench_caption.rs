@@ -211,3 +211,94 @@ pub fn print_table(rows: &[LlmRow], notes: &[String]) {
         println!("{note}");
     }
 }
+
+/// Captions of the sample photos end to end on the CPU, two ways in the same run: from the
+/// center crop's classification alone (one pass, as captions were before the evidence), and
+/// with the whole picture's evidence (views, maps, second looks). Milliseconds per photo.
+pub struct CaptionRun {
+    pub facts: &'static str,
+    pub per_photo: Vec<f64>,
+    pub evidence: Vec<f64>,
+}
+
+pub fn measure_captions(dir: &ModelDir) -> Result<Vec<CaptionRun>> {
+    use glimpse::caption::Captioner;
+    use glimpse::caption::evidence::gather;
+    use glimpse::caption::facts::Facts;
+    use glimpse::provision::WeightDType;
+    use glimpse::vision::preprocess::{decode, prepare};
+    use glimpse::vision::rollup::roll_up;
+    use glimpse::vision::top_k;
+    use glimpse::{Classifier, runtime};
+
+    let device = runtime::cpu();
+    let classifier =
+        Classifier::from_burnpack(dir.read_weights(WeightDType::F32)?, device.clone())?;
+    let captioner = Captioner::from_gguf(&dir.read_file(CAPTION_MODEL_NAME, None)?, &device)?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.photos_dir())
+        .map_err(GlimpseError::io("cannot list the sample photos"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    let images = files
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(f).map_err(GlimpseError::io("cannot read a sample photo"))?;
+            decode(&bytes)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Warm-up: the first pass of each shape prepares buffers.
+    let probs = classifier.classify(&[prepare(&images[0])])?.remove(0);
+    captioner.caption(&gather(&classifier, &images[0], &probs)?, |_| {})?;
+
+    let mut runs = Vec::new();
+    for (facts, with_evidence) in [
+        ("center crop only", false),
+        ("whole picture, second looks", true),
+    ] {
+        let (mut per_photo, mut evidence) = (Vec::new(), Vec::new());
+        for image in &images {
+            let start = Instant::now();
+            let probs = classifier.classify(&[prepare(image)])?.remove(0);
+            let gathered = Instant::now();
+            let facts = if with_evidence {
+                gather(&classifier, image, &probs)?
+            } else {
+                Facts::from_classification(&top_k(&probs, 2), &roll_up(&probs))
+                    .ok_or_else(|| GlimpseError::InvalidArgument("no classes".into()))?
+            };
+            evidence.push(gathered.elapsed().as_secs_f64() * 1e3);
+            captioner.caption(&facts, |_| {})?;
+            per_photo.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        runs.push(CaptionRun {
+            facts,
+            per_photo,
+            evidence,
+        });
+    }
+    Ok(runs)
+}
+
+pub fn print_captions(runs: &[CaptionRun]) {
+    println!(
+        "\nCaptions of the {} sample photos end to end (classify, facts, caption), glimpse CPU, per photo\n",
+        runs.first().map_or(0, |r| r.per_photo.len())
+    );
+    println!("| facts from | total | median | min | facts' share (median) | vs center crop only |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let total = |r: &CaptionRun| r.per_photo.iter().sum::<f64>();
+    let base = runs.first().map(total);
+    for run in runs {
+        let min = run.per_photo.iter().copied().fold(f64::INFINITY, f64::min);
+        println!(
+            "| {} | {:.1} s | {:.0} ms | {:.0} ms | {:.0} ms | {} |",
+            run.facts,
+            total(run) / 1e3,
+            median(run.per_photo.clone()),
+            min,
+            median(run.evidence.clone()),
+            base.map_or("–".into(), |b| format!("{:.2}×", total(run) / b)),
+        );
+    }
+}

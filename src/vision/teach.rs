@@ -55,10 +55,22 @@ pub struct Head {
     pub temperature: f32,
 }
 
+/// A picture is like a taught class when its features point this close to the class's mean
+/// direction (cosine). The head's probabilities are chances *among* the taught classes, so a
+/// picture of none of them still spreads 100% over them; this says when that is the case.
+/// Measured on crops of the foolbox photos (`tests/teach.rs`): held-out crops of a taught
+/// photo reach 0.64–0.99 with two shots, crops of other photos at most 0.42.
+pub const RESEMBLES: f32 = 0.5;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaughtPrediction {
     pub label: String,
+    /// The chance among the taught classes, 0–1 (softmax calibrated on held-out examples).
     pub prob: f32,
+    /// Cosine similarity of the picture's features to the class's mean direction.
+    pub similarity: f32,
+    /// `similarity` reaches [`RESEMBLES`]: the picture looks like the class's examples.
+    pub resembles: bool,
 }
 
 /// Classes, their examples and (once trained) the head.
@@ -97,9 +109,12 @@ impl Head {
         let mut out: Vec<TaughtPrediction> = softmax(&scores, self.temperature)
             .into_iter()
             .zip(&self.names)
-            .map(|(prob, name)| TaughtPrediction {
+            .zip(&scores)
+            .map(|((prob, name), &similarity)| TaughtPrediction {
                 label: name.clone(),
                 prob,
+                similarity,
+                resembles: similarity >= RESEMBLES,
             })
             .collect();
         out.sort_by(|a, b| b.prob.total_cmp(&a.prob));

@@ -92,3 +92,43 @@ test('a camera playing a photo shows its top-1 live, with a frame rate', { timeo
     assert.equal(await page.locator('#camera-start').isEnabled(), true);
   });
 });
+
+test('with "Show where" on, every live frame brings the map of what the classifier saw', { timeout: 60_000 }, async (t) => {
+  const source = photo('imagenet_08_');
+  const clip = join(suite.scratch, 'camera-where.y4m');
+  execFileSync(MAKE_CLIP, [source, clip]);
+  const expected = nativeTop1([source]).get(source);
+
+  await withBrowser(t, suite.server.url, { camera: clip }, async ({ page }) => {
+    await page.goto(`${suite.server.url}?backend=cpu`);
+    await waitForModel(page);
+    await page.click('#camera-start');
+    await page.waitForFunction(() => /^[\d.]+ fps$/.test(document.getElementById('fps').textContent), null, {
+      timeout: INFERENCE_TIMEOUT,
+    });
+    await page.waitForTimeout(3000);
+    const plainFps = (await readResults(page)).fps;
+    await page.check('#where-toggle');
+    // Each live result redraws the overlay from its own maps: count the redraws of the top
+    // class's map against the results shown.
+    await page.evaluate(() => {
+      window.counts = { results: 0, maps: 0 };
+      new MutationObserver(() => window.counts.results++).observe(document.getElementById('results'), { childList: true });
+      new MutationObserver(() => window.counts.maps++).observe(document.getElementById('where-overlay'), {
+        attributes: true,
+        attributeFilter: ['data-peak-x', 'data-class'],
+      });
+    });
+    await page.waitForFunction(() => window.counts.results >= 8, null, { timeout: INFERENCE_TIMEOUT });
+    const counts = await page.evaluate(() => window.counts);
+    const shown = await readResults(page);
+    const overlay = await page.evaluate(() => ({ ...document.getElementById('where-overlay').dataset }));
+    assert.equal(shown.top[0].index, expected.index, `camera: ${shown.top[0].label}, photo: ${expected.label}`);
+    assert.equal(Number(overlay.class), expected.index, 'the overlay draws the top class');
+    // The clip is a 640×480 frame; classification sees its middle 420×420 (x 0.17–0.83).
+    const peakX = Number(overlay.peakX);
+    assert.ok(peakX > 0.17 && peakX < 0.83, `the peak lies in the center crop: ${overlay.peakX}`);
+    assert.ok(counts.maps >= counts.results / 2, `maps redrawn ${counts.maps} times for ${counts.results} results`);
+    t.diagnostic(`without maps ${plainFps}, with maps ${shown.fps} (${counts.results} frames, CPU)`);
+  });
+});

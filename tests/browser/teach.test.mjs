@@ -190,6 +190,9 @@ test('teachable classes: held-out crops, reload, export/import, bad requests', {
     assert.deepEqual(before.map((p) => p.label), expected);
     // ImageNet stays on show beside the taught classes.
     assert.equal((await readResults(page)).top.length, 5);
+    // A photo of neither class (a strawberry) is said to be none of them, with no percentage.
+    const [stranger] = await taughtPredictions(page, [photo('imagenet_04_')]);
+    assert.deepEqual(stranger, { label: 'none of your classes; closest:', percent: '' });
 
     // Export, then reload: the classes come back from IndexedDB with the same predictions.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#teach-export')]);

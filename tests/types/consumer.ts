@@ -81,10 +81,10 @@ function showPrediction({ index, label, prob, where }: Prediction): void {
   if (where) showWhere(where);
 }
 
-function showWhere({ box, cover, cell, map, width, height }: Where): void {
+function showWhere({ box, cover, cell, map, width, height, area }: Where): void {
   const [x0, y0, x1, y1] = box;
   const peak = map.reduce((a, b) => Math.max(a, b), -Infinity);
-  show(x0, y0, x1, y1, cover, cell, peak, map.length === width * height);
+  show(x0, y0, x1, y1, cover, cell, peak, map.length === width * height, area[2] - area[0]);
 }
 
 function showGroup({ noun, synset, prob, members }: Group): void {
@@ -102,8 +102,8 @@ function showLabel({ label, score, kind }: LabelScore): string {
   }
 }
 
-function showTaught({ label, prob }: TaughtPrediction): void {
-  show(label, prob);
+function showTaught({ label, prob, similarity, resembles }: TaughtPrediction): void {
+  show(label, prob, similarity.toFixed(2), resembles ? 'like it' : 'none of them');
 }
 
 function showClassification({ top, groups, labels, taught, ms, backend }: Classification): void {
@@ -167,6 +167,9 @@ async function main(): Promise<void> {
   const placed = result.top[0]?.where;
   if (placed) showWhere(placed);
   await glimpse.classify(blob, { labels: 'dog, bird, vehicle' });
+  await glimpse.classify(video, { where: 'crop' });
+  // @ts-expect-error where is a flag, 'whole' or 'crop'
+  await glimpse.classify(blob, { where: 'everywhere' });
   // @ts-expect-error labels are strings
   await glimpse.classify(blob, { labels: [1, 2] });
   // @ts-expect-error topK is a count
