@@ -6,13 +6,14 @@
 
 import initWasm, { Engine, Picture } from '../pkg/glimpse.js';
 import { BackendError, errorFromWire, errorToWire } from './errors.js';
+import { inNode, wasmBytes } from './node.js';
 
 let wasmReady = null;
 
 /** Why WebGPU cannot be used here, or null when an adapter is available. */
 async function webgpuUnavailableReason() {
   const gpu = globalThis.navigator?.gpu;
-  if (!gpu) return 'this browser does not offer WebGPU (navigator.gpu is missing)';
+  if (!gpu) return inNode ? 'Node.js does not offer WebGPU' : 'this browser does not offer WebGPU (navigator.gpu is missing)';
   try {
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (!adapter) return 'no WebGPU adapter is available (the GPU may be blocklisted or disabled)';
@@ -38,7 +39,7 @@ export async function createEngine({ backend, weights }) {
   if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
     throw new BackendError(`unknown backend '${backend}' (use 'auto', 'webgpu' or 'cpu')`);
   }
-  wasmReady ??= initWasm();
+  wasmReady ??= inNode ? wasmBytes().then((bytes) => initWasm({ module_or_path: bytes })) : initWasm();
   await wasmReady;
 
   let requested = backend;

@@ -47,8 +47,39 @@ async function bitmapOf(source) {
   }
 }
 
+/** An encoded file's bytes, copied (the caller keeps its buffer), or an error for an empty one. */
+function encodedInput(view) {
+  if (view.byteLength === 0) throw new UnsupportedImageError('the file is empty');
+  const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice().buffer;
+  return { input: { kind: 'encoded', bytes }, transfer: [bytes] };
+}
+
+/** `{ width, height, data }` with `data` RGBA, 4 bytes per pixel (ImageData's shape, or a plain object). */
+function isPixels(source) {
+  return (
+    source !== null &&
+    typeof source === 'object' &&
+    Number.isInteger(source.width) &&
+    Number.isInteger(source.height) &&
+    ArrayBuffer.isView(source.data)
+  );
+}
+
+function pixelsInput({ width, height, data }) {
+  if (width <= 0 || height <= 0 || data.byteLength !== width * height * 4) {
+    throw new UnsupportedImageError(
+      `pixels must be RGBA, 4 bytes per pixel: ${width}×${height} needs ${Math.max(width * height * 4, 0)} bytes, got ${data.byteLength}`,
+    );
+  }
+  const pixels = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice().buffer;
+  return { input: { kind: 'rgba', width, height, pixels }, transfer: [pixels] };
+}
+
 /** Resolves to `{ input, transfer }` ready to post to the engine. */
 export async function toInput(source) {
+  // An image file's bytes (a Node.js Buffer, a Uint8Array, an ArrayBuffer): decoded by the engine.
+  if (source instanceof ArrayBuffer) return encodedInput(new Uint8Array(source));
+  if (ArrayBuffer.isView(source)) return encodedInput(source);
   if (has('Blob') && source instanceof Blob) {
     const bytes = await source.arrayBuffer();
     if (bytes.byteLength === 0) throw new UnsupportedImageError('the file is empty');
@@ -59,16 +90,14 @@ export async function toInput(source) {
     });
     return { input: { kind: 'bitmap', bitmap }, transfer: [bitmap] };
   }
-  if (has('ImageData') && source instanceof ImageData) {
-    const pixels = source.data.slice().buffer;
-    return { input: { kind: 'rgba', width: source.width, height: source.height, pixels }, transfer: [pixels] };
-  }
+  if ((has('ImageData') && source instanceof ImageData) || isPixels(source)) return pixelsInput(source);
   if (source && isBitmapSource(source)) {
     checkReady(source);
     const bitmap = await bitmapOf(source);
     return { input: { kind: 'bitmap', bitmap }, transfer: [bitmap] };
   }
   throw new UnsupportedImageError(
-    'classify() takes an <img>, <video>, <canvas>, OffscreenCanvas, ImageBitmap, VideoFrame, ImageData or Blob',
+    'classify() takes an <img>, <video>, <canvas>, OffscreenCanvas, ImageBitmap, VideoFrame, ImageData, Blob, ' +
+      'an image file\'s bytes (ArrayBuffer, Uint8Array, Buffer) or { width, height, data } RGBA pixels',
   );
 }

@@ -95,7 +95,10 @@ export interface LoadProgress {
 }
 
 export interface LoadOptions {
-  /** Directory (URL) holding manifest.json and the weights; default 'models/' (relative to the page). */
+  /**
+   * Directory (URL) holding manifest.json and the weights; default 'models/' (relative to the
+   * page). In Node.js, a path (relative to the working directory) or a `file:` URL.
+   */
   models?: string | URL;
   /** Default 'auto': WebGPU when an adapter is available, else the CPU. */
   backend?: BackendChoice;
@@ -140,7 +143,18 @@ export type ImageSource =
   | ImageBitmap
   | VideoFrame
   | ImageData
-  | Blob;
+  | Blob
+  /** An image file's bytes (JPEG, PNG, WebP, GIF, BMP): a Node.js Buffer, a Uint8Array, an ArrayBuffer. */
+  | ArrayBuffer
+  | ArrayBufferView
+  /** RGBA pixels, 4 bytes per pixel, row by row (ImageData's shape, usable without the DOM). */
+  | RgbaPixels;
+
+export interface RgbaPixels {
+  width: number;
+  height: number;
+  data: Uint8Array | Uint8ClampedArray;
+}
 
 export declare class Glimpse {
   private constructor();

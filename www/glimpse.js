@@ -123,7 +123,8 @@ export class Glimpse {
       throw new BackendError(`unknown backend '${backend}' (use ${BACKENDS.map((b) => `'${b}'`).join(', ')})`);
     }
     const { weights, notCached } = await loadWeights({ modelsUrl: models, dtype, onProgress });
-    const connection = inline ? new InlineConnection() : new WorkerConnection();
+    // Node.js has no web Worker: the engine runs on the calling thread there.
+    const connection = inline || typeof Worker === 'undefined' ? new InlineConnection() : new WorkerConnection();
     try {
       const info = await connection.call({ type: 'engine.load', backend, weights }, [weights]);
       return new Glimpse(connection, { ...info, notCached: notCached ?? null }, models);

@@ -3,6 +3,7 @@
 // without any request for the file.
 
 import { ModelLoadError } from './errors.js';
+import { fileResponse, inNode, modelsDirUrl } from './node.js';
 
 const CACHE_NAME = 'glimpse-models-v1';
 const IMAGE_MODEL = 'efficientnet-lite0';
@@ -19,7 +20,7 @@ function hint() {
 async function fetchOrExplain(url, what) {
   let response;
   try {
-    response = await fetch(url, { cache: 'no-cache' });
+    response = inNode && url.startsWith('file:') ? await fileResponse(url) : await fetch(url, { cache: 'no-cache' });
   } catch (cause) {
     throw new ModelLoadError(`could not download the ${what} from ${url}: ${cause.message}`, { cause });
   }
@@ -91,7 +92,7 @@ export function loadWeights({ modelsUrl, dtype = 'f16', onProgress } = {}) {
 
 /** The manifest's entry for `name` (and `dtype`), the file's URL and the cache (or null). */
 async function locate(modelsUrl, name, dtype) {
-  const base = new URL(modelsUrl, globalThis.location?.href);
+  const base = inNode ? modelsDirUrl(String(modelsUrl)) : new URL(modelsUrl, globalThis.location?.href);
   if (!base.pathname.endsWith('/')) base.pathname += '/';
   const manifestUrl = new URL('manifest.json', base).href;
   const cache = await openCache();

@@ -1,6 +1,7 @@
 // The packed package in the apps integrators write (the Vite one is tests/vite-app): webpack 5
 // with its defaults, esbuild, the README's React example (built by esbuild) and its plain-HTML
-// example (no bundler: the installed package's files served from node_modules). One `npm pack`
+// example (no bundler: the installed package's files served from node_modules), and its Node.js
+// example (the CPU engine on the calling thread, models read from a path). One `npm pack`
 // and one install serve every app; each is built, served with the models beside it under the
 // README's Content-Security-Policy, and classifies a photo in Chromium on the CPU, giving the
 // native CLI's top-1.
@@ -8,12 +9,13 @@
 // pack and install 8 s, webpack's build 2.4 s, esbuild's 0.5 s, each page 3–4 s).
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { INFERENCE_TIMEOUT, requireBuiltArtifacts, withBrowser } from '../browser/helpers.mjs';
+import { INFERENCE_TIMEOUT, ROOT, nativeTop1, requireBuiltArtifacts, withBrowser } from '../browser/helpers.mjs';
 import { APP_SOURCES, classifyPhotoInPage, exec, installApp, packPackage, serveApp } from './consumer.mjs';
 
 /**
@@ -115,4 +117,26 @@ test('without wasm-unsafe-eval in the CSP the engine cannot start, and the page 
     assert.match(status, /^BackendError: .*WebAssembly/);
     t.diagnostic(status);
   });
+});
+
+test('in Node.js the installed package classifies the foolbox photos as the native CLI does, and captions', { timeout: 180_000 }, async (t) => {
+  const started = performance.now();
+  const photos = readdirSync(join(ROOT, 'models', 'photos'))
+    .filter((name) => name.endsWith('.jpg'))
+    .sort()
+    .map((name) => join(ROOT, 'models', 'photos', name));
+  // The models as a path; no server, no browser, no worker.
+  const output = execFileSync(process.execPath, ['node.mjs', join(ROOT, 'models'), ...photos], {
+    cwd: app,
+    encoding: 'utf8',
+    maxBuffer: 16 << 20,
+  });
+  const { results, caption } = JSON.parse(output);
+  const native = nativeTop1(photos);
+  for (const { file, top } of results) {
+    assert.equal(top.index, native.get(file).index, `${file}: Node ${top.label}, native ${native.get(file).label}`);
+  }
+  assert.equal(results.length, photos.length);
+  assert.match(caption, /^A .*\.$/);
+  t.diagnostic(`${results.length}/${photos.length} top-1 as native; caption "${caption}"; ${seconds(started)}`);
 });

@@ -35,6 +35,7 @@ const EXPECTED_FILES = [
   'www/glimpse.d.ts',
   'www/glimpse.js',
   'www/model-store.js',
+  'www/node.js',
   'www/teacher.js',
   'www/worker.js',
 ];
@@ -105,9 +106,9 @@ test('the declarations fit a strict TypeScript app that uses the whole API', () 
   assert.equal(status, 0, output);
 });
 
-test('the README shows the React and plain-HTML examples that bundlers.test.mjs runs, verbatim', () => {
+test('the README shows the React, plain-HTML and Node.js examples that bundlers.test.mjs runs, verbatim', () => {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  for (const example of ['plain.html', 'react.jsx']) {
+  for (const example of ['plain.html', 'react.jsx', 'node.mjs']) {
     const source = readFileSync(join(ROOT, 'tests', 'package', 'app', example), 'utf8').trimEnd();
     assert.ok(readme.includes(source), `README.md does not show tests/package/app/${example} as it is`);
   }

@@ -42,6 +42,7 @@ import type {
   TrainProgress,
   WatchOptions,
   WatchResult,
+  RgbaPixels,
   Where,
 } from '@seed/glimpse';
 
@@ -58,7 +59,10 @@ declare const blob: Blob;
 
 const show = (...values: unknown[]): void => console.log(...values);
 
-const sources: ImageSource[] = [image, svgImage, video, canvas, offscreen, bitmap, frame, pixels, file, blob];
+declare const fileBytes: Uint8Array;
+declare const fileBuffer: ArrayBuffer;
+const rgba: RgbaPixels = { width: 2, height: 1, data: new Uint8Array(8) };
+const sources: ImageSource[] = [image, svgImage, video, canvas, offscreen, bitmap, frame, pixels, file, blob, fileBytes, fileBuffer, rgba];
 // @ts-expect-error a URL string is not a picture: fetch it into a Blob first
 const notASource: ImageSource = 'photo.jpg';
 
