@@ -285,7 +285,9 @@ pub fn print_captions(runs: &[CaptionRun]) {
         "\nCaptions of the {} sample photos end to end (classify, facts, caption), glimpse CPU, per photo\n",
         runs.first().map_or(0, |r| r.per_photo.len())
     );
-    println!("| facts from | total | median | min | gathering the facts (median) | vs center crop only |");
+    println!(
+        "| facts from | total | median | min | gathering the facts (median) | vs center crop only |"
+    );
     println!("|---|---:|---:|---:|---:|---:|");
     let total = |r: &CaptionRun| r.per_photo.iter().sum::<f64>();
     let base = runs.first().map(total);

@@ -14,9 +14,11 @@ use std::path::Path;
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
+use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::pytorch_reader::{DType as TorchDType, PytorchReader};
 use burn::store::{
-    BurnpackStore, FloatCastAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+    BurnpackStore, FloatCastAdapter, ModuleAdapter, ModuleContext, ModuleSnapshot,
+    PyTorchToBurnAdapter, SafetensorsStore,
 };
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
@@ -201,7 +203,7 @@ pub fn burnpack_bytes<M: ModuleSnapshot>(
     source: &str,
 ) -> Result<Vec<u8>> {
     let mut store = BurnpackStore::from_bytes(None)
-        .with_to_adapter(FloatCastAdapter::to(dtype))
+        .with_to_adapter(FloatCastAdapter::to(dtype).chain(WithoutParamIds))
         .metadata("model", name)
         .metadata("source", source);
     model
@@ -211,6 +213,23 @@ pub fn burnpack_bytes<M: ModuleSnapshot>(
         .get_bytes()
         .map_err(|e| GlimpseError::Fetch(format!("could not write burnpack: {e}")))?
         .to_vec())
+}
+
+/// Leaves out the parameters' ids, which are random per process: without them the same
+/// weights always give the same bytes (and sha256), so converting again does not make every
+/// browser that cached the file download it again. Loading gives each parameter a fresh id.
+#[derive(Clone)]
+struct WithoutParamIds;
+
+impl ModuleAdapter for WithoutParamIds {
+    fn adapt(&self, mut tensor: PackTensor, _: ModuleContext<'_>) -> PackTensor {
+        tensor.param_id = None;
+        tensor
+    }
+
+    fn clone_box(&self) -> Box<dyn ModuleAdapter> {
+        Box::new(self.clone())
+    }
 }
 
 #[cfg(test)]
@@ -263,6 +282,19 @@ mod tests {
         );
         t.insert("_fc.bias".into(), (vec![1000], vec![0.0; 1000]));
         t
+    }
+
+    #[test]
+    fn converting_the_same_weights_twice_gives_the_same_bytes() {
+        let ckpt = Checkpoint::from_tensors(synthetic_checkpoint());
+        let bytes = || {
+            let model = efficientnet_from_checkpoint(&ckpt, &Device::flex()).unwrap();
+            burnpack_bytes(&model, DType::F16, "m", "s").unwrap()
+        };
+        let first = bytes();
+        assert!(first == bytes(), "two conversions differ");
+        crate::vision::Classifier::from_burnpack(first, Device::flex())
+            .expect("a burnpack without parameter ids loads");
     }
 
     #[test]
