@@ -3,7 +3,7 @@
 // caption. This module loads the model and handles photos; each other panel has its own module (camera, caption, labels, teach),
 // and page.js holds what they share.
 
-import { Glimpse } from '../www/glimpse.js';
+import { Glimpse, registerOfflineWorker } from '../www/glimpse.js';
 import { listCameras, setUpCamera, stopCamera } from './camera.js';
 import { captionsOn, setUpCaptions, stopCaption, writeCaption } from './caption.js';
 import { setUpLabels } from './labels.js';
@@ -141,3 +141,8 @@ setUpLabels();
 setUpTeaching();
 listCameras().catch(() => {});
 loadModel();
+// After this visit the page starts without a network (sw.js keeps its files; the models are
+// in the package's own cache already).
+registerOfflineWorker('sw.js').then((registration) => {
+  if (registration) document.body.dataset.offlineReady = 'true';
+});

@@ -156,6 +156,18 @@ export interface RgbaPixels {
   data: Uint8Array | Uint8ClampedArray;
 }
 
+/**
+ * Opt-in offline use: registers `url` (default 'sw.js', beside the page; a script of one line,
+ * `importScripts('…/@seed/glimpse/www/offline-worker.js')`) as the page's service worker, which
+ * keeps the page, its scripts and the wasm, so that after one visit the app starts without a
+ * network (the models are kept by the package itself). Resolves to null where service workers
+ * are unavailable.
+ */
+export declare function registerOfflineWorker(
+  url?: string | URL,
+  options?: RegistrationOptions,
+): Promise<ServiceWorkerRegistration | null>;
+
 export declare class Glimpse {
   private constructor();
   static load(options?: LoadOptions): Promise<Glimpse>;

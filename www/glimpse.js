@@ -20,6 +20,7 @@ export {
   UnsupportedImageError,
 } from './errors.js';
 export { clearModelCache } from './model-store.js';
+export { registerOfflineWorker } from './offline.js';
 export { deleteClassSet, loadClassSet, saveClassSet } from './class-store.js';
 export { Teacher } from './teacher.js';
 

@@ -36,6 +36,8 @@ const EXPECTED_FILES = [
   'www/glimpse.js',
   'www/model-store.js',
   'www/node.js',
+  'www/offline-worker.js',
+  'www/offline.js',
   'www/teacher.js',
   'www/worker.js',
 ];

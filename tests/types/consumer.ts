@@ -13,6 +13,7 @@ import {
   Teacher,
   UnsupportedImageError,
   clearModelCache,
+  registerOfflineWorker,
   deleteClassSet,
   loadClassSet,
   saveClassSet,
@@ -233,6 +234,8 @@ async function main(): Promise<void> {
   show(saved?.length);
   await deleteClassSet('kitchen');
   await clearModelCache();
+  const registration: ServiceWorkerRegistration | null = await registerOfflineWorker('/sw.js', { scope: '/' });
+  show(registration?.scope);
 
   glimpse.dispose();
   // @ts-expect-error made by Glimpse.load only
