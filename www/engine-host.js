@@ -9,6 +9,10 @@ import { BackendError, errorFromWire, errorToWire } from './errors.js';
 import { inNode, wasmBytes } from './node.js';
 
 let wasmReady = null;
+let wasmMemory = null; // the instance's memory, once loaded (for engine.stats)
+
+/** Engine objects alive, counted as they are made and freed (engine.stats). */
+const live = { pictures: 0, captions: new Set(), sets: new Set() };
 
 /** Why WebGPU cannot be used here, or null when an adapter is available. */
 async function webgpuUnavailableReason() {
@@ -40,7 +44,7 @@ export async function createEngine({ backend, weights }) {
     throw new BackendError(`unknown backend '${backend}' (use 'auto', 'webgpu' or 'cpu')`);
   }
   wasmReady ??= inNode ? wasmBytes().then((bytes) => initWasm({ module_or_path: bytes })) : initWasm();
-  await wasmReady;
+  wasmMemory = (await wasmReady).memory;
 
   let requested = backend;
   let fallbackReason = null;
@@ -94,11 +98,15 @@ async function withPicture(input, work) {
   let picture = null;
   try {
     picture = pictureOf(input);
+    live.pictures += 1;
     return await work(picture);
   } catch (error) {
     throw asTyped(error);
   } finally {
-    picture?.free();
+    if (picture) {
+      picture.free();
+      live.pictures -= 1;
+    }
   }
 }
 
@@ -120,6 +128,12 @@ export async function classifyInput(engine, input, options) {
   return { ...result, ms: performance.now() - start };
 }
 
+/** A caption the engine started: counted alive until it is done or cancelled. */
+function started(caption) {
+  live.captions.add(caption);
+  return caption;
+}
+
 /**
  * One engine and the messages it answers; the module worker (worker.js) and the inline mode
  * both go through here. Message types are `area.verb`:
@@ -130,6 +144,7 @@ export async function classifyInput(engine, input, options) {
  *                                           the caption model, streamed in
  *   caption.start { top } → id · caption.step { caption } → { piece, token, logit, done, caption? }
  *   caption.cancel { caption }
+ *   engine.stats                          → { wasmMemoryBytes, live: { pictures, captions, sets } }
  *   teach.new → set · teach.drop · teach.add { name, input } · teach.remove { name } ·
  *   teach.train · teach.export → JSON · teach.import { json }   (each with `set`; → the set's summary)
  * (`engine.dispose` is the worker's own: it frees the engine and closes the worker.)
@@ -149,6 +164,11 @@ export class EngineHost {
     switch (message.type) {
       case 'engine.classify':
         return classifyInput(engine, message.input, message.options);
+      case 'engine.stats':
+        return {
+          wasmMemoryBytes: wasmMemory?.buffer.byteLength ?? 0,
+          live: { pictures: live.pictures, captions: live.captions.size, sets: live.sets.size },
+        };
       case 'labels.load':
         return typed(() =>
           engine.loadLabelModel(
@@ -164,16 +184,24 @@ export class EngineHost {
       case 'caption.finish':
         return typed(() => engine.finishCaptionModel(message.sha256));
       case 'caption.start':
-        return typed(() => engine.captionStart(message.classification));
+        return started(await typed(() => engine.captionStart(message.classification)));
       case 'caption.startFor':
-        return withPicture(message.input, (picture) => engine.captionStartFor(picture));
-      case 'caption.step':
-        return typed(() => engine.captionStep(message.caption));
+        return started(await withPicture(message.input, (picture) => engine.captionStartFor(picture)));
+      case 'caption.step': {
+        const step = await typed(() => engine.captionStep(message.caption));
+        if (step.done) live.captions.delete(message.caption);
+        return step;
+      }
       case 'caption.cancel':
+        live.captions.delete(message.caption);
         return engine.captionCancel(message.caption);
-      case 'teach.new':
-        return engine.newSet();
+      case 'teach.new': {
+        const set = engine.newSet();
+        live.sets.add(set);
+        return set;
+      }
       case 'teach.drop':
+        live.sets.delete(message.set);
         return engine.dropSet(message.set);
       case 'teach.add':
         return withPicture(message.input, (picture) => engine.addExample(message.set, message.name, picture));

@@ -136,6 +136,14 @@ export class Glimpse {
     }
   }
 
+  /**
+   * What the engine holds, for diagnostics and leak checks: `{ wasmMemoryBytes, live: {
+   * pictures, captions, sets } }` (the wasm instance's memory, and the engine objects alive).
+   */
+  engineStats() {
+    return this.#send({ type: 'engine.stats' });
+  }
+
   /** 'webgpu' or 'cpu'. */
   get backend() {
     return this.#info.backend;
@@ -313,6 +321,7 @@ export class Glimpse {
     let waiting = null; // the pending frame callback handle
     let busy = false;
     const finished = []; // completion times of recent classifications, for fps
+    let frame = 0; // frames classified so far: each result's `frame`, so none is lost or repeated unseen
 
     const schedule = () => {
       if (stopped || busy || waiting !== null || document.hidden) return;
@@ -324,7 +333,7 @@ export class Glimpse {
       else cancelAnimationFrame(waiting);
       waiting = null;
     };
-    const onFrame = async () => {
+    const onFrame = async (_now, metadata) => {
       waiting = null;
       if (stopped || document.hidden) return;
       if (video.readyState < 2 || video.videoWidth === 0) return schedule();
@@ -336,7 +345,8 @@ export class Glimpse {
         while (finished.length > 1 && now - finished[0] > 3000) finished.shift();
         const span = (finished.at(-1) - finished[0]) / 1000;
         const fps = finished.length > 1 ? (finished.length - 1) / span : 1000 / Math.max(result.ms, 1);
-        if (!stopped) onResult({ ...result, fps });
+        frame += 1;
+        if (!stopped) onResult({ ...result, fps, frame, mediaTime: metadata?.mediaTime ?? null });
       } catch (error) {
         if (!stopped) onError?.(error);
       } finally {
