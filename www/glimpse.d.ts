@@ -85,6 +85,18 @@ export type ClassificationLike = Pick<Classification, 'top' | 'groups'>;
 export interface WatchResult extends Classification {
   /** Classifications completed per second over the last few seconds. */
   fps: number;
+  /** This result's number among the watch's results, from 1: each arrives once, in order. */
+  frame: number;
+  /** The video frame's media time (seconds), where the browser reports it; else null. */
+  mediaTime: number | null;
+}
+
+/** What the engine holds (`engineStats()`), for diagnostics and leak checks. */
+export interface EngineStats {
+  /** The wasm instance's memory, in bytes (it grows, never shrinks). */
+  wasmMemoryBytes: number;
+  /** Engine objects alive: pictures being classified, captions in progress, taught sets. */
+  live: { pictures: number; captions: number; sets: number };
 }
 
 export interface LoadProgress {
@@ -172,6 +184,8 @@ export declare class Glimpse {
   private constructor();
   static load(options?: LoadOptions): Promise<Glimpse>;
   readonly backend: Backend;
+  /** What the engine holds: its wasm memory and the objects alive in it. */
+  engineStats(): Promise<EngineStats>;
   /** Why 'auto' fell back to the CPU, or null. */
   readonly fallbackReason: string | null;
   /** Why the downloaded model could not be kept in the browser's cache (a full quota), or null. */

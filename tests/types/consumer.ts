@@ -43,6 +43,7 @@ import type {
   TrainProgress,
   WatchOptions,
   WatchResult,
+  EngineStats,
   RgbaPixels,
   Where,
 } from '@seed/glimpse';
@@ -200,7 +201,9 @@ async function main(): Promise<void> {
     onError: (error) => show(explain(error)),
     classify: (v) => glimpse.classify(v, { labels: ['mug'] }),
   };
-  const stop: () => void = glimpse.watch(video, (live: WatchResult) => show(live.fps, live.top[0]?.label), watchOptions);
+  const stop: () => void = glimpse.watch(video, (live: WatchResult) => show(live.fps, live.frame, live.mediaTime ?? 0, live.top[0]?.label), watchOptions);
+  const { wasmMemoryBytes, live }: EngineStats = await glimpse.engineStats();
+  show(wasmMemoryBytes, live.pictures + live.captions + live.sets);
   stop();
   glimpse.watch(video, ({ fps }) => show(fps))();
   // @ts-expect-error watching needs a video
