@@ -32,7 +32,7 @@ function showBackend({ backend, fallbackReason, notCached }, restarted = null) {
   badge.textContent = backend === 'webgpu' ? 'WebGPU' : 'CPU';
   badge.dataset.backend = backend;
   const notices = [];
-  if (restarted) notices.push(`The engine stopped (${restarted}) and was started again; nothing was lost.`);
+  if (restarted) notices.push(`The engine stopped (${restarted}) and was started again; your classes and models were kept.`);
   if (fallbackReason) notices.push(`Running on the CPU (slower) because ${fallbackReason}.`);
   if (notCached) notices.push(`Note: ${notCached}.`);
   const notice = $('fallback-notice');

@@ -127,7 +127,10 @@ function resumableBody(url, response, what) {
   let loaded = 0;
   let resumes = 0;
   const total = Number(response.headers.get('Content-Length')) || null;
+  // A byte stream, so that its tee() gives the second branch copies: the engine's sink
+  // transfers (detaches) each chunk it is given.
   return new ReadableStream({
+    type: 'bytes',
     async pull(controller) {
       for (;;) {
         let chunk = null;
@@ -139,9 +142,13 @@ function resumableBody(url, response, what) {
         }
         // A connection closed early without an error is a drop too.
         if (!failure && !(chunk.done && total !== null && loaded < total)) {
-          if (chunk.done) controller.close();
-          else controller.enqueue(chunk.value);
-          loaded += chunk.value?.byteLength ?? 0;
+          if (chunk.done) {
+            controller.close();
+          } else {
+            if (chunk.value.byteLength === 0) continue; // a byte stream takes no empty chunk
+            loaded += chunk.value.byteLength;
+            controller.enqueue(chunk.value);
+          }
           return;
         }
         if (++resumes > MAX_RESUMES) {
