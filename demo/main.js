@@ -41,9 +41,10 @@ function showBackend({ backend, fallbackReason, notCached }, restarted = null) {
 }
 
 /** The engine stopped and a new one took over: the request it was on failed, the rest go on. */
-function onRestart({ reason }) {
+function onRestart({ reason, fallbackReason }) {
   clearError();
-  showBackend(state.glimpse, reason);
+  // A lost GPU device is said once, as the reason the CPU runs.
+  showBackend(state.glimpse, reason === fallbackReason ? null : reason);
   document.body.dataset.restarts = Number(document.body.dataset.restarts ?? 0) + 1;
 }
 

@@ -217,8 +217,9 @@ export class EngineHost {
 
   async #handle(message) {
     if (message.type === 'engine.load') {
+      const oldDevices = [...watchedDevices];
       const loaded = await createEngine(message);
-      this.#free();
+      this.#free(oldDevices);
       this.engine = loaded.engine;
       this.backend = loaded.backend; // kept here: a trapped engine cannot be asked
       return { backend: loaded.backend, fallbackReason: loaded.fallbackReason };
@@ -269,9 +270,9 @@ export class EngineHost {
     }
   }
 
-  /** Frees the engine; its GPU device going with it is no loss. */
-  #free() {
-    watchedDevices.clear();
+  /** Frees the engine; its GPU `devices` going with it is no loss. */
+  #free(devices = [...watchedDevices]) {
+    for (const device of devices) watchedDevices.delete(device);
     this.engine?.free();
     this.engine = null;
   }

@@ -160,7 +160,8 @@ test('a lost WebGPU device sends the engine to the CPU with a notice, and classi
       return self.devicesForTest.size;
     });
     assert.ok(destroyed > 0, 'no GPU device was seen');
-    await closed; // the package ended the worker whose device was lost
+    const late = new Promise((_, reject) => setTimeout(() => reject(new Error('the worker whose device was lost is still running')), 20_000).unref());
+    await Promise.race([closed, late]); // the package ended the worker whose device was lost
 
     const onCpu = await classifyThroughPicker(page, second);
     assert.equal(onCpu.error, null);

@@ -36,6 +36,7 @@ import type {
   LoadProgress,
   Prediction,
   ProgressOptions,
+  RestartInfo,
   TaughtPrediction,
   TeachSummary,
   TrainOptions,
@@ -70,6 +71,7 @@ const loadOptions: LoadOptions = {
   onProgress: onLoad,
   inline: false,
   dtype: 'f32',
+  onRestart: ({ reason, backend, fallbackReason }: RestartInfo) => show(reason.length, backend satisfies Backend, fallbackReason?.length),
 };
 // @ts-expect-error 'gpu' is no backend
 const wrongBackend: LoadOptions = { backend: 'gpu' };
