@@ -207,11 +207,8 @@ function skipping(reader, count) {
 
 /** One line saying the bytes are not the file the manifest lists. */
 function notTheFile(what, url, bytes, sha256, entry) {
-  const size = bytes === entry.bytes ? `sha256 ${sha256.slice(0, 12)}…` : `${bytes} bytes`;
-  const expected = bytes === entry.bytes ? `sha256 ${entry.sha256.slice(0, 12)}…` : `${entry.bytes}`;
-  return new ModelLoadError(
-    `the ${what} downloaded from ${url} is not the file the manifest lists (${size} where it expects ${expected}), even after downloading it again. ${hint()}`,
-  );
+  const [got, expected] = bytes === entry.bytes ? [`sha256 ${sha256.slice(0, 12)}…`, `sha256 ${entry.sha256.slice(0, 12)}…`] : [`${bytes} bytes`, `${entry.bytes} bytes`];
+  return new ModelLoadError(`the ${what} downloaded from ${url} failed the integrity check: ${got} where the manifest lists ${expected}. ${hint()}`);
 }
 
 /** Like `loadWeights`, for any file the manifest lists by `name` (and `dtype`, when it has one). */
