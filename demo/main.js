@@ -27,16 +27,25 @@ function showProgress({ loaded, total, fromCache }) {
     : `Downloading the model… ${mb(loaded)} of ${mb(total)} MB`;
 }
 
-function showBackend({ backend, fallbackReason, notCached }) {
+function showBackend({ backend, fallbackReason, notCached }, restarted = null) {
   const badge = $('backend-badge');
   badge.textContent = backend === 'webgpu' ? 'WebGPU' : 'CPU';
   badge.dataset.backend = backend;
   const notices = [];
+  if (restarted) notices.push(`The engine stopped (${restarted}) and was started again; your classes and models were kept.`);
   if (fallbackReason) notices.push(`Running on the CPU (slower) because ${fallbackReason}.`);
   if (notCached) notices.push(`Note: ${notCached}.`);
   const notice = $('fallback-notice');
   notice.hidden = notices.length === 0;
   notice.textContent = notices.join(' ');
+}
+
+/** The engine stopped and a new one took over: the request it was on failed, the rest go on. */
+function onRestart({ reason, fallbackReason }) {
+  clearError();
+  // A lost GPU device is said once, as the reason the CPU runs.
+  showBackend(state.glimpse, reason === fallbackReason ? null : reason);
+  document.body.dataset.restarts = Number(document.body.dataset.restarts ?? 0) + 1;
 }
 
 async function loadModel() {
@@ -45,7 +54,7 @@ async function loadModel() {
   $('backend-badge').textContent = 'loading…';
   const started = performance.now();
   try {
-    state.glimpse = await Glimpse.load({ models: modelsUrl, backend: requestedBackend, onProgress: showProgress });
+    state.glimpse = await Glimpse.load({ models: modelsUrl, backend: requestedBackend, onProgress: showProgress, onRestart });
     showBackend(state.glimpse);
     $('model-status').hidden = true;
     document.body.dataset.loadMs = Math.round(performance.now() - started);

@@ -12,13 +12,25 @@ import { startServer } from './serve.mjs';
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 /**
- * Serves the repo and records every request path that reaches the server.
- * Resolves to `{ url, requests, close }`.
+ * Serves the repo and records every request that reaches the server: `requests` (paths),
+ * `ranges` (`{ path, range }` for each request with a Range header) and `sent` (body bytes
+ * written per path). Resolves to `{ url, requests, ranges, sent, cutOnce, close }` (`cutOnce`:
+ * scripts/serve.mjs).
  */
 export async function serve() {
   const requests = [];
-  const server = await startServer({ root: ROOT, port: 0, onRequest: (method, path) => requests.push(path) });
-  return { url: server.url, requests, close: server.close };
+  const ranges = [];
+  const sent = new Map();
+  const server = await startServer({
+    root: ROOT,
+    port: 0,
+    onRequest: (method, path, headers) => {
+      requests.push(path);
+      if (headers.range) ranges.push({ path, range: headers.range });
+    },
+    onSent: (path, bytes) => sent.set(path, (sent.get(path) ?? 0) + bytes),
+  });
+  return { url: server.url, requests, ranges, sent, cutOnce: server.cutOnce, close: server.close };
 }
 
 const BASE_FLAGS = [

@@ -45,16 +45,42 @@ function fileFor(root, urlPath) {
 }
 
 /**
- * Starts the server. `port: 0` picks a free port. `onRequest(method, path)` sees every
- * request (the browser tests use it to prove what reached the server). `headers` go on every
- * file served (the package tests send a Content-Security-Policy this way).
- * Resolves to `{ server, url, close() }`.
+ * The byte range a `Range: bytes=a-b` header asks of a `size`-byte file, `{ start, end }`
+ * inclusive; null for no header; 'unsatisfiable' for a range outside the file. (One range:
+ * resuming a download never asks for more.)
  */
-export async function startServer({ root = ROOT, host = '127.0.0.1', port = 8080, onRequest, headers = {} } = {}) {
+function rangeOf(header, size) {
+  if (!header) return null;
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match || (match[1] === '' && match[2] === '')) return 'unsatisfiable';
+  let start;
+  let end;
+  if (match[1] === '') {
+    start = Math.max(0, size - Number(match[2]));
+    end = size - 1;
+  } else {
+    start = Number(match[1]);
+    end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1);
+  }
+  return start > end || start >= size ? 'unsatisfiable' : { start, end };
+}
+
+/**
+ * Starts the server. `port: 0` picks a free port. `onRequest(method, path, headers)` sees every
+ * request (the browser tests use it to prove what reached the server); `onSent(path, bytes)`
+ * how many body bytes each response wrote, cut or not. `headers` go on every file served (the
+ * package tests send a Content-Security-Policy this way). Files are served whole or, for a
+ * `Range` request, in part (206), so that an interrupted download can resume.
+ * Resolves to `{ server, url, close(), cutOnce(path, fraction) }`: `cutOnce` makes the next
+ * response for `path` drop its connection after `fraction` of the file, as a network that
+ * fails mid-download would (the browser tests' fault).
+ */
+export async function startServer({ root = ROOT, host = '127.0.0.1', port = 8080, onRequest, onSent, headers = {} } = {}) {
   const rootDir = resolve(root);
+  const cuts = new Map(); // path → the fraction of the file after which its next response is cut
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, 'http://localhost');
-    onRequest?.(req.method, url.pathname);
+    onRequest?.(req.method, url.pathname, req.headers);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD' }).end();
       return;
@@ -73,18 +99,51 @@ export async function startServer({ root = ROOT, host = '127.0.0.1', port = 8080
       res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`not found: ${url.pathname}`);
       return;
     }
-    res.writeHead(200, {
+    const range = rangeOf(req.headers.range, info.size);
+    if (range === 'unsatisfiable') {
+      res.writeHead(416, { 'Content-Range': `bytes */${info.size}` }).end();
+      return;
+    }
+    const { start, end } = range ?? { start: 0, end: info.size - 1 };
+    const length = info.size === 0 ? 0 : end - start + 1;
+    res.writeHead(range ? 206 : 200, {
       'Content-Type': MIME_TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream',
-      'Content-Length': info.size,
+      'Content-Length': length,
+      'Accept-Ranges': 'bytes',
+      ...(range && { 'Content-Range': `bytes ${start}-${end}/${info.size}` }),
       // Always revalidate: the model cache in the page is the Cache API, not HTTP caching.
       'Cache-Control': 'no-cache',
       ...headers,
     });
-    if (req.method === 'HEAD') {
+    if (req.method === 'HEAD' || length === 0) {
       res.end();
       return;
     }
-    createReadStream(path).pipe(res);
+    const cut = cuts.get(url.pathname);
+    cuts.delete(url.pathname);
+    let sent = 0;
+    const stream = createReadStream(path, { start, end });
+    res.on('close', () => {
+      stream.destroy();
+      onSent?.(url.pathname, sent);
+    });
+    stream.on('data', (chunk) => {
+      if (cut !== undefined && sent + chunk.length > cut * info.size - start) {
+        const part = Math.max(0, Math.floor(cut * info.size - start - sent));
+        sent += part;
+        stream.destroy();
+        // Whatever was written reaches the socket first; then the connection drops.
+        res.write(chunk.subarray(0, part), () => res.socket?.destroy());
+        return;
+      }
+      sent += chunk.length;
+      if (!res.write(chunk)) {
+        stream.pause();
+        res.once('drain', () => stream.resume());
+      }
+    });
+    stream.on('end', () => res.end());
+    stream.on('error', () => res.destroy());
   });
   await new Promise((ok, fail) => {
     server.once('error', fail);
@@ -95,6 +154,7 @@ export async function startServer({ root = ROOT, host = '127.0.0.1', port = 8080
   return {
     server,
     url,
+    cutOnce: (path, fraction) => cuts.set(path, fraction),
     close: () =>
       new Promise((ok) => {
         server.closeAllConnections?.();

@@ -14,6 +14,44 @@ let wasmMemory = null; // the instance's memory, once loaded (for engine.stats)
 /** Engine objects alive, counted as they are made and freed (engine.stats). */
 const live = { pictures: 0, captions: new Set(), sets: new Set() };
 
+/**
+ * The engine (wgpu in Rust) does not report a lost GPU device: its next read-back fails or
+ * never ends. So every device it asks for is watched here, the one place JS sees it, and a
+ * loss nobody asked for (a driver reset, a GPU process crash, `device.destroy()`) goes to the
+ * current host's `onGpuLost`.
+ */
+const watchedDevices = new Set(); // devices of the engine in use; one that is freed on purpose leaves
+let gpuLostListener = null;
+
+/** How long a failure on the GPU waits for `device.lost` to say whether the device went. */
+const LOST_GRACE_MS = 250;
+
+function watchGpuDevices() {
+  const prototype = globalThis.GPUAdapter?.prototype;
+  if (!prototype || prototype.requestDevice.glimpseWatched) return;
+  const requestDevice = prototype.requestDevice;
+  const watched = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    watchedDevices.add(device);
+    device.lost.then((info) => {
+      if (!watchedDevices.delete(device)) return;
+      const detail = [info?.reason, info?.message].filter(Boolean).join(': ');
+      gpuLostListener?.(`the GPU device was lost${detail ? ` (${detail})` : ''}`);
+    });
+    return device;
+  };
+  watched.glimpseWatched = true;
+  prototype.requestDevice = watched;
+}
+
+/** What a GPU error says when its device is gone (wgpu's and the browser's wordings). */
+const DEVICE_LOST = /\bdevice\b.*\b(lost|destroyed)\b|\bDeviceLost\b/i;
+
+/** A wasm trap (a Rust panic) leaves the engine's state half-written: it must not be used again. */
+function isTrap(error) {
+  return typeof WebAssembly !== 'undefined' && error instanceof WebAssembly.RuntimeError;
+}
+
 /** Why WebGPU cannot be used here, or null when an adapter is available. */
 async function webgpuUnavailableReason() {
   const gpu = globalThis.navigator?.gpu;
@@ -32,7 +70,9 @@ async function webgpuUnavailableReason() {
  * and whose message is the detail alone; this makes them instances of the package's classes.
  */
 function asTyped(error) {
-  return errorFromWire(errorToWire(error));
+  const typed = errorFromWire(errorToWire(error));
+  if (isTrap(error) || error?.trap) typed.trap = true;
+  return typed;
 }
 
 /**
@@ -49,6 +89,7 @@ export async function createEngine({ backend, weights }) {
   let requested = backend;
   let fallbackReason = null;
   if (backend !== 'cpu') {
+    watchGpuDevices();
     const reason = await webgpuUnavailableReason();
     if (reason && backend === 'webgpu') throw new BackendError(`WebGPU was requested but ${reason}`);
     if (reason) {
@@ -151,12 +192,52 @@ function started(caption) {
  */
 export class EngineHost {
   engine = null;
+  backend = null;
+  /** Why the engine cannot go on (a trap, a lost GPU device), once it cannot. */
+  broken = null;
+  /** True when what broke it was its GPU device: the next engine runs on the CPU. */
+  gpuLost = false;
+  #lostSeen = null; // resolves when a device of this engine is lost
+
+  /** `onGpuLost(reason)`: the engine's GPU device was lost; it must be started again. */
+  constructor({ onGpuLost } = {}) {
+    let seen;
+    this.#lostSeen = new Promise((resolve) => (seen = resolve));
+    gpuLostListener = (reason) => {
+      seen(reason);
+      if (this.broken) return;
+      this.broken = reason;
+      this.gpuLost = true;
+      onGpuLost?.(reason);
+    };
+  }
 
   async handle(message) {
+    if (this.broken) throw new BackendError(`the engine stopped: ${this.broken}`);
+    try {
+      return await this.#handle(message);
+    } catch (error) {
+      const typed = asTyped(error);
+      if (this.backend === 'webgpu' && (typed.trap || DEVICE_LOST.test(typed.message))) {
+        // A failure on the GPU: the device's loss, if that is what it was, is reported a moment later.
+        const lost = await Promise.race([this.#lostSeen, new Promise((resolve) => setTimeout(resolve, LOST_GRACE_MS))]);
+        if (lost || DEVICE_LOST.test(typed.message)) {
+          this.broken ??= lost ?? typed.message;
+          this.gpuLost = true;
+        }
+      }
+      if (typed.trap) this.broken ??= typed.message;
+      throw typed;
+    }
+  }
+
+  async #handle(message) {
     if (message.type === 'engine.load') {
+      const oldDevices = [...watchedDevices];
       const loaded = await createEngine(message);
-      this.engine?.free();
+      this.#free(oldDevices);
       this.engine = loaded.engine;
+      this.backend = loaded.backend; // kept here: a trapped engine cannot be asked
       return { backend: loaded.backend, fallbackReason: loaded.fallbackReason };
     }
     const engine = this.engine;
@@ -218,8 +299,14 @@ export class EngineHost {
     }
   }
 
-  dispose() {
+  /** Frees the engine; its GPU `devices` going with it is no loss. */
+  #free(devices = [...watchedDevices]) {
+    for (const device of devices) watchedDevices.delete(device);
     this.engine?.free();
     this.engine = null;
+  }
+
+  dispose() {
+    this.#free();
   }
 }

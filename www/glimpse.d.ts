@@ -119,6 +119,21 @@ export interface LoadOptions {
   inline?: boolean;
   /** Weights precision to download; default 'f16' (computation is f32 either way). */
   dtype?: 'f16' | 'f32';
+  /**
+   * The engine stopped (its worker failed, a wasm trap, its GPU device was lost) and a new one
+   * took its place: the request it was running rejected with a BackendError, the rest go on.
+   */
+  onRestart?: (restart: RestartInfo) => void;
+}
+
+/** What `onRestart` is told. */
+export interface RestartInfo {
+  /** Why the engine stopped, one line ("the GPU device was lost (destroyed)"). */
+  reason: string;
+  /** Where the new engine runs: after a lost GPU device, 'cpu'. */
+  backend: Backend;
+  /** Why it runs on the CPU, or null. */
+  fallbackReason: string | null;
 }
 
 /** For `loadLabelModel` and `loadCaptionModel`: the download's progress, summed over its files. */
@@ -186,7 +201,7 @@ export declare class Glimpse {
   readonly backend: Backend;
   /** What the engine holds: its wasm memory and the objects alive in it. */
   engineStats(): Promise<EngineStats>;
-  /** Why 'auto' fell back to the CPU, or null. */
+  /** Why 'auto' fell back to the CPU (or a lost GPU device sent the engine there), or null. */
   readonly fallbackReason: string | null;
   /** Why the downloaded model could not be kept in the browser's cache (a full quota), or null. */
   readonly notCached: string | null;

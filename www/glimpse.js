@@ -24,33 +24,43 @@ export { registerOfflineWorker } from './offline.js';
 export { deleteClassSet, loadClassSet, saveClassSet } from './class-store.js';
 export { Teacher } from './teacher.js';
 
-/** Talks to the engine in a module worker. */
+/**
+ * Talks to the engine in a module worker. A worker that fails (an uncaught error, a wasm
+ * trap, its GPU device lost) is ended: what was asked of it rejects with a BackendError, and
+ * `onDeath(reason, { gpuLost })` tells the Glimpse, which starts a new one for the next request.
+ */
 class WorkerConnection {
   #worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'glimpse' });
   #pending = new Map();
   #nextId = 1;
-  #unusable = null; // the reason, once the worker failed (a trapped wasm instance cannot recover) or was disposed
+  #unusable = null; // the reason, once the worker failed or was disposed
+  onDeath = null;
 
   constructor() {
     this.#worker.onmessage = ({ data }) => {
+      if (data.event === 'gpu-lost') return this.#die(data.reason, { gpuLost: true });
       const pending = this.#pending.get(data.id);
       if (!pending) return;
+      if (data.fatal) return this.#die(data.fatal.reason, data.fatal);
       this.#pending.delete(data.id);
       if (data.ok) pending.resolve(data.result);
       else pending.reject(errorFromWire(data.error));
     };
-    // A worker that fails to start (a missing pkg/ build, a syntax error) must not leave
+    // Also a worker that fails to start (a missing pkg/ build, a syntax error) must not leave
     // promises hanging.
     this.#worker.onerror = (event) => {
       event.preventDefault?.();
-      this.#unusable = new BackendError(`the classifier worker failed: ${event.message || 'could not start it'}`);
-      this.#failAll(this.#unusable);
+      this.#die(event.message || 'the classifier worker could not start');
     };
   }
 
-  #failAll(error) {
-    for (const { reject } of this.#pending.values()) reject(error);
+  #die(reason, { gpuLost = false } = {}) {
+    if (this.#unusable) return;
+    this.#unusable = new BackendError(`the engine stopped: ${reason}`);
+    this.#worker.terminate();
+    for (const { reject } of this.#pending.values()) reject(this.#unusable);
     this.#pending.clear();
+    this.onDeath?.(reason, { gpuLost });
   }
 
   call(message, transfer = []) {
@@ -66,16 +76,26 @@ class WorkerConnection {
     if (this.#unusable) return;
     this.#worker.postMessage({ type: 'engine.dispose' });
     this.#unusable = new BackendError('the classifier was disposed');
-    this.#failAll(this.#unusable);
+    for (const { reject } of this.#pending.values()) reject(this.#unusable);
+    this.#pending.clear();
   }
 }
 
 /** Runs the engine on this thread (for pages that cannot start module workers). */
 class InlineConnection {
-  #host = import('./engine-host.js').then(({ EngineHost }) => new EngineHost());
+  onDeath = null;
+  #host = import('./engine-host.js').then(
+    ({ EngineHost }) => new EngineHost({ onGpuLost: (reason) => this.onDeath?.(reason, { gpuLost: true }) }),
+  );
 
   async call(message) {
-    return (await this.#host).handle(message);
+    const host = await this.#host;
+    try {
+      return await host.handle(message);
+    } catch (error) {
+      if (host.broken) this.onDeath?.(host.broken, { gpuLost: host.gpuLost });
+      throw error;
+    }
   }
 
   dispose() {
@@ -98,6 +118,25 @@ function checkLabels(labels) {
 
 const BACKENDS = ['auto', 'webgpu', 'cpu'];
 
+/** More restarts than this within RESTART_WINDOW_MS mean the engine cannot run here. */
+const MAX_RESTARTS = 3;
+const RESTART_WINDOW_MS = 60_000;
+
+/** Messages that change a taught set: a snapshot of the set is taken after each. */
+const TEACH_CHANGES = new Set(['teach.add', 'teach.remove', 'teach.train', 'teach.import']);
+
+const LABEL_FILES = [
+  { name: 'all-minilm-l6-v2', dtype: 'f16', what: 'label model' },
+  { name: 'all-minilm-l6-v2-tokenizer', what: 'label model tokenizer' },
+  { name: 'imagenet-class-embeddings', dtype: 'f16', what: 'class embedding table' },
+];
+const CAPTION_MODEL = 'smollm2-135m-instruct';
+
+function startConnection(inline) {
+  // Node.js has no web Worker: the engine runs on the calling thread there.
+  return inline || typeof Worker === 'undefined' ? new InlineConnection() : new WorkerConnection();
+}
+
 export class Glimpse {
   #connection;
   #info;
@@ -105,30 +144,50 @@ export class Glimpse {
   #queue = Promise.resolve();
 
   #models;
+  #options; // { backend, inline, dtype, onRestart }: how to start the engine again
   #labelModel = null; // the promise of the label model's loading, once asked for
   #captionModel = null; // likewise for the caption model
+  #loaded = { labels: false, caption: false }; // what a new engine must be given again
 
-  constructor(connection, info, models) {
-    this.#connection = connection;
+  // Taught sets live in the engine, which may be restarted: a Teacher holds a key of ours, and
+  // each set's last snapshot (its export) is imported into the new engine.
+  #sets = new Map(); // key → { id: the engine's id, snapshot: JSON | null }
+  #nextSet = 1;
+
+  #death = null; // { reason, gpuLost } once the engine stopped, until it is started again
+  #restarts = []; // when the engine was started again, for MAX_RESTARTS
+  #disposed = false;
+
+  constructor(connection, info, models, options) {
     this.#info = info;
     this.#models = models;
+    this.#options = options;
+    this.#attach(connection);
+  }
+
+  #attach(connection) {
+    this.#connection = connection;
+    connection.onDeath = (reason, { gpuLost }) => {
+      if (connection === this.#connection) this.#death = { reason, gpuLost };
+    };
   }
 
   /**
    * Downloads (or reads from the cache) the model and starts the engine.
    * `backend`: 'auto' (WebGPU, else the CPU), 'webgpu' or 'cpu'.
    * `onProgress({ loaded, total, fromCache })` reports the model download.
+   * `onRestart({ reason, backend, fallbackReason })`: the engine stopped (a crash, a lost GPU
+   * device) and a new one took its place, with the taught sets and loaded models.
    */
-  static async load({ models = 'models/', backend = 'auto', onProgress, inline = false, dtype = 'f16' } = {}) {
+  static async load({ models = 'models/', backend = 'auto', onProgress, inline = false, dtype = 'f16', onRestart } = {}) {
     if (!BACKENDS.includes(backend)) {
       throw new BackendError(`unknown backend '${backend}' (use ${BACKENDS.map((b) => `'${b}'`).join(', ')})`);
     }
     const { weights, notCached } = await loadWeights({ modelsUrl: models, dtype, onProgress });
-    // Node.js has no web Worker: the engine runs on the calling thread there.
-    const connection = inline || typeof Worker === 'undefined' ? new InlineConnection() : new WorkerConnection();
+    const connection = startConnection(inline);
     try {
       const info = await connection.call({ type: 'engine.load', backend, weights }, [weights]);
-      return new Glimpse(connection, { ...info, notCached: notCached ?? null }, models);
+      return new Glimpse(connection, { ...info, notCached: notCached ?? null }, models, { backend, inline, dtype, onRestart });
     } catch (error) {
       connection.dispose();
       if (error instanceof BackendError || error instanceof ModelLoadError) throw error;
@@ -149,7 +208,7 @@ export class Glimpse {
     return this.#info.backend;
   }
 
-  /** Why 'auto' fell back to the CPU, or null. */
+  /** Why 'auto' fell back to the CPU (or a lost GPU device sent the engine there), or null. */
   get fallbackReason() {
     return this.#info.fallbackReason;
   }
@@ -168,7 +227,69 @@ export class Glimpse {
 
   /** Sends a message to the engine (see EngineHost), in turn after everything asked before it. */
   #send(message, transfer) {
-    return this.#enqueue(() => this.#connection.call(message, transfer));
+    return this.#enqueue(() => this.#call(message, transfer));
+  }
+
+  /**
+   * Sends a message now (the caller holds the queue), starting the engine again first if it
+   * stopped; taught sets' keys become the engine's ids.
+   */
+  async #call(message, transfer) {
+    if (this.#disposed) throw new BackendError('the classifier was disposed');
+    if (this.#death) await this.#restart();
+    const connection = this.#connection;
+    if (message.type === 'teach.new') {
+      const key = this.#nextSet++;
+      this.#sets.set(key, { id: await connection.call(message), snapshot: null });
+      return key;
+    }
+    const set = this.#sets.get(message.set ?? message.options?.set);
+    if (message.type === 'teach.drop') this.#sets.delete(message.set);
+    if (message.type === 'teach.export' && set?.snapshot) return set.snapshot;
+    let engineMessage = message;
+    if (message.options?.set !== undefined) engineMessage = { ...message, options: { ...message.options, set: set?.id } };
+    else if (message.set !== undefined) engineMessage = { ...message, set: set?.id };
+    const result = await connection.call(engineMessage, transfer);
+    // Taken before the change is reported done, so a crash after it loses nothing reported.
+    if (set && TEACH_CHANGES.has(message.type)) set.snapshot = await connection.call({ type: 'teach.export', set: set.id });
+    return result;
+  }
+
+  /**
+   * Starts a new engine in place of one that stopped: the weights come from the cache, the
+   * taught sets from their snapshots, and the label and caption models are loaded again when
+   * they were. A lost GPU device sends it to the CPU for good.
+   */
+  async #restart() {
+    const { reason, gpuLost } = this.#death;
+    const now = performance.now();
+    this.#restarts = this.#restarts.filter((time) => now - time < RESTART_WINDOW_MS);
+    if (this.#restarts.length >= MAX_RESTARTS) {
+      throw new BackendError(`the engine stopped ${MAX_RESTARTS + 1} times within a minute (last: ${reason}); reload the page`);
+    }
+    this.#restarts.push(now);
+    if (gpuLost) this.#options.backend = 'cpu';
+    const { backend, inline, dtype, onRestart } = this.#options;
+    const connection = startConnection(inline);
+    try {
+      const { weights } = await loadWeights({ modelsUrl: this.#models, dtype });
+      const info = await connection.call({ type: 'engine.load', backend, weights }, [weights]);
+      for (const set of this.#sets.values()) {
+        set.id = await connection.call({ type: 'teach.new' });
+        if (set.snapshot) await connection.call({ type: 'teach.import', set: set.id, json: set.snapshot });
+      }
+      const call = (message, transfer) => connection.call(message, transfer);
+      if (this.#loaded.labels) await this.#loadLabelFiles(call);
+      if (this.#loaded.caption) await this.#streamCaptionModel(call);
+      const fallbackReason = gpuLost ? reason : (this.#info.fallbackReason ?? info.fallbackReason);
+      this.#info = { ...this.#info, backend: info.backend, fallbackReason };
+    } catch (error) {
+      connection.dispose();
+      throw new BackendError(`the engine stopped (${reason}) and could not be started again: ${error.message}`, { cause: error });
+    }
+    this.#attach(connection);
+    this.#death = null;
+    onRestart?.({ reason, backend: this.backend, fallbackReason: this.fallbackReason });
   }
 
   /**
@@ -177,34 +298,33 @@ export class Glimpse {
    * download's progress.
    */
   loadLabelModel({ onProgress } = {}) {
-    this.#labelModel ??= (async () => {
-      const models = this.#models;
-      const files = [
-        { name: 'all-minilm-l6-v2', dtype: 'f16', what: 'label model' },
-        { name: 'all-minilm-l6-v2-tokenizer', what: 'label model tokenizer' },
-        { name: 'imagenet-class-embeddings', dtype: 'f16', what: 'class embedding table' },
-      ];
-      const progress = files.map(() => ({ loaded: 0, total: 0 }));
-      const [weights, tokenizer, table] = await Promise.all(
-        files.map(({ name, dtype, what }, i) =>
-          loadModelFile({
-            modelsUrl: models,
-            name,
-            dtype,
-            what,
-            onProgress: ({ loaded, total, fromCache }) => {
-              progress[i] = { loaded, total };
-              const sum = (key) => progress.reduce((n, p) => n + p[key], 0);
-              onProgress?.({ loaded: sum('loaded'), total: sum('total'), fromCache });
-            },
-          }).then((file) => file.weights),
-        ),
-      );
-      await this.#send({ type: 'labels.load', weights, tokenizer, table }, [weights, tokenizer, table]);
-    })();
+    this.#labelModel ??= this.#loadLabelFiles((message, transfer) => this.#send(message, transfer), onProgress).then(() => {
+      this.#loaded.labels = true;
+    });
     // A failed download may be retried by the next call.
     this.#labelModel.catch(() => (this.#labelModel = null));
     return this.#labelModel;
+  }
+
+  /** Reads the label model's files (from the cache, else the network) and hands them to `call`. */
+  async #loadLabelFiles(call, onProgress) {
+    const progress = LABEL_FILES.map(() => ({ loaded: 0, total: 0 }));
+    const [weights, tokenizer, table] = await Promise.all(
+      LABEL_FILES.map(({ name, dtype, what }, i) =>
+        loadModelFile({
+          modelsUrl: this.#models,
+          name,
+          dtype,
+          what,
+          onProgress: ({ loaded, total, fromCache }) => {
+            progress[i] = { loaded, total };
+            const sum = (key) => progress.reduce((n, p) => n + p[key], 0);
+            onProgress?.({ loaded: sum('loaded'), total: sum('total'), fromCache });
+          },
+        }).then((file) => file.weights),
+      ),
+    );
+    await call({ type: 'labels.load', weights, tokenizer, table }, [weights, tokenizer, table]);
   }
 
   /**
@@ -228,7 +348,7 @@ export class Glimpse {
     }
     return this.#enqueue(async () => {
       const { input, transfer } = await toInput(source);
-      const result = await this.#connection.call({ type: 'engine.classify', input, options }, transfer);
+      const result = await this.#call({ type: 'engine.classify', input, options }, transfer);
       return { ...result, backend: this.backend };
     });
   }
@@ -239,23 +359,30 @@ export class Glimpse {
    * call it first to show the download's progress.
    */
   loadCaptionModel({ onProgress } = {}) {
-    // The GGUF streams into the engine chunk by chunk, so the page never holds a copy of it.
-    this.#captionModel ??= streamModelFile({
+    this.#captionModel ??= this.#streamCaptionModel((message, transfer) => this.#send(message, transfer), onProgress).then(() => {
+      this.#loaded.caption = true;
+    });
+    this.#captionModel.catch(() => (this.#captionModel = null));
+    return this.#captionModel;
+  }
+
+  /** Streams the caption model's GGUF to the engine through `call`, chunk by chunk. */
+  async #streamCaptionModel(call, onProgress) {
+    // The page never holds a copy of the whole file.
+    await streamModelFile({
       modelsUrl: this.#models,
-      name: 'smollm2-135m-instruct',
+      name: CAPTION_MODEL,
       what: 'caption model',
       onProgress,
       sink: {
-        begin: (bytes) => this.#send({ type: 'caption.begin', bytes }),
+        begin: (bytes) => call({ type: 'caption.begin', bytes }),
         chunk: (chunk) => {
           const copy = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk : chunk.slice();
-          return this.#send({ type: 'caption.chunk', chunk: copy }, [copy.buffer]);
+          return call({ type: 'caption.chunk', chunk: copy }, [copy.buffer]);
         },
-        finish: (sha256) => this.#send({ type: 'caption.finish', sha256 }),
+        finish: (sha256) => call({ type: 'caption.finish', sha256 }),
       },
-    }).then(() => {});
-    this.#captionModel.catch(() => (this.#captionModel = null));
-    return this.#captionModel;
+    });
   }
 
   /**
@@ -279,7 +406,7 @@ export class Glimpse {
       ? await this.#send({ type: 'caption.start', classification: { top: source.top, groups: source.groups ?? [] } })
       : await this.#enqueue(async () => {
           const { input, transfer } = await toInput(source);
-          return this.#connection.call({ type: 'caption.startFor', input }, transfer);
+          return this.#call({ type: 'caption.startFor', input }, transfer);
         });
     let done = false;
     let firstTokenMs = null;
@@ -367,6 +494,7 @@ export class Glimpse {
 
   /** Stops the engine and frees its memory. */
   dispose() {
+    this.#disposed = true;
     this.#connection.dispose();
   }
 }

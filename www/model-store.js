@@ -68,10 +68,9 @@ function findEntry(manifest, name, dtype, manifestUrl) {
 }
 
 /** Reads a response body whole, reporting progress as it arrives. */
-async function readWithProgress(response, total, onProgress) {
-  if (!response.body) return response.arrayBuffer();
+async function readWithProgress(body, total, onProgress) {
   const chunks = [];
-  const loaded = await pump(response.body, total, false, (chunk) => chunks.push(chunk), onProgress);
+  const loaded = await pump(body, total, false, (chunk) => chunks.push(chunk), onProgress);
   const bytes = new Uint8Array(loaded);
   let offset = 0;
   for (const chunk of chunks) {
@@ -100,11 +99,124 @@ async function locate(modelsUrl, name, dtype) {
   return { entry, url: new URL(entry.file, base).href, cache };
 }
 
+/**
+ * The cached copy of `entry`'s file as a Blob, or null. A copy of the wrong size (a truncated
+ * write, an error page cached under the file's URL) is evicted here, before anything reads
+ * it: the size is known without reading the file, the sha256 is checked by the caller.
+ */
+async function cachedFile(cache, url, entry) {
+  const cached = await cache?.match(url).catch(() => null);
+  if (!cached) return null;
+  const blob = cached.ok ? await cached.blob().catch(() => null) : null;
+  if (blob?.size === entry.bytes) return blob;
+  await cache.delete(url).catch(() => {});
+  return null;
+}
+
+/** How often one download may resume after its connection dropped. */
+const MAX_RESUMES = 3;
+
+/**
+ * `response`'s body, continued with a Range request from the byte where it stopped whenever
+ * the connection drops, so a flaky network costs the missing part rather than the whole file.
+ * A server that ignores the Range sends the file whole again, and the part already read is
+ * skipped. The caller checks the sha256 over all of it, which also catches a file that changed
+ * on the server in between.
+ */
+function resumableBody(url, response, what) {
+  let reader = response.body.getReader();
+  let loaded = 0;
+  let resumes = 0;
+  const total = Number(response.headers.get('Content-Length')) || null;
+  // A byte stream, so that its tee() gives the second branch copies: the engine's sink
+  // transfers (detaches) each chunk it is given.
+  return new ReadableStream({
+    type: 'bytes',
+    async pull(controller) {
+      for (;;) {
+        let chunk = null;
+        let failure = null;
+        try {
+          chunk = await reader.read();
+        } catch (error) {
+          failure = error;
+        }
+        // A connection closed early without an error is a drop too.
+        if (!failure && !(chunk.done && total !== null && loaded < total)) {
+          if (chunk.done) {
+            controller.close();
+          } else {
+            if (chunk.value.byteLength === 0) continue; // a byte stream takes no empty chunk
+            loaded += chunk.value.byteLength;
+            controller.enqueue(chunk.value);
+          }
+          return;
+        }
+        if (++resumes > MAX_RESUMES) {
+          const why = failure ? `: ${failure.message}` : ' (the connection kept closing early)';
+          controller.error(new ModelLoadError(`the download of the ${what} from ${url} kept failing${why}`, { cause: failure }));
+          return;
+        }
+        try {
+          reader = await resumeFrom(url, loaded, what);
+        } catch (error) {
+          controller.error(error);
+          return;
+        }
+      }
+    },
+    cancel: (reason) => reader?.cancel(reason),
+  });
+}
+
+/** A reader of `url` from byte `offset` on. */
+async function resumeFrom(url, offset, what) {
+  let response;
+  try {
+    response = await fetch(url, { cache: 'no-store', headers: { Range: `bytes=${offset}-` } });
+  } catch (cause) {
+    throw new ModelLoadError(`could not resume the download of the ${what} from ${url}: ${cause.message}`, { cause });
+  }
+  const resumed = response.status === 206 && response.headers.get('Content-Range')?.startsWith(`bytes ${offset}-`);
+  if (!resumed && response.status !== 200) {
+    throw new ModelLoadError(`could not resume the download of the ${what} from ${url}: HTTP ${response.status}`);
+  }
+  const reader = response.body.getReader();
+  return resumed ? reader : skipping(reader, offset);
+}
+
+/** `reader` without its first `count` bytes. */
+function skipping(reader, count) {
+  let left = count;
+  return {
+    async read() {
+      for (;;) {
+        const chunk = await reader.read();
+        if (chunk.done || left === 0) return chunk;
+        if (chunk.value.byteLength <= left) {
+          left -= chunk.value.byteLength;
+          continue;
+        }
+        const value = chunk.value.subarray(left);
+        left = 0;
+        return { done: false, value };
+      }
+    },
+    cancel: (reason) => reader.cancel(reason),
+  };
+}
+
+/** One line saying the bytes are not the file the manifest lists. */
+function notTheFile(what, url, bytes, sha256, entry) {
+  const [got, expected] = bytes === entry.bytes ? [`sha256 ${sha256.slice(0, 12)}…`, `sha256 ${entry.sha256.slice(0, 12)}…`] : [`${bytes} bytes`, `${entry.bytes} bytes`];
+  return new ModelLoadError(`the ${what} downloaded from ${url} failed the integrity check: ${got} where the manifest lists ${expected}. ${hint()}`);
+}
+
 /** Like `loadWeights`, for any file the manifest lists by `name` (and `dtype`, when it has one). */
 export async function loadModelFile({ modelsUrl, name, dtype, onProgress, what = name }) {
   const { entry, url: weightsUrl, cache } = await locate(modelsUrl, name, dtype);
 
-  const cached = await cache?.match(weightsUrl);
+  const cached = await cachedFile(cache, weightsUrl, entry);
   if (cached) {
     const weights = await cached.arrayBuffer();
     if ((await sha256Hex(weights)) === entry.sha256) {
@@ -117,13 +229,10 @@ export async function loadModelFile({ modelsUrl, name, dtype, onProgress, what =
 
   const response = await fetchOrExplain(weightsUrl, what);
   const total = Number(response.headers.get('Content-Length')) || entry.bytes;
-  const weights = await readWithProgress(response, total, onProgress);
+  const weights = await readWithProgress(resumableBody(weightsUrl, response, what), total, onProgress);
   const actual = await sha256Hex(weights);
-  if (actual !== entry.sha256) {
-    throw new ModelLoadError(
-      `the ${what} at ${weightsUrl} failed the integrity check and is corrupt: sha256 ${actual} ` +
-        `(${weights.byteLength} bytes) where the manifest expects ${entry.sha256} (${entry.bytes} bytes). ${hint()}`,
-    );
+  if (weights.byteLength !== entry.bytes || actual !== entry.sha256) {
+    throw notTheFile(what, weightsUrl, weights.byteLength, actual, entry);
   }
   // A full or unavailable cache only costs a download next time: say so, but go on.
   let notCached = null;
@@ -167,11 +276,11 @@ function quotaMessage(error) {
 export async function streamModelFile({ modelsUrl, name, sink, onProgress, what = name }) {
   const { entry, url, cache } = await locate(modelsUrl, name, undefined);
 
-  const cached = await cache?.match(url);
-  if (cached?.body) {
+  const cached = await cachedFile(cache, url, entry);
+  if (cached) {
     try {
       await sink.begin(entry.bytes);
-      await pump(cached.body, entry.bytes, true, (chunk) => sink.chunk(chunk), onProgress);
+      await pump(cached.stream(), entry.bytes, true, (chunk) => sink.chunk(chunk), onProgress);
       await sink.finish(entry.sha256);
       return { entry, fromCache: true, notCached: null };
     } catch {
@@ -182,15 +291,19 @@ export async function streamModelFile({ modelsUrl, name, sink, onProgress, what 
 
   const response = await fetchOrExplain(url, what);
   const total = Number(response.headers.get('Content-Length')) || entry.bytes;
+  // One stream, resumed across dropped connections, feeds both the engine and the cache.
+  const [forSink, forCache] = resumableBody(url, response, what).tee();
   let notCached = null;
   const stored = cache
-    ?.put(url, response.clone())
+    ?.put(url, new Response(forCache, { headers: { 'Content-Type': 'application/octet-stream' } }))
     .catch((error) => (notCached = quotaMessage(error)));
+  if (!cache) forCache.cancel();
   await sink.begin(entry.bytes);
-  await pump(response.body, total, false, (chunk) => sink.chunk(chunk), onProgress);
+  const loaded = await pump(forSink, total, false, (chunk) => sink.chunk(chunk), onProgress);
   await stored;
   try {
-    await sink.finish(entry.sha256);
+    if (loaded !== entry.bytes) throw notTheFile(what, url, loaded, '', entry);
+    await sink.finish(entry.sha256); // the sha256 over every byte, resumed or not
   } catch (error) {
     await cache?.delete(url);
     throw error;

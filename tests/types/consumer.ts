@@ -37,6 +37,7 @@ import type {
   LoadProgress,
   Prediction,
   ProgressOptions,
+  RestartInfo,
   TaughtPrediction,
   TeachSummary,
   TrainOptions,
@@ -76,6 +77,7 @@ const loadOptions: LoadOptions = {
   onProgress: onLoad,
   inline: false,
   dtype: 'f32',
+  onRestart: ({ reason, backend, fallbackReason }: RestartInfo) => show(reason.length, backend satisfies Backend, fallbackReason?.length),
 };
 // @ts-expect-error 'gpu' is no backend
 const wrongBackend: LoadOptions = { backend: 'gpu' };
