@@ -259,6 +259,8 @@ pub fn labels(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    // Both splits mostly give the same labels; each distinct one is looked up once.
+    let mut checked = std::collections::HashSet::new();
     for labels in [parse_labels(text), tidy_labels(text.lines())] {
         let Ok(labels) = labels else {
             continue;
@@ -266,6 +268,9 @@ pub fn labels(data: &[u8]) {
         assert!(!labels.is_empty() && labels.len() <= MAX_LABELS);
         let uniform = vec![1.0 / 1000.0; 1000];
         for label in &labels {
+            if !checked.insert(label.clone()) {
+                continue;
+            }
             assert!(!label.is_empty() && !label.contains(',') && label.trim() == label);
             assert!(label.chars().count() <= MAX_LABEL_CHARS);
             if let Some(noun) = wordnet().find(label) {
