@@ -71,12 +71,14 @@ function fuzz(target) {
     child.on('close', (code) => {
       log.end();
       const stat = (name) => Number(tail.match(new RegExp(`stat::${name}:\\s*(\\d+)`))?.[1] ?? NaN);
+      // A run stopped by a crash prints no final stats: its last progress line says as much.
+      const last = (pattern) => Number([...tail.matchAll(pattern)].at(-1)?.[1] ?? NaN);
       const coverage = [...tail.matchAll(/cov: (\d+) ft: (\d+)/g)].at(-1);
       const found = readdirSync(artifacts).filter((f) => !before.has(f));
       done({
         target,
-        executions: stat('number_of_executed_units'),
-        perSecond: stat('average_exec_per_sec'),
+        executions: stat('number_of_executed_units') || last(/^#(\d+)/gm),
+        perSecond: stat('average_exec_per_sec') || last(/exec\/s: (\d+)/g),
         cov: coverage ? Number(coverage[1]) : NaN,
         ft: coverage ? Number(coverage[2]) : NaN,
         crashes: found.length ? found.map((f) => join('fuzz/artifacts', target, f)) : code === 0 ? [] : [`exit code ${code}`],
