@@ -27,6 +27,11 @@ pub mod vision;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod provision;
 
+/// The fuzz targets' bodies (`fuzz/`), replayed by `tests/fuzz_corpus.rs`.
+#[cfg(not(target_arch = "wasm32"))]
+#[doc(hidden)]
+pub mod fuzzing;
+
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 

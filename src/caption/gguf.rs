@@ -165,9 +165,11 @@ impl TensorInfo {
         self.dims.iter().product()
     }
 
+    /// Saturates rather than wraps: [`Gguf::parse`] refuses tensors whose size does not fit
+    /// in a u64, and a saturated length cannot pass a bounds check by accident.
     pub fn byte_len(&self) -> u64 {
         let (per_block, bytes) = self.ggml_type.block();
-        self.elements() / per_block * bytes
+        (self.elements() / per_block).saturating_mul(bytes)
     }
 }
 
@@ -242,10 +244,15 @@ impl Gguf {
                 })?;
             let ggml_type = GgmlType::from_id(r.u32()?)
                 .map_err(|e| GgufError(format!("tensor `{name}`: {}", e.0)))?;
-            let (per_block, _) = ggml_type.block();
+            let (per_block, block_bytes) = ggml_type.block();
             if elements % per_block != 0 || dims[0] % per_block != 0 {
                 return err(format!(
                     "tensor `{name}` {dims:?} is not a whole number of {ggml_type:?} blocks"
+                ));
+            }
+            if (elements / per_block).checked_mul(block_bytes).is_none() {
+                return err(format!(
+                    "tensor `{name}` has an impossible size {dims:?}"
                 ));
             }
             let offset = r.u64()?;
@@ -608,6 +615,16 @@ pub(crate) mod tests {
                 .contains("tensor `odd`: unsupported tensor type id 99"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_tensor_whose_byte_length_overflows_is_refused() {
+        // Found by the `gguf` fuzz target: 2^62 f32 values are 2^64 bytes, which wrapped to 0.
+        let bytes = Builder::new()
+            .tensor("huge", &[1 << 31, 1 << 31], 0, vec![])
+            .build();
+        let err = Gguf::parse(&bytes).unwrap_err();
+        assert!(err.0.contains("tensor `huge` has an impossible size"), "{err}");
     }
 
     #[test]

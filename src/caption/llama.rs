@@ -84,14 +84,31 @@ impl LlamaConfig {
     /// Refuses shapes the decoder cannot run and a vocabulary that disagrees with the
     /// tokenizer stored beside it.
     fn check(&self, gguf: &Gguf) -> Result<(), GgufError> {
+        // RoPE rotates pairs, so each head's width must be even (and not zero).
         if self.heads == 0
             || self.kv_heads == 0
             || !self.hidden.is_multiple_of(self.heads)
             || !self.heads.is_multiple_of(self.kv_heads)
+            || self.head_dim() == 0
+            || !self.head_dim().is_multiple_of(2)
         {
             return Err(GgufError(format!(
                 "{} query heads, {} key/value heads and width {} do not fit together",
                 self.heads, self.kv_heads, self.hidden
+            )));
+        }
+        if self.vocab_size == 0 || self.ffn == 0 {
+            return Err(GgufError(format!(
+                "a vocabulary of {} tokens and a feed-forward width of {} cannot make a model",
+                self.vocab_size, self.ffn
+            )));
+        }
+        if !(self.rms_eps.is_finite() && self.rms_eps >= 0.0)
+            || !(self.rope_base.is_finite() && self.rope_base > 0.0)
+        {
+            return Err(GgufError(format!(
+                "the norm epsilon {} or the RoPE base {} is not a usable number",
+                self.rms_eps, self.rope_base
             )));
         }
         if let Some(tokens) = gguf.get("tokenizer.ggml.tokens").and_then(Value::as_array)
@@ -524,6 +541,14 @@ pub fn load(
     let matrix = |name: &str, rows: usize, cols: usize| matrix_for(name, rows, cols, false);
     let norm = |name: &str| -> Result<RmsNorm, GgufError> {
         let (info, data) = raw(name)?;
+        // Checked before the norm is built: its width comes from the metadata, which could
+        // claim any size.
+        if info.dims != [config.hidden as u64] {
+            return Err(GgufError(format!(
+                "tensor `{name}` is {:?}, expected [{}]",
+                info.dims, config.hidden
+            )));
+        }
         let mut norm = RmsNormConfig::new(config.hidden)
             .with_epsilon(config.rms_eps)
             .init(device);
@@ -612,6 +637,40 @@ mod tests {
                 .contains("the tokenizer has 5 tokens but the model's vocabulary is 4"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_norm_wider_than_its_tensor_is_refused_before_it_is_built() {
+        // Found by the `gguf` fuzz target: the metadata claimed a width of 4194368.
+        let bytes = Builder::new()
+            .string_kv("general.architecture", "llama")
+            .u32_kv("llama.embedding_length", 1 << 22)
+            .u32_kv("llama.block_count", 1)
+            .u32_kv("llama.attention.head_count", 2)
+            .u32_kv("llama.attention.head_count_kv", 1)
+            .u32_kv("llama.feed_forward_length", 16)
+            .u32_kv("llama.vocab_size", 4)
+            .tensor("blk.0.attn_norm.weight", &[8], 0, vec![0; 32])
+            .build();
+        let gguf = Gguf::parse(&bytes).unwrap();
+        let err = load(&gguf, &bytes, &Device::flex(), Storage::Quantized).unwrap_err();
+        assert!(err.0.contains("is [8], expected [4194304]"), "{err}");
+    }
+
+    #[test]
+    fn heads_of_odd_width_are_refused() {
+        let bytes = Builder::new()
+            .string_kv("general.architecture", "llama")
+            .u32_kv("llama.embedding_length", 6)
+            .u32_kv("llama.block_count", 1)
+            .u32_kv("llama.attention.head_count", 2)
+            .u32_kv("llama.attention.head_count_kv", 1)
+            .u32_kv("llama.feed_forward_length", 16)
+            .u32_kv("llama.vocab_size", 4)
+            .build();
+        let gguf = Gguf::parse(&bytes).unwrap();
+        let err = load(&gguf, &bytes, &Device::flex(), Storage::Quantized).unwrap_err();
+        assert!(err.0.contains("do not fit together"), "{err}");
     }
 
     #[test]

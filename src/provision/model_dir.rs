@@ -75,6 +75,29 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Reads `manifest.json`. A manifest comes from wherever the models were fetched, so it is
+    /// trusted for sizes and hashes but not for paths: each file must be a plain name inside
+    /// the models directory (no `/`, `\`, `..` or drive), and each sha256 64 hex digits.
+    pub fn parse(text: &str) -> Result<Self> {
+        let manifest: Manifest = serde_json::from_str(text)
+            .map_err(|e| GlimpseError::ModelLoad(format!("not a valid manifest: {e}")))?;
+        for entry in &manifest.models {
+            if !is_plain_file_name(&entry.file) {
+                return Err(GlimpseError::ModelLoad(format!(
+                    "the manifest's entry {:?} names the file {:?}, which is not a plain file name in the models directory",
+                    entry.name, entry.file
+                )));
+            }
+            if entry.sha256.len() != 64 || !entry.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(GlimpseError::ModelLoad(format!(
+                    "the manifest's entry {:?} has a sha256 that is not 64 hex digits",
+                    entry.name
+                )));
+            }
+        }
+        Ok(manifest)
+    }
+
     /// The image model's weights in `dtype`.
     pub fn entry(&self, dtype: WeightDType) -> Option<&ManifestEntry> {
         self.find(MODEL_NAME, Some(dtype))
@@ -85,6 +108,16 @@ impl Manifest {
             .iter()
             .find(|e| e.name == name && e.dtype == dtype)
     }
+}
+
+/// A name that joined to a directory stays directly inside it, on every platform.
+fn is_plain_file_name(file: &str) -> bool {
+    !file.is_empty()
+        && file != "."
+        && file != ".."
+        && !file
+            .chars()
+            .any(|c| matches!(c, '/' | '\\' | ':') || c.is_control())
 }
 
 /// Every file `fetch` produces, as (manifest name, dtype).
@@ -140,8 +173,8 @@ impl ModelDir {
             "cannot read {} (run `glimpse models fetch`)",
             path.display()
         )))?;
-        serde_json::from_str(&text).map_err(|e| {
-            GlimpseError::ModelLoad(format!("{} is not a valid manifest: {e}", path.display()))
+        Manifest::parse(&text).map_err(|e| {
+            GlimpseError::ModelLoad(format!("{}: {}", path.display(), e.detail()))
         })
     }
 
@@ -192,6 +225,30 @@ pub(crate) mod tests {
         let root = std::env::temp_dir().join(format!("glimpse-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         ModelDir::new(root)
+    }
+
+    fn manifest_naming(file: &str) -> String {
+        format!(
+            r#"{{"models":[{{"name":"m","file":{},"bytes":1,"sha256":"{}"}}],"source":"test"}}"#,
+            serde_json::to_string(file).unwrap(),
+            "ab".repeat(32)
+        )
+    }
+
+    #[test]
+    fn a_manifest_cannot_point_outside_the_models_directory() {
+        for file in ["../../etc/passwd", "/etc/passwd", "photos/../x", "..", "C:evil", "a\\b", ""] {
+            let err = Manifest::parse(&manifest_naming(file)).unwrap_err();
+            assert!(err.to_string().contains("not a plain file name"), "{file}: {err}");
+        }
+        assert!(Manifest::parse(&manifest_naming("efficientnet-lite0.f16.bpk")).is_ok());
+    }
+
+    #[test]
+    fn a_manifest_sha256_must_be_64_hex_digits() {
+        let text = manifest_naming("x.bpk").replace(&"ab".repeat(32), "not-a-hash");
+        let err = Manifest::parse(&text).unwrap_err();
+        assert!(err.to_string().contains("not 64 hex digits"), "{err}");
     }
 
     #[test]

@@ -76,7 +76,7 @@ impl SentenceEmbedder {
     }
 }
 
-fn load_tokenizer(json: &[u8]) -> Result<Tokenizer> {
+pub(crate) fn load_tokenizer(json: &[u8]) -> Result<Tokenizer> {
     let mut tokenizer = Tokenizer::from_bytes(json)
         .map_err(|e| GlimpseError::ModelLoad(format!("the tokenizer file is not valid: {e}")))?;
     // The file pads every input to 128 tokens and truncates there; padding is masked here

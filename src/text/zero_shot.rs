@@ -8,7 +8,7 @@
 //! classifier's exact probability instead, the sum over the classes under it
 //! ([`crate::vision::wordnet`]); ConSE scores only the labels WordNet does not know here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -251,16 +251,21 @@ pub fn check_labels(labels: &[String]) -> Result<()> {
 /// The CLI's `--labels`, the wasm engine and the npm package all go through here.
 pub fn tidy_labels<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>> {
     let mut labels: Vec<String> = Vec::new();
-    let mut seen: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     for label in items
         .into_iter()
         .flat_map(|item| item.split(','))
         .map(str::trim)
     {
-        let folded = label.to_lowercase();
-        if !label.is_empty() && !seen.contains(&folded) {
-            seen.push(folded);
+        if !label.is_empty() && seen.insert(label.to_lowercase()) {
             labels.push(label.to_string());
+            // A pasted megabyte of labels is refused as soon as it is too many, not after
+            // every one of them has been compared with every other.
+            if labels.len() > MAX_LABELS {
+                return Err(GlimpseError::InvalidArgument(format!(
+                    "more than {MAX_LABELS} labels given; at most {MAX_LABELS} are supported"
+                )));
+            }
         }
     }
     check_labels(&labels)?;
@@ -275,6 +280,15 @@ pub fn parse_labels(list: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_megabyte_of_distinct_labels_is_refused_at_once() {
+        let list: String = (0..200_000).map(|i| format!("l{i},")).collect();
+        let started = std::time::Instant::now();
+        let err = parse_labels(&list).unwrap_err();
+        assert!(err.to_string().contains("at most 1000"), "{err}");
+        assert!(started.elapsed().as_millis() < 500, "{:?}", started.elapsed());
+    }
 
     #[test]
     fn the_most_probable_classes_are_mixed_by_renormalized_probability() {

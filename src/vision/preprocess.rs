@@ -21,6 +21,14 @@ const SCALE: f32 = 128.0;
 
 /// Decodes JPEG, PNG, WebP, GIF (first frame) or BMP bytes into upright RGB.
 pub fn decode(bytes: &[u8]) -> Result<RgbImage, GlimpseError> {
+    decode_limited(bytes, MAX_PIXELS)
+}
+
+/// [`decode`] with a lower pixel limit (the fuzz targets' own, so that a decode fits
+/// libFuzzer's time limit). Limits above [`MAX_PIXELS`] are not honoured.
+#[doc(hidden)]
+pub fn decode_limited(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, GlimpseError> {
+    let max_pixels = max_pixels.min(MAX_PIXELS);
     if bytes.is_empty() {
         return Err(GlimpseError::UnsupportedImage("the file is empty".into()));
     }
@@ -37,7 +45,7 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, GlimpseError> {
     // The header alone says how big the image is: refuse before decoding a single pixel.
     let format = reader()?.format();
     let (width, height) = reader()?.into_dimensions().map_err(unsupported)?;
-    check_size(width, height)?;
+    check_size(width, height, max_pixels)?;
     // The JPEG decoder fills missing scan data with grey instead of failing.
     if format == Some(ImageFormat::Jpeg) && !jpeg_has_end_of_image(bytes) {
         return Err(GlimpseError::UnsupportedImage(
@@ -47,7 +55,7 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, GlimpseError> {
 
     let mut reader = reader()?;
     let mut limits = Limits::default();
-    limits.max_alloc = Some(MAX_PIXELS * 8);
+    limits.max_alloc = Some(max_pixels * 8);
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(unsupported)?;
     let orientation = decoder.orientation().map_err(unsupported)?;
@@ -83,7 +91,7 @@ fn jpeg_has_end_of_image(bytes: &[u8]) -> bool {
 
 /// Wraps a raw RGBA frame (a canvas's `ImageData`, a video frame) without re-encoding it.
 pub fn from_rgba(width: u32, height: u32, rgba: &[u8]) -> Result<RgbImage, GlimpseError> {
-    check_size(width, height)?;
+    check_size(width, height, MAX_PIXELS)?;
     let expected = width as u64 * height as u64 * 4;
     if rgba.len() as u64 != expected {
         return Err(GlimpseError::UnsupportedImage(format!(
@@ -98,7 +106,7 @@ pub fn from_rgba(width: u32, height: u32, rgba: &[u8]) -> Result<RgbImage, Glimp
     Ok(RgbImage::from_raw(width, height, rgb).expect("length checked above"))
 }
 
-fn check_size(width: u32, height: u32) -> Result<(), GlimpseError> {
+fn check_size(width: u32, height: u32, max_pixels: u64) -> Result<(), GlimpseError> {
     if width == 0 || height == 0 {
         return Err(GlimpseError::UnsupportedImage(format!(
             "the image is empty ({width}×{height} pixels)"
@@ -109,10 +117,10 @@ fn check_size(width: u32, height: u32) -> Result<(), GlimpseError> {
             "the image is too small to classify ({width}×{height} pixels)"
         )));
     }
-    if width as u64 * height as u64 > MAX_PIXELS {
+    if width as u64 * height as u64 > max_pixels {
         return Err(GlimpseError::UnsupportedImage(format!(
             "the image is too large ({width}×{height} pixels; the limit is {} megapixels)",
-            MAX_PIXELS / 1_000_000
+            max_pixels as f64 / 1e6
         )));
     }
     Ok(())
@@ -148,18 +156,46 @@ pub fn resized_dims(width: u32, height: u32) -> (u32, u32) {
 /// far outside the center crop; ordinary photos never reach this path.
 const MAX_ASPECT: u32 = 4;
 
+/// Where [`resize_and_crop`] takes its pixels from, worked out from the size alone (so the
+/// fuzz targets check it for every size without paying for the resize).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CropPlan {
+    /// The part of the source kept, `[x, y, width, height]`: all of it unless the aspect
+    /// ratio exceeds [`MAX_ASPECT`].
+    pub trim: [u32; 4],
+    /// That part resized so its shorter side is [`RESIZE_SHORTER`].
+    pub resized: (u32, u32),
+    /// The top-left corner of the [`CROP`]-square center crop in the resized picture.
+    pub crop: (u32, u32),
+}
+
+impl CropPlan {
+    pub fn new(width: u32, height: u32) -> Self {
+        let short = width.min(height);
+        let (tw, th) = (width.min(short * MAX_ASPECT), height.min(short * MAX_ASPECT));
+        let (w, h) = resized_dims(tw, th);
+        CropPlan {
+            trim: [(width - tw) / 2, (height - th) / 2, tw, th],
+            resized: (w, h),
+            crop: ((w - CROP) / 2, (h - CROP) / 2),
+        }
+    }
+}
+
 /// Resize (shorter side → 256) and center-crop to 224×224.
 pub fn resize_and_crop(image: &RgbImage) -> RgbImage {
-    let (sw, sh) = image.dimensions();
-    let short = sw.min(sh);
-    if sw.max(sh) > short * MAX_ASPECT {
-        let (tw, th) = (sw.min(short * MAX_ASPECT), sh.min(short * MAX_ASPECT));
-        let trimmed = image::imageops::crop_imm(image, (sw - tw) / 2, (sh - th) / 2, tw, th);
-        return resize_and_crop(&trimmed.to_image());
-    }
-    let (w, h) = resized_dims(sw, sh);
-    let resized = image::imageops::resize(image, w, h, FilterType::Triangle);
-    let (left, top) = ((w - CROP) / 2, (h - CROP) / 2);
+    let plan = CropPlan::new(image.width(), image.height());
+    let [x, y, tw, th] = plan.trim;
+    let trimmed;
+    let source = if (tw, th) == image.dimensions() {
+        image
+    } else {
+        trimmed = image::imageops::crop_imm(image, x, y, tw, th).to_image();
+        &trimmed
+    };
+    let (w, h) = plan.resized;
+    let resized = image::imageops::resize(source, w, h, FilterType::Triangle);
+    let (left, top) = plan.crop;
     image::imageops::crop_imm(&resized, left, top, CROP, CROP).to_image()
 }
 
@@ -262,6 +298,19 @@ mod tests {
         let crop = resize_and_crop(&strip);
         assert_eq!(crop.dimensions(), (CROP, CROP));
         assert_eq!(crop.get_pixel(100, 100).0, [9, 9, 9]);
+    }
+
+    #[test]
+    fn the_crop_plan_is_what_resizing_and_cropping_does() {
+        for (w, h) in [(2, 2), (3, 5000), (5000, 3), (7, 5), (224, 224), (223, 900), (257, 256), (2, 9), (9, 2)] {
+            let plan = CropPlan::new(w, h);
+            let [x, y, tw, th] = plan.trim;
+            assert!(x + tw <= w && y + th <= h && tw.max(th) <= tw.min(th) * MAX_ASPECT);
+            let (rw, rh) = plan.resized;
+            assert!(plan.crop.0 + CROP <= rw && plan.crop.1 + CROP <= rh, "{w}×{h}: {plan:?}");
+            let image = RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
+            assert_eq!(resize_and_crop(&image).dimensions(), (CROP, CROP));
+        }
     }
 
     #[test]
