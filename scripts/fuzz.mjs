@@ -20,6 +20,8 @@ const TARGETS = ['gguf', 'gguf_tokenizer', 'burnpack', 'manifest', 'image', 'rgb
 // The limits every run holds the targets to: 0 crashes, no input over 1 s, no allocation over
 // 1 GiB (enforced by fuzz/src/lib.rs's allocator, as the build has no sanitizer hooks).
 const LIMITS = ['-rss_limit_mb=2048', '-malloc_limit_mb=1024', '-timeout=1'];
+// libFuzzer caps inputs at its largest seed; a frame needs room for long, thin sizes.
+const MAX_LEN = { rgba: 262_144 };
 // Safe Rust: no sanitizer (twice the executions); debug assertions keep overflow checks on.
 const BUILD = ['-O', '-a', '-s', 'none'];
 
@@ -55,6 +57,7 @@ function fuzz(target) {
     '--',
     `-max_total_time=${seconds}`,
     ...LIMITS,
+    ...(MAX_LEN[target] ? [`-max_len=${MAX_LEN[target]}`] : []),
     `-artifact_prefix=${artifacts}/`,
     '-print_final_stats=1',
   ];

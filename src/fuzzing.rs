@@ -12,7 +12,9 @@ use std::sync::OnceLock;
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{
+    Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
+};
 use burn::tensor::DType;
 use image::RgbImage;
 use tokenizers::Tokenizer;
@@ -44,8 +46,13 @@ pub fn gguf(data: &[u8]) {
         "a file the full parse accepts reads the same from its header alone"
     );
     for tensor in &gguf.tensors {
-        let range = gguf.data_range(tensor).expect("parse checked every tensor's range");
-        let _ = dequantize(tensor.ggml_type, &data[range.start as usize..range.end as usize]);
+        let range = gguf
+            .data_range(tensor)
+            .expect("parse checked every tensor's range");
+        let _ = dequantize(
+            tensor.ggml_type,
+            &data[range.start as usize..range.end as usize],
+        );
     }
     let Ok(config) = LlamaConfig::from_gguf(&gguf) else {
         return;
@@ -197,17 +204,29 @@ fn picture(image: &RgbImage, bbox: [u32; 4]) {
     assert!(width >= 2 && height >= 2);
     let plan = CropPlan::new(width, height);
     let [x, y, tw, th] = plan.trim;
-    assert!(tw >= 1 && th >= 1 && x + tw <= width && y + th <= height, "{plan:?}");
+    assert!(
+        tw >= 1 && th >= 1 && x + tw <= width && y + th <= height,
+        "{plan:?}"
+    );
     let (rw, rh) = plan.resized;
-    assert!(plan.crop.0 + CROP <= rw && plan.crop.1 + CROP <= rh, "{plan:?}");
+    assert!(
+        plan.crop.0 + CROP <= rw && plan.crop.1 + CROP <= rh,
+        "{plan:?}"
+    );
     let region = region_around(image, bbox);
     assert!(region.width() >= 1 && region.width() <= width);
     assert!(region.height() >= 1 && region.height() <= height);
-    for tiling in [Tiling::new(width, height), Tiling::center_crop(width, height)] {
+    for tiling in [
+        Tiling::new(width, height),
+        Tiling::center_crop(width, height),
+    ] {
         assert!(!tiling.views.is_empty());
         for &view in &tiling.views {
             let [x0, y0, x1, y1] = tiling.view_box(view);
-            assert!(x0 < x1 && x1 <= width && y0 < y1 && y1 <= height, "{tiling:?}");
+            assert!(
+                x0 < x1 && x1 <= width && y0 < y1 && y1 <= height,
+                "{tiling:?}"
+            );
         }
     }
 }
@@ -224,15 +243,30 @@ pub fn class_set(data: &[u8]) {
     assert_eq!(again, set, "export then import keeps the set");
     let probe: Vec<f32> = (0..FEATURES).map(|i| (i % 7) as f32 - 3.0).collect();
     if let Some(head) = &set.head {
-        check_probabilities(&head.predict(&probe).iter().map(|p| p.prob).collect::<Vec<_>>());
+        check_probabilities(
+            &head
+                .predict(&probe)
+                .iter()
+                .map(|p| p.prob)
+                .collect::<Vec<_>>(),
+        );
     }
     if let Ok(head) = set.train() {
-        check_probabilities(&head.predict(&probe).iter().map(|p| p.prob).collect::<Vec<_>>());
+        check_probabilities(
+            &head
+                .predict(&probe)
+                .iter()
+                .map(|p| p.prob)
+                .collect::<Vec<_>>(),
+        );
     }
 }
 
 fn check_probabilities(probs: &[f32]) {
-    assert!(probs.iter().all(|p| p.is_finite() && *p >= 0.0), "{probs:?}");
+    assert!(
+        probs.iter().all(|p| p.is_finite() && *p >= 0.0),
+        "{probs:?}"
+    );
     let total: f32 = probs.iter().sum();
     assert!(probs.is_empty() || (total - 1.0).abs() < 1e-3, "{probs:?}");
 }

@@ -13,6 +13,8 @@
 //! - [`provision`] (native): fetching the pinned packages, converting their weights, and the
 //!   models directory with its manifest.
 //! - `web` (wasm32): the browser edge, one file per feature, thin over the rest.
+//! - `fuzzing` (native, hidden): the fuzz targets' bodies (`fuzz/`), replayed by
+//!   `tests/fuzz_corpus.rs`.
 //! - [`error`]: one error type; its kind reaches JS once, as the error's name.
 //!
 //! Every model loads in one call: [`Classifier::from_burnpack`], [`LabelRanker::load`],

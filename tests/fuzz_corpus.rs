@@ -151,7 +151,11 @@ mod seeds {
         for &b in bytes {
             crc ^= b as u32;
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -202,7 +206,11 @@ mod seeds {
         write("rgba", "2x2.rgba", &frame(2, 2, [0, 0, 2, 2], 4));
         write("rgba", "7x5-box.rgba", &frame(7, 5, [1, 1, 4, 3], 35));
         write("rgba", "40x2-strip.rgba", &frame(40, 2, [30, 0, 40, 2], 80));
-        write("rgba", "2x40-strip.rgba", &frame(2, 40, [0, 0, 65535, 65535], 80));
+        write(
+            "rgba",
+            "2x40-strip.rgba",
+            &frame(2, 40, [0, 0, 65535, 65535], 80),
+        );
         write("rgba", "short.rgba", &frame(4, 4, [0, 0, 1, 1], 3));
         write("rgba", "empty.rgba", &frame(0, 0, [0, 0, 0, 0], 0));
         write("rgba", "1x9.rgba", &frame(1, 9, [0, 0, 1, 9], 9));
@@ -219,7 +227,8 @@ mod seeds {
         let mut set = ClassSet::default();
         for i in 0..2 {
             set.add("mug", vec![feature(0, i as f32 * 0.1)]).unwrap();
-            set.add("plant ☘", vec![feature(1, i as f32 * 0.1)]).unwrap();
+            set.add("plant ☘", vec![feature(1, i as f32 * 0.1)])
+                .unwrap();
         }
         write("class_set", "untrained.json", set.to_json().as_bytes());
         set.train().unwrap();

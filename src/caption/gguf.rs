@@ -251,9 +251,7 @@ impl Gguf {
                 ));
             }
             if (elements / per_block).checked_mul(block_bytes).is_none() {
-                return err(format!(
-                    "tensor `{name}` has an impossible size {dims:?}"
-                ));
+                return err(format!("tensor `{name}` has an impossible size {dims:?}"));
             }
             let offset = r.u64()?;
             tensors.push(TensorInfo {
@@ -624,7 +622,10 @@ pub(crate) mod tests {
             .tensor("huge", &[1 << 31, 1 << 31], 0, vec![])
             .build();
         let err = Gguf::parse(&bytes).unwrap_err();
-        assert!(err.0.contains("tensor `huge` has an impossible size"), "{err}");
+        assert!(
+            err.0.contains("tensor `huge` has an impossible size"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -173,9 +173,8 @@ impl ModelDir {
             "cannot read {} (run `glimpse models fetch`)",
             path.display()
         )))?;
-        Manifest::parse(&text).map_err(|e| {
-            GlimpseError::ModelLoad(format!("{}: {}", path.display(), e.detail()))
-        })
+        Manifest::parse(&text)
+            .map_err(|e| GlimpseError::ModelLoad(format!("{}: {}", path.display(), e.detail())))
     }
 
     /// The image model's weights, checked against the manifest's size and sha256.
@@ -237,9 +236,20 @@ pub(crate) mod tests {
 
     #[test]
     fn a_manifest_cannot_point_outside_the_models_directory() {
-        for file in ["../../etc/passwd", "/etc/passwd", "photos/../x", "..", "C:evil", "a\\b", ""] {
+        for file in [
+            "../../etc/passwd",
+            "/etc/passwd",
+            "photos/../x",
+            "..",
+            "C:evil",
+            "a\\b",
+            "",
+        ] {
             let err = Manifest::parse(&manifest_naming(file)).unwrap_err();
-            assert!(err.to_string().contains("not a plain file name"), "{file}: {err}");
+            assert!(
+                err.to_string().contains("not a plain file name"),
+                "{file}: {err}"
+            );
         }
         assert!(Manifest::parse(&manifest_naming("efficientnet-lite0.f16.bpk")).is_ok());
     }

@@ -287,7 +287,11 @@ mod tests {
         let started = std::time::Instant::now();
         let err = parse_labels(&list).unwrap_err();
         assert!(err.to_string().contains("at most 1000"), "{err}");
-        assert!(started.elapsed().as_millis() < 500, "{:?}", started.elapsed());
+        assert!(
+            started.elapsed().as_millis() < 500,
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

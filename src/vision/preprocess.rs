@@ -172,7 +172,10 @@ pub struct CropPlan {
 impl CropPlan {
     pub fn new(width: u32, height: u32) -> Self {
         let short = width.min(height);
-        let (tw, th) = (width.min(short * MAX_ASPECT), height.min(short * MAX_ASPECT));
+        let (tw, th) = (
+            width.min(short * MAX_ASPECT),
+            height.min(short * MAX_ASPECT),
+        );
         let (w, h) = resized_dims(tw, th);
         CropPlan {
             trim: [(width - tw) / 2, (height - th) / 2, tw, th],
@@ -302,12 +305,25 @@ mod tests {
 
     #[test]
     fn the_crop_plan_is_what_resizing_and_cropping_does() {
-        for (w, h) in [(2, 2), (3, 5000), (5000, 3), (7, 5), (224, 224), (223, 900), (257, 256), (2, 9), (9, 2)] {
+        for (w, h) in [
+            (2, 2),
+            (3, 5000),
+            (5000, 3),
+            (7, 5),
+            (224, 224),
+            (223, 900),
+            (257, 256),
+            (2, 9),
+            (9, 2),
+        ] {
             let plan = CropPlan::new(w, h);
             let [x, y, tw, th] = plan.trim;
             assert!(x + tw <= w && y + th <= h && tw.max(th) <= tw.min(th) * MAX_ASPECT);
             let (rw, rh) = plan.resized;
-            assert!(plan.crop.0 + CROP <= rw && plan.crop.1 + CROP <= rh, "{w}×{h}: {plan:?}");
+            assert!(
+                plan.crop.0 + CROP <= rw && plan.crop.1 + CROP <= rh,
+                "{w}×{h}: {plan:?}"
+            );
             let image = RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
             assert_eq!(resize_and_crop(&image).dimensions(), (CROP, CROP));
         }
