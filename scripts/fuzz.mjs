@@ -43,6 +43,9 @@ if (!succeeds(join(TOOLS, 'bin', 'cargo-fuzz'), ['--version']) && !succeeds('car
 }
 const cargoFuzz = (args) => ['+nightly', 'fuzz', ...args, '--fuzz-dir', FUZZ, ...BUILD, '--target-dir', targetDir];
 run('cargo', cargoFuzz(['build']), { env });
+// The seeds in the weight containers' formats are generated, never committed.
+run('node', [join(FUZZ, 'gguf-seeds.mjs')]);
+run('cargo', ['test', '--release', '--test', 'fuzz_corpus', '--', '--ignored', 'write_seeds']);
 
 /** Runs one target; resolves to its numbers, read from libFuzzer's output. */
 function fuzz(target) {
