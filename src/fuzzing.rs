@@ -242,23 +242,15 @@ pub fn class_set(data: &[u8]) {
     let again = ClassSet::from_json(&set.to_json()).expect("an exported set imports again");
     assert_eq!(again, set, "export then import keeps the set");
     let probe: Vec<f32> = (0..FEATURES).map(|i| (i % 7) as f32 - 3.0).collect();
+    let check_head = |head: &crate::vision::teach::Head| {
+        let probs: Vec<f32> = head.predict(&probe).iter().map(|p| p.prob).collect();
+        check_probabilities(&probs);
+    };
     if let Some(head) = &set.head {
-        check_probabilities(
-            &head
-                .predict(&probe)
-                .iter()
-                .map(|p| p.prob)
-                .collect::<Vec<_>>(),
-        );
+        check_head(head);
     }
     if let Ok(head) = set.train() {
-        check_probabilities(
-            &head
-                .predict(&probe)
-                .iter()
-                .map(|p| p.prob)
-                .collect::<Vec<_>>(),
-        );
+        check_head(head);
     }
 }
 

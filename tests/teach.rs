@@ -92,16 +92,19 @@ fn classes_taught_from_crops_of_two_photos_recognize_crops_they_never_saw() {
     assert!((a[0].prob - b[0].prob).abs() < 1e-5, "{a:?} vs {b:?}");
 }
 
+/// Five classes, each taught from crops of one foolbox photo (by its index).
+const FIVE_CLASSES: [(&str, usize); 5] = [
+    ("mastiff", 0),
+    ("chair", 1),
+    ("strawberry", 4),
+    ("goose", 15),
+    ("beetle", 19),
+];
+
 #[test]
 fn five_classes_of_twenty_examples_train_and_report_leave_one_out_accuracy() {
     let classifier = classifier();
-    let classes = [
-        ("mastiff", 0),
-        ("chair", 1),
-        ("strawberry", 4),
-        ("goose", 15),
-        ("beetle", 19),
-    ];
+    let classes = FIVE_CLASSES;
     let started = Instant::now();
     let mut set = teach(&classifier, &classes, 20);
     let adding = started.elapsed();
@@ -180,13 +183,7 @@ fn the_cli_ranks_taught_classes_from_an_exported_file() {
 #[test]
 fn taught_class_percentages_match_how_often_they_are_right() {
     let classifier = classifier();
-    let classes = [
-        ("mastiff", 0),
-        ("chair", 1),
-        ("strawberry", 4),
-        ("goose", 15),
-        ("beetle", 19),
-    ];
+    let classes = FIVE_CLASSES;
     let crops: Vec<Vec<Vec<Vec<f32>>>> = classes
         .iter()
         .map(|&(_, index)| {

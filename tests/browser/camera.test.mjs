@@ -23,6 +23,25 @@ const MAKE_CLIP = fileURLToPath(new URL('make-clip.sh', import.meta.url));
 
 const suite = serveForTests({ scratchPrefix: 'glimpse-clip-' });
 
+/** A camera clip of a foolbox photo (`prefix`), named `name`; its path and the photo's native top-1. */
+function clipOf(prefix, name) {
+  const source = photo(prefix);
+  const clip = join(suite.scratch, name);
+  execFileSync(MAKE_CLIP, [source, clip]);
+  return { clip, expected: nativeTop1([source]).get(source) };
+}
+
+/** Opens the page on the CPU, starts the camera and waits for a few seconds of live results. */
+async function startCamera(page) {
+  await page.goto(`${suite.server.url}?backend=cpu`);
+  await waitForModel(page);
+  await page.click('#camera-start');
+  await page.waitForFunction(() => /^[\d.]+ fps$/.test(document.getElementById('fps').textContent), null, {
+    timeout: INFERENCE_TIMEOUT,
+  });
+  await page.waitForTimeout(3000);
+}
+
 test('a denied camera shows a message', { timeout: 60_000 }, async () => {
   const browser = await openBrowser({ camera: 'deny' });
   try {
@@ -39,20 +58,11 @@ test('a denied camera shows a message', { timeout: 60_000 }, async () => {
 });
 
 test('a camera playing a photo shows its top-1 live, with a frame rate', { timeout: 60_000 }, async (t) => {
-  const source = photo('imagenet_08_');
-  const clip = join(suite.scratch, 'camera.y4m');
-  execFileSync(MAKE_CLIP, [source, clip]);
-  const expected = nativeTop1([source]).get(source);
+  const { clip, expected } = clipOf('imagenet_08_', 'camera.y4m');
 
   await withBrowser(t, suite.server.url, { camera: clip }, async ({ page }) => {
-    await page.goto(`${suite.server.url}?backend=cpu`);
-    await waitForModel(page);
-    await page.click('#camera-start');
-    // Wait for a few live results, so the rate is measured over several frames.
-    await page.waitForFunction(() => /^[\d.]+ fps$/.test(document.getElementById('fps').textContent), null, {
-      timeout: INFERENCE_TIMEOUT,
-    });
-    await page.waitForTimeout(3000);
+    // A few seconds of live results, so the rate is measured over several frames.
+    await startCamera(page);
     const shown = await readResults(page);
     assert.equal(shown.error, null);
     assert.equal(shown.top[0].index, expected.index, `camera: ${shown.top[0].label}, photo: ${expected.label}`);
@@ -94,19 +104,10 @@ test('a camera playing a photo shows its top-1 live, with a frame rate', { timeo
 });
 
 test('with "Show where" on, every live frame brings the map of what the classifier saw', { timeout: 60_000 }, async (t) => {
-  const source = photo('imagenet_08_');
-  const clip = join(suite.scratch, 'camera-where.y4m');
-  execFileSync(MAKE_CLIP, [source, clip]);
-  const expected = nativeTop1([source]).get(source);
+  const { clip, expected } = clipOf('imagenet_08_', 'camera-where.y4m');
 
   await withBrowser(t, suite.server.url, { camera: clip }, async ({ page }) => {
-    await page.goto(`${suite.server.url}?backend=cpu`);
-    await waitForModel(page);
-    await page.click('#camera-start');
-    await page.waitForFunction(() => /^[\d.]+ fps$/.test(document.getElementById('fps').textContent), null, {
-      timeout: INFERENCE_TIMEOUT,
-    });
-    await page.waitForTimeout(3000);
+    await startCamera(page);
     const plainFps = (await readResults(page)).fps;
     await page.check('#where-toggle');
     // Each live result redraws the overlay from its own maps: count the redraws of the top
