@@ -27,10 +27,20 @@ function showProgress({ loaded, total, fromCache }) {
     : `Downloading the model… ${mb(loaded)} of ${mb(total)} MB`;
 }
 
-function showBackend({ backend, fallbackReason, notCached }, restarted = null) {
+/** The badge's tooltip: what 'auto' measured on each backend to choose this one. */
+function timingsNote(timings) {
+  if (!timings) return '';
+  const when = timings.remembered ? ` (measured ${new Date(timings.measuredAt).toLocaleString()})` : '';
+  return `Per camera frame: WebGPU ${Math.round(timings.webgpu)} ms, CPU ${Math.round(timings.cpu)} ms${when}; the faster runs.`;
+}
+
+function showBackend({ backend, fallbackReason, notCached, info }, restarted = null) {
   const badge = $('backend-badge');
   badge.textContent = backend === 'webgpu' ? 'WebGPU' : 'CPU';
   badge.dataset.backend = backend;
+  badge.title = timingsNote(info.timings);
+  if (info.timings) badge.dataset.timings = JSON.stringify(info.timings);
+  else delete badge.dataset.timings;
   const notices = [];
   if (restarted) notices.push(`The engine stopped (${restarted}) and was started again; your classes and models were kept.`);
   if (fallbackReason) notices.push(`Running on the CPU (slower) because ${fallbackReason}.`);

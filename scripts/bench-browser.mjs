@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench:browser [-- --runs 20 --gpu-runs 20 --backends cpu,webgpu]
+// npm run bench:browser [-- --runs 20 --gpu-runs 20 --backends cpu,webgpu --live-rounds 4]
 //
 // One headless Chromium session measures glimpse (through its public API) and, side by side,
 // onnxruntime-web running the ONNX export of the same reference model
@@ -13,8 +13,13 @@
 // With WebGPU among the backends it also runs the suite's one real-model WebGPU check: a
 // caption of the same photo on WebGPU and on the CPU, token by token (minutes on SwiftShader,
 // so the browser tests do this only with a tiny model).
+// Live: the page itself with Chromium's fake camera playing a photo, on the CPU, "Show where"
+// off and on in alternating 8-second windows (so load that comes and goes on the machine
+// falls on both alike); each window's frame rate is counted from the results shown.
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
@@ -28,6 +33,7 @@ const { values } = parseArgs({
     'caption-runs': { type: 'string', default: '3' },
     'gpu-caption-runs': { type: 'string', default: '1' },
     backends: { type: 'string', default: 'cpu,webgpu' },
+    'live-rounds': { type: 'string', default: '4' },
   },
 });
 const backends = values.backends.split(',');
@@ -172,7 +178,47 @@ async function benchOrt({ provider, runs }) {
   };
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/**
+ * The page on the CPU with the fake camera playing `clip`: frames per second of live results
+ * in windows of `windowMs`, "Show where" off then on, `rounds` times.
+ */
+async function benchLiveWhere({ clip, rounds, windowMs = 8000, settleMs = 2000 }) {
+  const browser = await openBrowser({ camera: clip });
+  try {
+    const { page } = browser;
+    await page.goto(`${server.url}?backend=cpu`);
+    await page.waitForFunction(() => document.getElementById('backend-badge')?.dataset.backend, null, { timeout: 300_000 });
+    await page.evaluate(() => {
+      window.shownAt = [];
+      new MutationObserver(() => window.shownAt.push(performance.now())).observe(document.getElementById('results'), { childList: true });
+    });
+    await page.click('#camera-start');
+    await page.waitForFunction(() => window.shownAt.length >= 5, null, { timeout: 120_000 });
+    const windows = { plain: [], where: [] };
+    for (let round = 0; round < rounds; round++) {
+      for (const where of [false, true]) {
+        await page.setChecked('#where-toggle', where);
+        await page.waitForTimeout(settleMs);
+        const from = await page.evaluate(() => window.shownAt.length);
+        await page.waitForTimeout(windowMs);
+        const fps = await page.evaluate((from) => {
+          const times = window.shownAt.slice(from);
+          return times.length > 1 ? ((times.length - 1) * 1000) / (times.at(-1) - times[0]) : 0;
+        }, from);
+        windows[where ? 'where' : 'plain'].push(fps);
+      }
+    }
+    return windows;
+  } finally {
+    await browser.close();
+  }
+}
+
+const median = (xs) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
 const fmt = (x) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(0)} ms`);
 const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
@@ -203,6 +249,7 @@ try {
   for (const backend of backends) {
     try {
       const runs = Number(values[backend === 'webgpu' ? 'gpu-caption-runs' : 'caption-runs']);
+      if (runs === 0) continue;
       // On SwiftShader one caption takes minutes: measured once, kernel preparation included.
       captions.push(await page.evaluate(benchCaption, { backend, runs, warmUp: backend !== 'webgpu' }));
     } catch (error) {
@@ -221,6 +268,23 @@ try {
   teach = await page.evaluate(benchTeach);
 } finally {
   await browser.close();
+}
+let live = null;
+try {
+  const rounds = Number(values['live-rounds']);
+  if (rounds > 0) {
+    const scratch = mkdtempSync(join(tmpdir(), 'glimpse-bench-'));
+    try {
+      const clip = join(scratch, 'camera.y4m');
+      execFileSync(join(ROOT, 'tests', 'browser', 'make-clip.sh'), [join(ROOT, 'models', 'photos', 'imagenet_08_915.jpg'), clip]);
+      live = await benchLiveWhere({ clip, rounds });
+    } catch (error) {
+      notes.push(`live camera with "Show where": failed: ${error.message.split('\n')[0]}`);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }
+} finally {
   await server.close();
 }
 
@@ -269,6 +333,10 @@ if (agreement) {
   }
   const same = firstDifference < 0 && cpu.steps.length === webgpu.steps.length;
   console.log(`\nWebGPU against the CPU, SmolLM2-135M, the bull mastiff photo: ${same ? `all ${steps} greedy tokens identical` : `tokens differ${firstDifference >= 0 ? ` from step ${firstDifference + 1}` : ` in length (${webgpu.steps.length} vs ${cpu.steps.length})`}`}; chosen-token logits within ${worst.toExponential(2)} relative (to the first difference); captions ${webgpu.text === cpu.text ? 'identical' : `differ: "${webgpu.text}" vs "${cpu.text}"`} (WebGPU ${fmt(webgpu.ms)}, CPU ${fmt(cpu.ms)})`);
+}
+if (live) {
+  const [plain, where] = [median(live.plain), median(live.where)];
+  console.log(`\nLive camera on the page (CPU, 640×480 fake camera, ${live.plain.length} windows of 8 s each way, alternating): "Show where" off ${plain.toFixed(2)} fps (windows ${live.plain.map((x) => x.toFixed(2)).join(', ')}), on ${where.toFixed(2)} fps (windows ${live.where.map((x) => x.toFixed(2)).join(', ')}): ${((where / plain - 1) * 100).toFixed(1)}%`);
 }
 if (teach) {
   console.log(`\nTeachable classes (CPU): 5 classes × 20 examples added in ${fmt(teach.addMs)} (${fmt(teach.addMs / 100)} per example, 3 views each); training ${fmt(teach.trainMs)}`);

@@ -166,7 +166,45 @@ async function typed(work) {
 export async function classifyInput(engine, input, options) {
   const start = performance.now();
   const result = await withPicture(input, (picture) => engine.classify(picture, options));
+  // The engine hands maps over as plain arrays, inside the result's JSON (one crossing out
+  // of wasm); the API promises Float32Arrays.
+  for (const { where } of result.top) if (where) where.map = Float32Array.from(where.map);
   return { ...result, ms: performance.now() - start };
+}
+
+/**
+ * The module that runs, as `"<url> <bytes>"` (resource timing's record of the .wasm fetched),
+ * or null when the browser kept no record: what a measurement of the backends is remembered
+ * with, so that a new build is measured again.
+ */
+function moduleIdentity() {
+  const entries = globalThis.performance?.getEntriesByType?.('resource') ?? [];
+  const wasm = entries.filter((entry) => /\.wasm(?:$|[?#])/.test(entry.name)).at(-1);
+  return wasm ? `${wasm.name} ${wasm.decodedBodySize}` : null;
+}
+
+/**
+ * Times whole classifications of one 640×480 frame (a camera's), after `warmUp` untimed ones
+ * (a GPU compiles its kernels on the first). Stops early once the times show the engine
+ * cannot beat `beat` ms (its best is already over twice that): a slow GPU is not waited for.
+ * Resolves to the median of the timed runs, in ms.
+ */
+async function timeInference(engine, { runs = 3, warmUp = 1, beat = Infinity }) {
+  const [width, height] = [640, 480];
+  const pixels = new Uint8Array(width * height * 4);
+  for (let i = 0; i < pixels.length; i += 1) pixels[i] = (i * 37) & 255;
+  const input = { kind: 'rgba', width, height, pixels: pixels.buffer };
+  const times = [];
+  for (let i = 0; i < warmUp + runs; i += 1) {
+    const start = performance.now();
+    await classifyInput(engine, input, { topK: 1 });
+    if (i < warmUp) continue;
+    times.push(performance.now() - start);
+    if (Math.min(...times) > 2 * beat) break;
+  }
+  times.sort((a, b) => a - b);
+  const middle = Math.floor(times.length / 2);
+  return times.length % 2 ? times[middle] : (times[middle - 1] + times[middle]) / 2;
 }
 
 /** A caption the engine started: counted alive until it is done or cancelled. */
@@ -178,8 +216,9 @@ function started(caption) {
 /**
  * One engine and the messages it answers; the module worker (worker.js) and the inline mode
  * both go through here. Message types are `area.verb`:
- *   engine.load { backend, weights }        → { backend, fallbackReason }
+ *   engine.load { backend, weights }        → { backend, fallbackReason, module }
  *   engine.classify { input, options }      → { top, labels?, taught?, ms }
+ *   engine.time { runs, warmUp, beat }      → median ms of a 640×480 frame's classification
  *   labels.load { weights, tokenizer, table }
  *   caption.begin { bytes } · caption.chunk { chunk } · caption.finish { sha256 }
  *                                           the caption model, streamed in
@@ -238,13 +277,15 @@ export class EngineHost {
       this.#free(oldDevices);
       this.engine = loaded.engine;
       this.backend = loaded.backend; // kept here: a trapped engine cannot be asked
-      return { backend: loaded.backend, fallbackReason: loaded.fallbackReason };
+      return { backend: loaded.backend, fallbackReason: loaded.fallbackReason, module: moduleIdentity() };
     }
     const engine = this.engine;
     if (!engine) throw new BackendError('the engine is not loaded (or was disposed)');
     switch (message.type) {
       case 'engine.classify':
         return classifyInput(engine, message.input, message.options);
+      case 'engine.time':
+        return timeInference(engine, message);
       case 'engine.stats':
         return {
           wasmMemoryBytes: wasmMemory?.buffer.byteLength ?? 0,

@@ -112,7 +112,11 @@ export interface LoadOptions {
    * page). In Node.js, a path (relative to the working directory) or a `file:` URL.
    */
   models?: string | URL;
-  /** Default 'auto': WebGPU when an adapter is available, else the CPU. */
+  /**
+   * Default 'auto': with a WebGPU adapter, a few classifications are timed on each backend and
+   * the faster is kept (remembered in this browser for its GPU and this build; see
+   * `Glimpse.info.timings`); without one, the CPU.
+   */
   backend?: BackendChoice;
   onProgress?: (progress: LoadProgress) => void;
   /** Run the engine on the calling thread instead of a module worker. Default false. */
@@ -124,6 +128,25 @@ export interface LoadOptions {
    * took its place: the request it was running rejected with a BackendError, the rest go on.
    */
   onRestart?: (restart: RestartInfo) => void;
+}
+
+/** What `backend: 'auto'` measured to choose: median ms of a 640×480 frame's classification. */
+export interface BackendTimings {
+  webgpu: number;
+  cpu: number;
+  /** Measured on an earlier load in this browser (same GPU, same build), not now. */
+  remembered: boolean;
+  /** When it was measured (ISO 8601). */
+  measuredAt: string;
+}
+
+/** `Glimpse.info`: where the engine runs and why. */
+export interface GlimpseInfo {
+  backend: Backend;
+  fallbackReason: string | null;
+  notCached: string | null;
+  /** null when nothing was compared (a backend asked for by name, or no WebGPU adapter). */
+  timings: BackendTimings | null;
 }
 
 /** What `onRestart` is told. */
@@ -205,6 +228,8 @@ export declare class Glimpse {
   readonly fallbackReason: string | null;
   /** Why the downloaded model could not be kept in the browser's cache (a full quota), or null. */
   readonly notCached: string | null;
+  /** Where the engine runs and why, with what 'auto' measured. */
+  readonly info: GlimpseInfo;
   /**
    * ImageNet's top-k; with `labels` (an array or a comma-separated string) also your labels
    * ranked, loading the label model (about 46 MB, cached) on first use.
@@ -378,3 +403,6 @@ export declare function deleteClassSet(key: string): Promise<void>;
 
 /** Deletes the cached model files. */
 export declare function clearModelCache(): Promise<void>;
+
+/** Forgets what `backend: 'auto'` measured, so that the next load measures again. */
+export declare function forgetBackendChoice(): void;

@@ -9,6 +9,7 @@
 
 import { BackendError, InvalidArgumentError, ModelLoadError, errorFromWire } from './errors.js';
 import { toInput } from './frames.js';
+import { startFastest } from './backend-choice.js';
 import { loadModelFile, loadWeights, streamModelFile } from './model-store.js';
 import { Teacher } from './teacher.js';
 
@@ -20,6 +21,7 @@ export {
   UnsupportedImageError,
 } from './errors.js';
 export { clearModelCache } from './model-store.js';
+export { forgetBackendChoice } from './backend-choice.js';
 export { registerOfflineWorker } from './offline.js';
 export { deleteClassSet, loadClassSet, saveClassSet } from './class-store.js';
 export { Teacher } from './teacher.js';
@@ -174,7 +176,9 @@ export class Glimpse {
 
   /**
    * Downloads (or reads from the cache) the model and starts the engine.
-   * `backend`: 'auto' (WebGPU, else the CPU), 'webgpu' or 'cpu'.
+   * `backend`: 'auto', 'webgpu' or 'cpu'. 'auto' with a WebGPU adapter times a few
+   * classifications on each backend and keeps the faster (remembered in this browser for
+   * its GPU and this build of the module; see `info.timings`); without one, the CPU.
    * `onProgress({ loaded, total, fromCache })` reports the model download.
    * `onRestart({ reason, backend, fallbackReason })`: the engine stopped (a crash, a lost GPU
    * device) and a new one took its place, with the taught sets and loaded models.
@@ -184,15 +188,36 @@ export class Glimpse {
       throw new BackendError(`unknown backend '${backend}' (use ${BACKENDS.map((b) => `'${b}'`).join(', ')})`);
     }
     const { weights, notCached } = await loadWeights({ modelsUrl: models, dtype, onProgress });
-    const connection = startConnection(inline);
-    try {
-      const info = await connection.call({ type: 'engine.load', backend, weights }, [weights]);
-      return new Glimpse(connection, { ...info, notCached: notCached ?? null }, models, { backend, inline, dtype, onRestart });
-    } catch (error) {
-      connection.dispose();
-      if (error instanceof BackendError || error instanceof ModelLoadError) throw error;
-      throw new BackendError(`the classifier could not start: ${error.message}`, { cause: error });
-    }
+    const start = async (on) => {
+      const connection = startConnection(inline);
+      try {
+        // Each engine gets its own copy: the buffer moves to the worker.
+        const copy = weights.slice(0);
+        return { connection, info: await connection.call({ type: 'engine.load', backend: on, weights: copy }, [copy]) };
+      } catch (error) {
+        connection.dispose();
+        if (error instanceof BackendError || error instanceof ModelLoadError) throw error;
+        throw new BackendError(`the classifier could not start: ${error.message}`, { cause: error });
+      }
+    };
+    const measured = backend === 'auto' ? await startFastest(start) : null;
+    const { connection, info } = measured ?? (await start(backend));
+    const timings = measured?.timings ?? null;
+    // A measured choice stands for restarts too (a lost GPU device still sends them to the CPU).
+    const restartOn = timings ? info.backend : backend;
+    return new Glimpse(connection, { ...info, notCached: notCached ?? null, timings }, models, { backend: restartOn, inline, dtype, onRestart });
+  }
+
+  /**
+   * `{ backend, fallbackReason, notCached, timings }`: see the getters; `timings` is what
+   * `backend: 'auto'` measured to choose, `{ webgpu, cpu, remembered, measuredAt }` (median ms
+   * of a 640×480 frame's classification on each; `remembered`: measured on an earlier load
+   * in this browser), or null when nothing was compared (a backend asked for by name, no
+   * WebGPU adapter).
+   */
+  get info() {
+    const { backend, fallbackReason, notCached, timings } = this.#info;
+    return { backend, fallbackReason, notCached, timings: timings ? { ...timings } : null };
   }
 
   /**

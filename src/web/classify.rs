@@ -2,7 +2,7 @@
 //! the caller's labels ranked and a taught class set's predictions, from one pass of the
 //! network (plus one over the whole-picture views for `where`) and one read-back each.
 
-use js_sys::{Float32Array, Promise, Reflect};
+use js_sys::Promise;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -79,7 +79,7 @@ impl LabelList {
     }
 }
 
-/// A top class, and on request where it lies (`map` is attached as a `Float32Array`).
+/// A top class, and on request where it lies (`map` becomes a `Float32Array` in engine-host.js).
 #[derive(Serialize)]
 struct Ranked {
     #[serde(flatten)]
@@ -97,10 +97,11 @@ struct Place {
     width: u32,
     height: u32,
     area: [u32; 4],
+    map: Vec<f32>,
 }
 
 impl Place {
-    fn of(found: &Where) -> Self {
+    fn of(found: Where) -> Self {
         Place {
             bbox: found.bbox,
             cover: found.cover,
@@ -108,6 +109,7 @@ impl Place {
             width: found.width,
             height: found.height,
             area: found.area,
+            map: found.map,
         }
     }
 }
@@ -195,35 +197,20 @@ impl Engine {
                 }
                 _ => None,
             };
+            let mut places = found.map(|found| found.into_iter().map(Place::of));
             let top = top
                 .into_iter()
-                .enumerate()
-                .map(|(i, prediction)| Ranked {
+                .map(|prediction| Ranked {
                     prediction,
-                    place: found.as_ref().map(|found| Place::of(&found[i])),
+                    place: places.as_mut().and_then(Iterator::next),
                 })
                 .collect();
-            let result = to_js(&ClassifyResult {
+            to_js(&ClassifyResult {
                 top,
                 groups: roll_up(&probs),
                 labels,
                 taught,
-            })?;
-            if let Some(found) = &found {
-                attach_maps(&result, found)?;
-            }
-            Ok(result)
+            })
         })
     }
-}
-
-/// Each `top[i].where.map` as a `Float32Array` (serde would make it a plain array).
-fn attach_maps(result: &JsValue, found: &[Where]) -> Result<(), JsValue> {
-    let top = Reflect::get(result, &"top".into())?;
-    for (i, place) in found.iter().enumerate() {
-        let entry = Reflect::get_u32(&top, i as u32)?;
-        let at = Reflect::get(&entry, &"where".into())?;
-        Reflect::set(&at, &"map".into(), &Float32Array::from(&place.map[..]))?;
-    }
-    Ok(())
 }

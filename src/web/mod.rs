@@ -46,10 +46,12 @@ fn js_error(e: GlimpseError) -> JsValue {
     error.into()
 }
 
+/// A result as a plain JS object. Through JSON text: one string crosses into JS and one
+/// `JSON.parse` builds the object, where serde-wasm-bindgen calls into JS for every field and
+/// array element (measured in Chromium: 43 ms for a top-5 result, 200 ms with its maps).
 fn to_js(value: &impl Serialize) -> Result<JsValue, JsValue> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| JsValue::from_str(&e.to_string()))
+    let text = serde_json::to_string(value).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    js_sys::JSON::parse(&text)
 }
 
 fn read_failed(e: impl std::fmt::Debug) -> JsValue {

@@ -34,9 +34,10 @@ test('CPU chosen in the page: native top-1, cached model on the next visit, corr
   const files = [photo('imagenet_04_'), photo('imagenet_13_'), photo('imagenet_10_')];
   const native = nativeTop1(files);
   await withBrowser(t, server.url, { webgpu: true }, async ({ page }) => {
-    await page.goto(server.url);
+    // From WebGPU (named: 'auto' would time both backends first), switching the backend
+    // reloads the page with ?backend=cpu.
+    await page.goto(`${server.url}?backend=webgpu`);
     await waitForModel(page);
-    // Switching the backend reloads the page with ?backend=cpu.
     await Promise.all([page.waitForURL(/backend=cpu/), page.selectOption('#backend-select', 'cpu')]);
     assert.equal(await waitForModel(page), 'CPU');
     assert.equal(await page.locator('#fallback-notice').isVisible(), false);

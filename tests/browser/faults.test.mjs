@@ -140,7 +140,7 @@ test('a lost WebGPU device sends the engine to the CPU with a notice, and classi
   const first = photo('imagenet_08_');
   const second = photo('imagenet_01_');
   await withBrowser(t, suite.server.url, { webgpu: true }, async ({ page }) => {
-    await page.goto(suite.server.url);
+    await page.goto(`${suite.server.url}?backend=webgpu`);
     assert.equal(await waitForModel(page), 'WebGPU');
     const [worker] = page.workers();
     // Keeps the devices the engine uses (it asks for them itself, in Rust), to destroy them below.

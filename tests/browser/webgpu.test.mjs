@@ -1,5 +1,6 @@
 // (a) WebGPU in Chromium (SwiftShader): photos picked in the file input get the native CLI's
-// top-1 class and the badge says WebGPU. (g) Nothing leaves the page's origin.
+// top-1 class and the badge says WebGPU. (g) Nothing leaves the page's origin. 'auto' times
+// both backends, keeps the faster, and remembers the choice for the browser, GPU and build.
 // SwiftShader emulates the GPU on the CPU, so this file keeps to two inferences.
 // Budget: under 60 s on the 2-core development machine, where WebGPU is SwiftShader
 // (`{ timeout: 60_000 }`; measured 2026-11-30 with a build running beside it: 15.3 s).
@@ -21,7 +22,7 @@ test('WebGPU: picked photos get the native top-1 and the badge says WebGPU', { t
   const native = nativeTop1(files);
   await withBrowser(t, server.url, { webgpu: true }, async ({ page }) => {
     const loadStart = Date.now();
-    await page.goto(server.url);
+    await page.goto(`${server.url}?backend=webgpu`);
     assert.equal(await waitForModel(page), 'WebGPU');
     t.diagnostic(`model loaded on WebGPU in ${Date.now() - loadStart} ms`);
     assert.equal(await page.locator('#fallback-notice').isVisible(), false);
@@ -34,5 +35,50 @@ test('WebGPU: picked photos get the native top-1 and the badge says WebGPU', { t
       assert.equal(shown.top[0].index, expected.index, `${basename(file)}: page ${shown.top[0].label}, native ${expected.label}`);
       t.diagnostic(`${basename(file)}: ${shown.top[0].label} ${shown.top[0].percent} (native: ${expected.label}), latency ${shown.latency}`);
     }
+  });
+});
+
+/** The page's badge: the backend shown and what 'auto' measured (null when nothing was). */
+async function badge(page) {
+  return page.evaluate(() => {
+    const { backend, timings } = document.getElementById('backend-badge').dataset;
+    return { backend, timings: timings ? JSON.parse(timings) : null, title: document.getElementById('backend-badge').title };
+  });
+}
+
+test("'auto' times both backends, keeps the faster, and measures again only for a new build", { timeout: 120_000 }, async (t) => {
+  await withBrowser(t, server.url, { webgpu: true }, async ({ page }) => {
+    await page.goto(server.url);
+    await waitForModel(page);
+    const first = await badge(page);
+    assert.ok(first.timings, 'the badge carries the measurement');
+    const { webgpu, cpu, remembered } = first.timings;
+    assert.equal(remembered, false);
+    assert.ok(webgpu > 0 && cpu > 0, `timings ${JSON.stringify(first.timings)}`);
+    assert.equal(first.backend, webgpu < cpu ? 'webgpu' : 'cpu', 'the faster backend runs');
+    assert.match(first.title, /WebGPU \d+ ms, CPU \d+ ms/);
+    t.diagnostic(`measured per 640×480 frame: WebGPU ${webgpu.toFixed(0)} ms, CPU ${cpu.toFixed(0)} ms → ${first.backend}`);
+    // The page classifies on the chosen backend.
+    const shown = await classifyThroughPicker(page, photo('imagenet_08_'));
+    assert.equal(shown.error, null);
+
+    // The next visit starts on the remembered backend without measuring.
+    await page.reload();
+    await waitForModel(page);
+    const second = await badge(page);
+    assert.equal(second.backend, first.backend);
+    assert.deepEqual({ ...second.timings, remembered: false }, first.timings);
+    assert.equal(second.timings.remembered, true);
+
+    // A record from another build of the module is not trusted: both are timed again.
+    await page.evaluate(() => {
+      const record = JSON.parse(localStorage.getItem('glimpse.backend-measured'));
+      localStorage.setItem('glimpse.backend-measured', JSON.stringify({ ...record, module: 'an older build' }));
+    });
+    await page.reload();
+    await waitForModel(page);
+    const third = await badge(page);
+    assert.equal(third.timings.remembered, false);
+    assert.notEqual(third.timings.measuredAt, first.timings.measuredAt);
   });
 });

@@ -28,6 +28,7 @@ const EXPECTED_FILES = [
   'package.json',
   'pkg/glimpse.js',
   'pkg/glimpse_bg.wasm',
+  'www/backend-choice.js',
   'www/class-store.js',
   'www/engine-host.js',
   'www/errors.js',

@@ -13,6 +13,7 @@ import {
   Teacher,
   UnsupportedImageError,
   clearModelCache,
+  forgetBackendChoice,
   registerOfflineWorker,
   deleteClassSet,
   loadClassSet,
@@ -166,6 +167,9 @@ async function main(): Promise<void> {
   const glimpse: Glimpse = await Glimpse.load(loadOptions);
   await Glimpse.load();
   show(glimpse.backend satisfies Backend, glimpse.fallbackReason?.length, glimpse.notCached?.length);
+  const { timings } = glimpse.info;
+  if (timings) show(timings.webgpu.toFixed(0), timings.cpu.toFixed(0), timings.remembered, timings.measuredAt.length);
+  forgetBackendChoice();
 
   for (const source of sources) showClassification(await glimpse.classify(source));
 
