@@ -6,6 +6,7 @@ import { classifyFrame } from './where.js';
 
 let stopWatching = null;
 let cameraStream = null;
+let stoppedByHiding = false; // the camera was on when the page was hidden: start it again when shown
 
 function cameraErrorMessage(error) {
   switch (error.name) {
@@ -41,6 +42,7 @@ export function cameraVideo() {
 }
 
 export function stopCamera() {
+  stoppedByHiding = false;
   cameraChanged(false);
   stopWatching?.();
   stopWatching = null;
@@ -98,7 +100,22 @@ function onLiveResult(result) {
   captionLiveResult(result);
 }
 
+/**
+ * A hidden page gives the camera back (its light goes off, another app may use it) rather than
+ * only pausing classification; showing the page starts the same camera again.
+ */
+function onVisibility() {
+  if (document.hidden && cameraStream) {
+    stopCamera();
+    stoppedByHiding = true;
+  } else if (!document.hidden && stoppedByHiding) {
+    stoppedByHiding = false;
+    startCamera();
+  }
+}
+
 export function setUpCamera() {
+  document.addEventListener('visibilitychange', onVisibility);
   $('camera-start').addEventListener('click', startCamera);
   $('camera-stop').addEventListener('click', stopCamera);
   $('camera-select').addEventListener('change', () => {

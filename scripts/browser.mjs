@@ -15,15 +15,16 @@ const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
  * Serves the repo and records every request that reaches the server: `requests` (paths),
  * `ranges` (`{ path, range }` for each request with a Range header) and `sent` (body bytes
  * written per path). Resolves to `{ url, requests, ranges, sent, cutOnce, close }` (`cutOnce`:
- * scripts/serve.mjs).
+ * scripts/serve.mjs). `headers`: instead of the page's Content-Security-Policy and nosniff.
  */
-export async function serve() {
+export async function serve({ headers } = {}) {
   const requests = [];
   const ranges = [];
   const sent = new Map();
   const server = await startServer({
     root: ROOT,
     port: 0,
+    ...(headers && { headers }),
     onRequest: (method, path, headers) => {
       requests.push(path);
       if (headers.range) ranges.push({ path, range: headers.range });

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // A dependency-free static file server for `npm start`, the browser tests and the browser bench.
 // Serves the repository root on 127.0.0.1 (a secure context, so WebGPU, crypto.subtle and
-// the Cache API all work) and nothing outside it.
+// the Cache API all work): only what the page, the tests' page and the bench load (not .git,
+// target/ or the Python environment), each response with the page's Content-Security-Policy.
 
 import { createServer } from 'node:http';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +32,37 @@ const MIME_TYPES = {
   '.map': 'application/json; charset=utf-8',
 };
 
+/**
+ * What of the repository is served: the page, its scripts, the package, the wasm build, the
+ * models, the tests' blank page, and the peer the browser bench runs. Anything else is a 404.
+ */
+export const SERVED = [
+  '/',
+  '/index.html',
+  '/sw.js',
+  '/manifest.webmanifest',
+  '/demo/',
+  '/www/',
+  '/pkg/',
+  '/models/',
+  '/tests/browser/blank.html',
+  '/node_modules/onnxruntime-web/dist/',
+];
+
+const isServed = (urlPath, allowed) =>
+  allowed.some((prefix) => (prefix.endsWith('/') && prefix !== '/' ? urlPath.startsWith(prefix) : urlPath === prefix));
+
+/**
+ * The page's Content-Security-Policy, as its meta tag declares it (index.html keeps the one
+ * copy), with what only a header can carry: no other site may frame the page.
+ */
+export function pagePolicy(root = ROOT) {
+  const html = readFileSync(join(root, 'index.html'), 'utf8');
+  const meta = /<meta http-equiv="Content-Security-Policy"\s+content="([^"]+)"/.exec(html);
+  if (!meta) throw new Error('index.html declares no Content-Security-Policy');
+  return `${meta[1]}; frame-ancestors 'none'`;
+}
+
 /** Maps a request path to a file under `root`, or null when it would escape it. */
 function fileFor(root, urlPath) {
   let decoded;
@@ -42,6 +74,14 @@ function fileFor(root, urlPath) {
   const path = normalize(join(root, decoded));
   if (path !== root && !path.startsWith(root + sep)) return null;
   return path;
+}
+
+function decodeURIComponentOr(path) {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
 }
 
 /**
@@ -69,13 +109,23 @@ function rangeOf(header, size) {
  * Starts the server. `port: 0` picks a free port. `onRequest(method, path, headers)` sees every
  * request (the browser tests use it to prove what reached the server); `onSent(path, bytes)`
  * how many body bytes each response wrote, cut or not. `headers` go on every file served (the
- * package tests send a Content-Security-Policy this way). Files are served whole or, for a
+ * package tests send a Content-Security-Policy this way); serving the repository, they default
+ * to the page's policy and `nosniff`, and only the `SERVED` paths are served (`only`: another
+ * list, or null for everything under `root`). Files are served whole or, for a
  * `Range` request, in part (206), so that an interrupted download can resume.
  * Resolves to `{ server, url, close(), cutOnce(path, fraction) }`: `cutOnce` makes the next
  * response for `path` drop its connection after `fraction` of the file, as a network that
  * fails mid-download would (the browser tests' fault).
  */
-export async function startServer({ root = ROOT, host = '127.0.0.1', port = 8080, onRequest, onSent, headers = {} } = {}) {
+export async function startServer({
+  root = ROOT,
+  host = '127.0.0.1',
+  port = 8080,
+  onRequest,
+  onSent,
+  headers = resolve(root) === resolve(ROOT) ? { 'Content-Security-Policy': pagePolicy(root), 'X-Content-Type-Options': 'nosniff' } : {},
+  only = resolve(root) === resolve(ROOT) ? SERVED : null,
+} = {}) {
   const rootDir = resolve(root);
   const cuts = new Map(); // path → the fraction of the file after which its next response is cut
   const server = createServer(async (req, res) => {
@@ -90,13 +140,17 @@ export async function startServer({ root = ROOT, host = '127.0.0.1', port = 8080
       res.writeHead(403).end('forbidden');
       return;
     }
+    if (only && !isServed(normalize(decodeURIComponentOr(url.pathname)), only)) {
+      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', ...headers }).end(`not found: ${url.pathname}`);
+      return;
+    }
     let info = await stat(path).catch(() => null);
     if (info?.isDirectory()) {
       path = join(path, 'index.html');
       info = await stat(path).catch(() => null);
     }
     if (!info?.isFile()) {
-      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`not found: ${url.pathname}`);
+      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', ...headers }).end(`not found: ${url.pathname}`);
       return;
     }
     const range = rangeOf(req.headers.range, info.size);

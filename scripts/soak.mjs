@@ -70,6 +70,34 @@ async function startInPage({ backend, taught, labels }) {
   return glimpse.backend;
 }
 
+/**
+ * In the engine's worker: counts the GPU buffers the engine makes (`GPUDevice.createBuffer`)
+ * and frees (`GPUBuffer.destroy`) from now on, with their bytes, in `self.gpuBuffers`. (wgpu
+ * and burn keep their own pools; this is what the browser is actually asked to hold.)
+ */
+function countGpuBuffers() {
+  if (!self.GPUDevice || self.gpuBuffers) return;
+  const counts = { created: 0, destroyed: 0, bytes: 0 };
+  const made = new WeakSet();
+  self.gpuBuffers = counts;
+  const { createBuffer } = GPUDevice.prototype;
+  GPUDevice.prototype.createBuffer = function (descriptor) {
+    const buffer = createBuffer.call(this, descriptor);
+    made.add(buffer);
+    counts.created += 1;
+    counts.bytes += buffer.size;
+    return buffer;
+  };
+  const { destroy } = GPUBuffer.prototype;
+  GPUBuffer.prototype.destroy = function () {
+    if (made.delete(this)) {
+      counts.destroyed += 1;
+      counts.bytes -= this.size;
+    }
+    return destroy.call(this);
+  };
+}
+
 /** In the page: `count` captions of a photo, each cancelled at its first word. */
 async function captionsInPage({ count, bytes }) {
   const { glimpse } = window.soak;
@@ -126,6 +154,10 @@ export async function runSoak({
     const cdp = await context.newCDPSession(page);
     await cdp.send('Performance.enable');
     await page.goto(`${server.url}tests/browser/blank.html`);
+    // The counter goes into the engine's worker as soon as it starts, before the engine asks
+    // for its GPU device (the weights are read from the cache first).
+    const counted = [];
+    if (backend === 'webgpu') page.on('worker', (worker) => counted.push(worker.evaluate(countGpuBuffers).catch(() => {})));
     const read = (name) => [...readFileSync(join(PHOTOS, name))];
     const taught = Object.fromEntries(Object.entries(TAUGHT).map(([name, file]) => [name, read(file)]));
     const running = await page.evaluate(startInPage, { backend, taught, labels: LABELS });
@@ -141,14 +173,20 @@ export async function runSoak({
       });
       // The window's rate: frames since the last sample over the time since it (the watch's own
       // `fps` covers only its last three seconds).
+      const worker = page.workers()[0];
+      const gpu = backend === 'webgpu' && worker ? await worker.evaluate(() => self.gpuBuffers ?? null) : null;
       const at = performance.now();
       const previous = samples.at(-1);
       const fps = previous ? ((state.count - previous.frames) * 1000) / (at - previous.at) : state.fps;
-      const entry = { phase, at, frames: state.count, heap, wasm: state.stats.wasmMemoryBytes, live: state.stats.live, fps, state };
+      const entry = {
+        phase, at, frames: state.count, heap, wasm: state.stats.wasmMemoryBytes, live: state.stats.live, fps, state,
+        ...(gpu && { gpuBuffers: gpu.created - gpu.destroyed, gpuBytes: gpu.bytes }),
+      };
       samples.push(entry);
       log(
         `${phase.padEnd(9)} frames ${String(state.count).padStart(6)}  heap ${MiB(heap)}  wasm ${MiB(entry.wasm)}  ` +
           `live ${JSON.stringify(entry.live)}  ${phase === 'camera' ? `${fps.toFixed(2)} fps` : ''}` +
+          (gpu ? `  GPU buffers ${entry.gpuBuffers} (${MiB(entry.gpuBytes)})` : '') +
           (state.errors ? `  errors ${state.errors} (${state.lastError})` : ''),
       );
       return entry;
@@ -194,7 +232,8 @@ export async function runSoak({
       ['teaching', samples.find((s) => s.phase === 'teaching0'), samples.find((s) => s.phase === 'teaching')],
     ].filter(([, warm, end]) => warm && end);
     for (const [phase, warm, end] of phases) {
-      for (const [what, key] of [['the JS heap', 'heap'], ['the wasm memory', 'wasm']]) {
+      for (const [what, key] of [['the JS heap', 'heap'], ['the wasm memory', 'wasm'], ['the GPU buffers', 'gpuBytes']]) {
+        if (warm[key] === undefined) continue;
         const growth = end[key] / warm[key] - 1;
         if (growth > LIMITS.growth && end[key] - warm[key] > noise) {
           failures.push(`during ${phase}, ${what} grew ${(growth * 100).toFixed(1)}% after warm-up (${MiB(warm[key])} → ${MiB(end[key])})`);

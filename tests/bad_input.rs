@@ -196,3 +196,55 @@ fn wgpu_without_an_adapter_is_a_clear_error_or_works() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn an_image_file_over_50_mb_is_refused_by_its_size_before_it_is_read() {
+    let err = decode(&vec![0xFF; 50_000_001]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the image file is too large (50.0 MB; the limit is 50 MB)"),
+        "{err}"
+    );
+    // A sparse file: 60 MB by its size, nothing on disk, so only a read would cost anything.
+    models();
+    let work = scratch("huge-file");
+    let path = work.join("huge.jpg");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(60_000_000)
+        .unwrap();
+    let (ok, results, _) = classify_json(&[&path]);
+    assert!(!ok);
+    let error = results[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("the image file is too large (60.0 MB; the limit is 50 MB)"),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&work).unwrap();
+}
+
+#[test]
+fn a_class_set_file_over_50_mb_is_refused_by_its_size_before_it_is_read() {
+    let dir = models();
+    let work = scratch("huge-set");
+    let path = work.join("classes.json");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(60_000_000)
+        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_glimpse"))
+        .arg("classify")
+        .arg("--head")
+        .arg(&path)
+        .arg(first_photo(&dir))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("not a usable teachable-classes file: it is 60.0 MB; the limit is 50 MB"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    std::fs::remove_dir_all(&work).unwrap();
+}

@@ -19,6 +19,19 @@ function isRustDecodable(bytes) {
   return isWebp || SIGNATURES.some((sig) => sig.every((b, i) => head[i] === b));
 }
 
+// The engine's own limits (src/vision/preprocess.rs), checked here too so that an oversized
+// file is refused before it is read into memory or copied to the engine.
+const MAX_IMAGE_BYTES = 50_000_000;
+const MAX_PIXELS = 100_000_000;
+
+function checkFileSize(bytes) {
+  if (bytes > MAX_IMAGE_BYTES) {
+    throw new UnsupportedImageError(
+      `the image file is too large (${(bytes / 1e6).toFixed(1)} MB; the limit is ${MAX_IMAGE_BYTES / 1e6} MB)`,
+    );
+  }
+}
+
 const has = (name) => typeof globalThis[name] !== 'undefined';
 
 function checkReady(source) {
@@ -50,6 +63,7 @@ async function bitmapOf(source) {
 /** An encoded file's bytes, copied (the caller keeps its buffer), or an error for an empty one. */
 function encodedInput(view) {
   if (view.byteLength === 0) throw new UnsupportedImageError('the file is empty');
+  checkFileSize(view.byteLength);
   const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice().buffer;
   return { input: { kind: 'encoded', bytes }, transfer: [bytes] };
 }
@@ -66,6 +80,9 @@ function isPixels(source) {
 }
 
 function pixelsInput({ width, height, data }) {
+  if (width * height > MAX_PIXELS) {
+    throw new UnsupportedImageError(`the image is too large (${width}×${height} pixels; the limit is ${MAX_PIXELS / 1e6} megapixels)`);
+  }
   if (width <= 0 || height <= 0 || data.byteLength !== width * height * 4) {
     throw new UnsupportedImageError(
       `pixels must be RGBA, 4 bytes per pixel: ${width}×${height} needs ${Math.max(width * height * 4, 0)} bytes, got ${data.byteLength}`,
@@ -81,6 +98,7 @@ export async function toInput(source) {
   if (source instanceof ArrayBuffer) return encodedInput(new Uint8Array(source));
   if (ArrayBuffer.isView(source)) return encodedInput(source);
   if (has('Blob') && source instanceof Blob) {
+    checkFileSize(source.size);
     const bytes = await source.arrayBuffer();
     if (bytes.byteLength === 0) throw new UnsupportedImageError('the file is empty');
     if (isRustDecodable(bytes)) return { input: { kind: 'encoded', bytes }, transfer: [bytes] };

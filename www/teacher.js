@@ -12,6 +12,9 @@ import { InvalidArgumentError } from './errors.js';
 import { toInput } from './frames.js';
 import { loadClassSet, saveClassSet } from './class-store.js';
 
+/** The engine's limit on an exported set (src/vision/teach.rs), checked before a file is read. */
+const MAX_SET_BYTES = 50_000_000;
+
 export class Teacher {
   #glimpse;
   #send; // posts a message to the glimpse's engine, in turn (Glimpse#send)
@@ -96,7 +99,15 @@ export class Teacher {
 
   /** Replaces this set with an exported one (a JSON string, or a File/Blob holding it). */
   async import(json) {
-    const text = typeof Blob !== 'undefined' && json instanceof Blob ? await json.text() : json;
+    const isBlob = typeof Blob !== 'undefined' && json instanceof Blob;
+    // A string's length in UTF-16 units is at most its UTF-8 size, which the engine limits.
+    const size = isBlob ? json.size : typeof json === 'string' ? json.length : 0;
+    if (size > MAX_SET_BYTES) {
+      throw new InvalidArgumentError(
+        `this is not a usable teachable-classes file: it is ${(size / 1e6).toFixed(1)} MB; the limit is ${MAX_SET_BYTES / 1e6} MB`,
+      );
+    }
+    const text = isBlob ? await json.text() : json;
     if (typeof text !== 'string') throw new InvalidArgumentError('import() takes the JSON text or a file');
     return this.#update(this.#call('teach.import', { json: text }));
   }

@@ -12,9 +12,9 @@ use glimpse::provision::{
 use glimpse::runtime::cpu;
 use glimpse::text::{LabelRanker, LabelScore, ScoreKind, parse_labels};
 use glimpse::vision::cam::locate;
-use glimpse::vision::preprocess::{decode, prepare};
+use glimpse::vision::preprocess::{decode, prepare, read_image_file};
 use glimpse::vision::rollup::{Group, roll_up};
-use glimpse::vision::teach::{ClassSet, Head, TaughtPrediction};
+use glimpse::vision::teach::{ClassSet, Head, MAX_SET_BYTES, TaughtPrediction};
 use glimpse::{Classifier, GlimpseError, Prediction, Result, top_k};
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -303,6 +303,17 @@ fn load_captioner(dir: &ModelDir, verbose: bool) -> Result<Captioner> {
 
 /// The head of an exported class set, trained here if the file holds examples but no head.
 fn load_head(path: &Path) -> Result<Head> {
+    let size = std::fs::metadata(path)
+        .map_err(GlimpseError::io(format!("cannot read {}", path.display())))?
+        .len();
+    if size > MAX_SET_BYTES as u64 {
+        return Err(GlimpseError::InvalidArgument(format!(
+            "{}: this is not a usable teachable-classes file: it is {:.1} MB; the limit is {} MB",
+            path.display(),
+            size as f64 / 1e6,
+            MAX_SET_BYTES / 1_000_000
+        )));
+    }
     let text = std::fs::read_to_string(path)
         .map_err(GlimpseError::io(format!("cannot read {}", path.display())))?;
     let mut set = ClassSet::from_json(&text)
@@ -340,7 +351,7 @@ impl ZeroShotLabels {
 /// The network's input, and the upright picture itself when `keep` (for `--where` and for
 /// captions, which look at the whole picture).
 fn read_input(file: &Path, keep: bool) -> Result<(Vec<f32>, Option<RgbImage>)> {
-    let bytes = std::fs::read(file).map_err(GlimpseError::io("cannot read the file"))?;
+    let bytes = read_image_file(file)?;
     let image = decode(&bytes)?;
     Ok((prepare(&image), keep.then_some(image)))
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use glimpse::vision::cam::locate;
 use glimpse::vision::labels::{self, imagenet};
 use glimpse::vision::overlay::overlay;
-use glimpse::vision::preprocess::{decode, prepare};
+use glimpse::vision::preprocess::{decode, prepare, read_image_file};
 use glimpse::{Classifier, GlimpseError, Result};
 
 use super::{ensure_models, load_classifier, open_device};
@@ -61,7 +61,7 @@ fn explain(
     out: &Path,
     written: &mut HashSet<PathBuf>,
 ) -> Result<String> {
-    let bytes = std::fs::read(file).map_err(GlimpseError::io("cannot read the file"))?;
+    let bytes = read_image_file(file)?;
     let image = decode(&bytes)?;
     let probs = classifier.classify(&[prepare(&image)])?.remove(0);
     let class = class.unwrap_or_else(|| glimpse::top_k(&probs, 1)[0].index);

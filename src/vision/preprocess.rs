@@ -15,6 +15,8 @@ pub const CROP: u32 = 224;
 pub const RESIZE_SHORTER: u32 = 256;
 /// Larger images are refused before any pixel memory is allocated.
 pub const MAX_PIXELS: u64 = 100_000_000;
+/// Larger image files are refused before they are read (from disk) or parsed.
+pub const MAX_IMAGE_BYTES: u64 = 50_000_000;
 
 const MEAN: f32 = 127.0;
 const SCALE: f32 = 128.0;
@@ -32,6 +34,7 @@ pub fn decode_limited(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, Glimpse
     if bytes.is_empty() {
         return Err(GlimpseError::UnsupportedImage("the file is empty".into()));
     }
+    check_file_size(bytes.len() as u64)?;
     let reader = || {
         ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
@@ -62,6 +65,27 @@ pub fn decode_limited(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, Glimpse
     let mut image = DynamicImage::from_decoder(decoder).map_err(unsupported)?;
     image.apply_orientation(orientation);
     Ok(image.into_rgb8())
+}
+
+/// Refuses an image file over [`MAX_IMAGE_BYTES`] by its size alone.
+pub fn check_file_size(bytes: u64) -> Result<(), GlimpseError> {
+    if bytes > MAX_IMAGE_BYTES {
+        return Err(GlimpseError::UnsupportedImage(format!(
+            "the image file is too large ({:.1} MB; the limit is {} MB)",
+            bytes as f64 / 1e6,
+            MAX_IMAGE_BYTES / 1_000_000
+        )));
+    }
+    Ok(())
+}
+
+/// An image file's bytes, refused by its size before it is read.
+pub fn read_image_file(path: &std::path::Path) -> Result<Vec<u8>, GlimpseError> {
+    let size = std::fs::metadata(path)
+        .map_err(GlimpseError::io("cannot read the file"))?
+        .len();
+    check_file_size(size)?;
+    std::fs::read(path).map_err(GlimpseError::io("cannot read the file"))
 }
 
 /// Whether a JPEG's scan data is followed by an end-of-image marker. Walks the header

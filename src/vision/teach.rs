@@ -18,6 +18,10 @@ pub const FEATURES: usize = 1280;
 pub const FORMAT: &str = "glimpse-teachable-classes";
 pub const VERSION: u32 = 1;
 const BACKBONE: &str = "efficientnet-lite0";
+/// A set holds at most this many classes (a larger one is refused, made or imported).
+pub const MAX_CLASSES: usize = 1000;
+/// An exported set's JSON over this many bytes is refused before it is parsed.
+pub const MAX_SET_BYTES: usize = 50_000_000;
 
 /// Temperatures tried when calibrating; cosine scores differ by a few hundredths between
 /// classes, so useful values are large.
@@ -136,6 +140,11 @@ impl ClassSet {
         }
         let index = match self.classes.iter().position(|c| c.name == name) {
             Some(i) => i,
+            None if self.classes.len() >= MAX_CLASSES => {
+                return Err(GlimpseError::InvalidArgument(format!(
+                    "a set holds at most {MAX_CLASSES} classes; remove one before adding '{name}'"
+                )));
+            }
             None => {
                 self.classes.push(TaughtClass {
                     name: name.to_string(),
@@ -357,12 +366,29 @@ impl ClassSet {
     }
 
     pub fn from_json(text: &str) -> Result<Self> {
+        if text.len() > MAX_SET_BYTES {
+            return Err(refused(format!(
+                "it is {:.1} MB; the limit is {} MB",
+                text.len() as f64 / 1e6,
+                MAX_SET_BYTES / 1_000_000
+            )));
+        }
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| refused(format!("it is not JSON ({e})")))?;
         match value.get("format").and_then(|f| f.as_str()) {
             Some(FORMAT) => {}
             Some(other) => return Err(refused(format!("its format is '{other}'"))),
             None => return Err(refused(format!("it has no \"format\": \"{FORMAT}\""))),
+        }
+        // Counted before a single example is decoded.
+        let classes = value
+            .get("classes")
+            .and_then(|c| c.as_array())
+            .map_or(0, Vec::len);
+        if classes > MAX_CLASSES {
+            return Err(refused(format!(
+                "it lists {classes} classes; the limit is {MAX_CLASSES}"
+            )));
         }
         let document: Document =
             serde_json::from_value(value).map_err(|e| refused(e.to_string()))?;
@@ -539,6 +565,37 @@ mod tests {
         );
         assert_eq!(a[0].label, b[0].label);
         assert!((a[0].prob - b[0].prob).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_set_over_the_class_or_size_limit_is_refused_with_the_limit() {
+        let mut set = ClassSet::default();
+        for i in 0..MAX_CLASSES {
+            set.add(&format!("c{i}"), vec![feature(0, 0.0)]).unwrap();
+        }
+        let error = set.add("one more", vec![feature(0, 0.0)]).unwrap_err();
+        assert!(
+            error.to_string().contains("at most 1000 classes"),
+            "{error}"
+        );
+        set.add("c7", vec![feature(1, 0.0)]).unwrap();
+
+        let names: Vec<String> = (0..=MAX_CLASSES)
+            .map(|i| format!(r#"{{"name": "c{i}", "examples": []}}"#))
+            .collect();
+        let many = format!(
+            r#"{{"format": "{FORMAT}", "version": 1, "backbone": "{BACKBONE}", "classes": [{}]}}"#,
+            names.join(",")
+        );
+        let error = ClassSet::from_json(&many).unwrap_err().to_string();
+        assert!(
+            error.contains("lists 1001 classes; the limit is 1000"),
+            "{error}"
+        );
+
+        let huge = " ".repeat(MAX_SET_BYTES + 1);
+        let error = ClassSet::from_json(&huge).unwrap_err().to_string();
+        assert!(error.contains("50.0 MB; the limit is 50 MB"), "{error}");
     }
 
     #[test]

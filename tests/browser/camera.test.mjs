@@ -1,5 +1,6 @@
 // (e) A denied camera shows a message. (f) A fake camera playing a clip made from a sample
-// photo gives live predictions with that photo's top-1 and a frame rate above zero.
+// photo gives live predictions with that photo's top-1 and a frame rate above zero; hiding the
+// page stops the camera (its track ends) and showing it starts the camera again.
 // Budget: each test here under 60 s on the 2-core development machine without a GPU
 // (`{ timeout: 60_000 }`; measured 2026-11-30 with a build running beside it: 7.1 s, 12.0 s).
 
@@ -57,7 +58,7 @@ test('a denied camera shows a message', { timeout: 60_000 }, async () => {
   }
 });
 
-test('a camera playing a photo shows its top-1 live, with a frame rate', { timeout: 60_000 }, async (t) => {
+test('a camera playing a photo shows its top-1 live, with a frame rate; a hidden page gives the camera back', { timeout: 60_000 }, async (t) => {
   const { clip, expected } = clipOf('imagenet_08_', 'camera.y4m');
 
   await withBrowser(t, suite.server.url, { camera: clip }, async ({ page }) => {
@@ -70,7 +71,7 @@ test('a camera playing a photo shows its top-1 live, with a frame rate', { timeo
     assert.ok(fps > 0, `fps ${shown.fps}`);
     t.diagnostic(`camera: ${shown.top[0].label} ${shown.top[0].percent}, ${shown.fps}, latency ${shown.latency}`);
 
-    // Hiding the tab pauses live classification; showing it again resumes it. Headless
+    // Hiding the tab stops the camera and live classification; showing it again starts both. Headless
     // Chromium never hides a tab, so the page is told it is hidden the way the browser would.
     const setHidden = (hidden) =>
       page.evaluate((hidden) => {
@@ -86,14 +87,25 @@ test('a camera playing a photo shows its top-1 live, with a frame rate', { timeo
     await page.evaluate(() => {
       window.resultsShown = 0;
       new MutationObserver(() => window.resultsShown++).observe(document.getElementById('results'), { childList: true });
+      window.trackBefore = document.getElementById('camera-video').srcObject.getVideoTracks()[0];
     });
     await setHidden(true);
+    // The camera itself is given back, not only its frames left unclassified.
+    assert.deepEqual(
+      await page.evaluate(() => ({ track: window.trackBefore.readyState, stream: document.getElementById('camera-video').srcObject })),
+      { track: 'ended', stream: null },
+    );
     await page.waitForTimeout(1000); // a frame already being classified may still land
     const shownWhenHidden = await page.evaluate(() => window.resultsShown);
     await page.waitForTimeout(2000);
     assert.equal(await page.evaluate(() => window.resultsShown), shownWhenHidden, 'classified frames while hidden');
     await setHidden(false);
     await page.waitForFunction((n) => window.resultsShown > n, shownWhenHidden, { timeout: INFERENCE_TIMEOUT });
+    assert.equal(
+      await page.evaluate(() => document.getElementById('camera-video').srcObject?.getVideoTracks()[0]?.readyState),
+      'live',
+      'the camera started again when the page was shown',
+    );
 
     const cameras = await page.locator('#camera-select option').allTextContents();
     assert.ok(cameras.length >= 2, `the camera list shows the fake camera: ${cameras}`);

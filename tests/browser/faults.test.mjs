@@ -5,10 +5,13 @@
 // file: evicted, downloaded again once, then one clear error; (4) the network drops halfway
 // through the caption model: the download resumes with a Range request; (5) two tabs fill and
 // read one cache at once; (6) the storage is cleared under an open page: the next load downloads
-// again.
+// again; (7) a real wasm trap (a Rust panic) restarts the engine, and the fourth within a
+// minute is a final error; (8) a lost device that only wgpu hears of fails the request and
+// sends the engine to the CPU.
 // The faults are made from outside the package: a worker's message handler replaced through
 // the DevTools protocol (an uncaught RuntimeError, as a wasm trap raises), the GPU device
-// destroyed the same way, the cache written by the page, the server's connection cut.
+// destroyed the same way, the cache written by the page, the server's connection cut; the real
+// trap through the wasm module's hidden `__panicForTests`.
 // Budget: each test under 60 s on the 2-core development machine without a GPU, the file
 // under 3 minutes (`{ timeout: 60_000 }`; measured 2026-11-30 with builds running beside it:
 // 65 s in all, each test's time above it).
@@ -356,4 +359,114 @@ test('storage cleared under an open page: the next load, and an engine restart, 
   } finally {
     await page.close();
   }
+});
+
+/**
+ * Makes the engine in `worker` panic on its next classification: a real Rust panic, which with
+ * wasm's `panic = "abort"` is an `unreachable` trap inside the instance (the package's
+ * `__panicForTests`, called from the wasm module the worker already runs).
+ */
+function panicOnNextClassify(worker) {
+  return worker.evaluate(async () => {
+    const wasm = await import('/pkg/glimpse.js');
+    wasm.Engine.prototype.classify = () => wasm.__panicForTests();
+  });
+}
+
+/** The page's one running engine worker, once the one before it has gone. */
+async function currentWorker(page) {
+  const deadline = Date.now() + 10_000;
+  while (page.workers().length !== 1) {
+    if (Date.now() > deadline) throw new Error(`${page.workers().length} workers running`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return page.workers()[0];
+}
+
+// Measured: 31 s with a soak beside it (four engines started from the cache).
+test('a real wasm trap restarts the engine: the request in flight fails, the next succeeds; a fourth trap within a minute is final', { timeout: 60_000 }, async (t) => {
+  const browser = await sharedBrowser();
+  const page = await browser.context.newPage();
+  try {
+    await page.goto(new URL(BLANK, suite.server.url).href);
+    await page.evaluate(async () => {
+      const { Glimpse } = await import('/www/glimpse.js');
+      window.restarts = [];
+      window.glimpse = await Glimpse.load({ models: '/models/', backend: 'cpu', onRestart: (info) => window.restarts.push(info.reason) });
+    });
+    const outcome = () =>
+      page.evaluate(() =>
+        window.glimpse.classify(new ImageData(64, 64)).then(
+          ({ top }) => `classified: ${top.length} classes`,
+          (error) => `${error.name}: ${error.message}`,
+        ),
+      );
+    const panicked = [];
+    for (let trap = 1; trap <= 3; trap += 1) {
+      await panicOnNextClassify(await currentWorker(page));
+      panicked.push(await outcome());
+      assert.equal(await outcome(), 'classified: 5 classes', `after trap ${trap}`);
+    }
+    for (const message of panicked) assert.match(message, /^BackendError: the engine stopped: .*unreachable/);
+    assert.equal((await page.evaluate(() => window.restarts)).length, 3);
+
+    // The fourth within the minute: the engine is not started again, and every later request
+    // says why at once, instead of crashing in a loop.
+    await panicOnNextClassify(await currentWorker(page));
+    assert.match(await outcome(), /^BackendError: the engine stopped: .*unreachable/);
+    const weights = count(suite.server.requests, WEIGHTS_PATH);
+    const final = [await outcome(), await outcome()];
+    for (const message of final) {
+      assert.match(message, /^BackendError: the engine stopped 4 times within a minute \(last: .*unreachable.*\); reload the page$/);
+    }
+    assert.equal(page.workers().length, 0, 'no engine was started again');
+    assert.equal(count(suite.server.requests, WEIGHTS_PATH), weights);
+    t.diagnostic(`trap: "${panicked[0]}"; fourth: "${final[0]}"`);
+  } finally {
+    await page.close();
+  }
+});
+
+// Measured: 31 s with a soak beside it (SwiftShader: two WebGPU passes).
+test('a lost WebGPU device that only wgpu hears of: the request fails naming it, the engine goes on on the CPU', { timeout: 60_000 }, async (t) => {
+  await withBrowser(t, suite.server.url, { webgpu: true }, async ({ page }) => {
+    // The package's own watch on `device.lost` is switched off (it treats a marked
+    // `requestDevice` as already watched), and the engine runs on the page's thread, so that
+    // what reports the loss is wgpu's device-lost callback, which cubecl turns into a failed read.
+    await page.addInitScript(() => {
+      if (!self.GPUAdapter) return;
+      GPUAdapter.prototype.requestDevice.glimpseWatched = true;
+      self.devicesForTest = new Set();
+      const { createCommandEncoder } = GPUDevice.prototype;
+      GPUDevice.prototype.createCommandEncoder = function (...args) {
+        self.devicesForTest.add(this);
+        return createCommandEncoder.apply(this, args);
+      };
+    });
+    await page.goto(new URL(BLANK, suite.server.url).href);
+    const shown = await page.evaluate(async (bytes) => {
+      const { Glimpse } = await import('/www/glimpse.js');
+      const photo = new Blob([new Uint8Array(bytes)], { type: 'image/jpeg' });
+      const restarts = [];
+      const glimpse = await Glimpse.load({ models: '/models/', backend: 'webgpu', inline: true, onRestart: (info) => restarts.push(info) });
+      const outcome = (promise) => promise.then(({ top }) => `${top[0].index}`, (error) => `${error.name}: ${error.message}`);
+      const onGpu = await outcome(glimpse.classify(photo));
+      for (const device of self.devicesForTest) device.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the lost promise settles
+      const inFlight = await Promise.race([
+        outcome(glimpse.classify(photo)),
+        new Promise((resolve) => setTimeout(() => resolve('still waiting after 20 s'), 20_000)),
+      ]);
+      const onCpu = await outcome(glimpse.classify(photo));
+      return { devices: self.devicesForTest.size, onGpu, inFlight, onCpu, backend: glimpse.backend, fallbackReason: glimpse.fallbackReason, restarts: restarts.length };
+    }, [...readFileSync(photo('imagenet_08_'))]);
+    t.diagnostic(JSON.stringify(shown));
+    assert.ok(shown.devices > 0, 'no GPU device was seen');
+    assert.match(shown.inFlight, /^BackendError: the GPU device was lost \(wgpu: .+\)$/);
+    assert.ok(!shown.inFlight.includes('\n'), 'one line');
+    assert.equal(shown.onCpu, shown.onGpu);
+    assert.equal(shown.backend, 'cpu');
+    assert.match(shown.fallbackReason, /the GPU device was lost/);
+    assert.equal(shown.restarts, 1);
+  });
 });
