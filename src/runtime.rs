@@ -228,24 +228,23 @@ fn dequantize(tensor: &PackTensor, scale: &PackTensor) -> std::result::Result<Pa
     if quantized.len() != count || scales.len() != scale_dims.iter().product::<usize>() {
         return Err("its data is not as long as its shape says".into());
     }
-    // Element i lies in channel (i / stride) % channels, stride being the product of the
+    // The elements run as [outer][channels][stride], stride being the product of the
     // dimensions after the channel axis.
-    let (stride, channels) = channel_axes.first().map_or((count.max(1), 1), |&a| {
-        (dims[a + 1..].iter().product(), dims[a])
-    });
-    let values: Vec<u8> = quantized
-        .iter()
-        .enumerate()
-        .flat_map(|(i, &q)| {
-            (f32::from(q as i8) * scales[(i / stride.max(1)) % channels]).to_le_bytes()
-        })
-        .collect();
+    let (stride, channels) = channel_axes
+        .first()
+        .map_or((count, 1), |&a| (dims[a + 1..].iter().product(), dims[a]));
+    let mut values = Vec::with_capacity(count);
+    for block in quantized.chunks((stride * channels).max(1)) {
+        for (run, scale) in block.chunks(stride.max(1)).zip(&scales) {
+            values.extend(run.iter().map(|&q| f32::from(q as i8) * scale));
+        }
+    }
     Ok(PackTensor::new(
         tensor.name.clone(),
         DType::F32,
         tensor.shape.clone(),
         tensor.param_id,
-        Bytes::from_bytes_vec(values),
+        Bytes::from_elems(values),
     ))
 }
 
