@@ -165,7 +165,10 @@ fn truncated_weights_are_refused_without_a_crash() {
         let weights = dir.read_weights(dtype).unwrap();
         for cut in [20, weights.len() / 2, weights.len() - 1] {
             let err = Classifier::from_burnpack(weights[..cut].to_vec(), Device::flex()).err();
-            assert!(err.is_some(), "{dtype:?} weights cut at {cut} bytes were accepted");
+            assert!(
+                err.is_some(),
+                "{dtype:?} weights cut at {cut} bytes were accepted"
+            );
         }
     }
 }
