@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { openBrowser, serve } from './browser.mjs';
+import { firstVisitTable } from './first-visit.mjs';
 import { ROOT } from './lib.mjs';
 
 const { values } = parseArgs({
@@ -100,7 +101,7 @@ async function compareCaptionBackends({ ggufPath }) {
   await init();
   const load = async (path) => new Uint8Array(await (await fetch(path)).arrayBuffer());
   const [weights, gguf, photo] = await Promise.all(
-    ['/models/efficientnet-lite0.f16.bpk', ggufPath, '/models/photos/imagenet_00_243.jpg'].map(load),
+    ['/models/efficientnet-lite0.int8.bpk', ggufPath, '/models/photos/imagenet_00_243.jpg'].map(load),
   );
   const runs = {};
   let top;
@@ -302,7 +303,8 @@ for (const row of rows) {
   );
 }
 const wasm = readFileSync(join(ROOT, 'pkg', 'glimpse_bg.wasm'));
-console.log(`\nglimpse wasm: ${mib(wasm.length)} (${mib(gzipSync(wasm, { level: 9 }).length)} gzipped); weights ${mib(statSync(join(ROOT, 'models', 'efficientnet-lite0.f16.bpk')).size)} (f16)`);
+console.log(`\nglimpse wasm: ${mib(wasm.length)} (${mib(gzipSync(wasm, { level: 9 }).length)} gzipped); weights ${mib(statSync(join(ROOT, 'models', 'efficientnet-lite0.int8.bpk')).size)} (int8)`);
+console.log(`\n${firstVisitTable().join('\n')}`);
 const ortWasm = join(ORT_DIST, 'ort-wasm-simd-threaded.jsep.wasm');
 if (existsSync(ortWasm)) {
   const bytes = readFileSync(ortWasm);

@@ -54,9 +54,10 @@ pub struct ClassifyArgs {
     pub top: u16,
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub backend: Backend,
-    /// Precision of the weights file to load (computation is f32 either way).
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    pub precision: Precision,
+    /// Precision of the image model's weights file to load (computation is f32 either way);
+    /// default: int8 when the models directory has it, else f32.
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
     /// Your own labels, comma-separated ("dog, cat, vehicle"): each image also gets them
     /// ranked, through text embeddings of the ImageNet classes (zero-shot).
     #[arg(long)]
@@ -153,6 +154,7 @@ pub enum Backend {
 pub enum Precision {
     F32,
     F16,
+    Int8,
 }
 
 fn main() -> ExitCode {

@@ -2,7 +2,10 @@
 //! nowhere else), and the burnpack loading and result read-back that the image and text
 //! models share.
 
-use burn::store::{BurnpackStore, FloatCastAdapter, ModuleSnapshot};
+use std::collections::BTreeMap;
+
+use burn::store::burn_pack::Tensor as PackTensor;
+use burn::store::{BurnpackStore, FloatCastAdapter, ModuleSnapshot, ModuleStore};
 use burn::tensor::{Bytes, DType, Device, TensorData};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -138,16 +141,111 @@ pub async fn choose_web_device(backend: &str) -> Result<(Device, BackendKind, Op
 /// clear message before the parser sees it.
 const BURNPACK_MAGIC: [u8; 4] = burn::store::burn_pack::MAGIC_NUMBER.to_le_bytes();
 
-/// Loads burnpack `bytes` (f32 or f16 on disk) into `model` as f32, naming the model in
-/// errors: a file of another format, or one whose tensors do not fit.
+/// Loads burnpack `bytes` into `model` as f32, naming the model in errors: a file of another
+/// format, or one whose tensors do not fit. Floats may be f32 or f16 on disk; int8 tensors
+/// (with their scales, see [`INT8_SCALE_SUFFIX`]) are dequantized here, so every backend
+/// computes on plain f32 tensors whatever the file held.
 pub fn load_burnpack(model: &mut impl ModuleSnapshot, bytes: Vec<u8>, name: &str) -> Result<()> {
     check_burnpack_magic(&bytes)?;
-    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)))
-        .with_from_adapter(FloatCastAdapter::to(DType::F32));
-    model
-        .load_from(&mut store)
-        .map(|_| ())
-        .map_err(|e| GlimpseError::ModelLoad(format!("the weights do not fit {name}: {e}")))
+    let unfit = |e: &dyn std::fmt::Display| {
+        GlimpseError::ModelLoad(format!("the weights do not fit {name}: {e}"))
+    };
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)));
+    let tensors = store.get_all_tensors().map_err(|e| unfit(&e))?;
+    let tensors = dequantize_int8(tensors).map_err(|e| unfit(&e))?;
+    // What `BurnpackStore::apply_to` checks, over the dequantized tensors.
+    let result = model.apply(
+        tensors,
+        None,
+        Some(Box::new(FloatCastAdapter::to(DType::F32))),
+        false,
+    );
+    if !result.errors.is_empty() {
+        return Err(unfit(&format!("{:?}", result.errors)));
+    }
+    if !result.missing.is_empty() {
+        return Err(unfit(&format!("missing tensors {:?}", result.missing)));
+    }
+    Ok(())
+}
+
+/// An int8 tensor `W` (quantized weights) comes with the f32 tensor `W` + this suffix: its
+/// scales, of the same rank, 1 along every axis but at most one (the output channels), where
+/// it has `W`'s length. `w = q · scale`, with `q` in −127..=127.
+pub const INT8_SCALE_SUFFIX: &str = ".int8_scale";
+
+/// The tensors with each int8 one replaced by its f32 dequantization (and its scales left
+/// out); a file without int8 tensors passes through as it is.
+fn dequantize_int8(
+    tensors: &BTreeMap<String, PackTensor>,
+) -> std::result::Result<Vec<PackTensor>, String> {
+    let mut out = Vec::with_capacity(tensors.len());
+    for (name, tensor) in tensors {
+        if let Some(weight) = name.strip_suffix(INT8_SCALE_SUFFIX) {
+            if tensors.get(weight).is_none_or(|w| w.dtype != DType::I8) {
+                return Err(format!("`{name}` scales no int8 tensor"));
+            }
+            continue;
+        }
+        if tensor.dtype != DType::I8 {
+            out.push(tensor.clone());
+            continue;
+        }
+        let scale_name = format!("{name}{INT8_SCALE_SUFFIX}");
+        let scale = tensors
+            .get(&scale_name)
+            .ok_or_else(|| format!("the int8 tensor `{name}` has no `{scale_name}`"))?;
+        out.push(dequantize(tensor, scale).map_err(|e| format!("`{name}`: {e}"))?);
+    }
+    Ok(out)
+}
+
+fn dequantize(tensor: &PackTensor, scale: &PackTensor) -> std::result::Result<PackTensor, String> {
+    let dims: &[usize] = &tensor.shape;
+    let scale_dims: &[usize] = &scale.shape;
+    if scale.dtype != DType::F32 {
+        return Err(format!("scales in {:?}, expected f32", scale.dtype));
+    }
+    let channel_axes: Vec<usize> = (0..scale_dims.len())
+        .filter(|&a| scale_dims[a] != 1)
+        .collect();
+    if scale_dims.len() != dims.len()
+        || channel_axes.len() > 1
+        || channel_axes.iter().any(|&a| scale_dims[a] != dims[a])
+    {
+        return Err(format!(
+            "scales of shape {scale_dims:?} do not fit a tensor of shape {dims:?}"
+        ));
+    }
+    let quantized = tensor.to_bytes().map_err(|e| e.to_string())?;
+    let scales: Vec<f32> = scale
+        .to_bytes()
+        .map_err(|e| e.to_string())?
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let count: usize = dims.iter().product();
+    if quantized.len() != count || scales.len() != scale_dims.iter().product::<usize>() {
+        return Err("its data is not as long as its shape says".into());
+    }
+    // The elements run as [outer][channels][stride], stride being the product of the
+    // dimensions after the channel axis.
+    let (stride, channels) = channel_axes
+        .first()
+        .map_or((count, 1), |&a| (dims[a + 1..].iter().product(), dims[a]));
+    let mut values = Vec::with_capacity(count);
+    for block in quantized.chunks((stride * channels).max(1)) {
+        for (run, scale) in block.chunks(stride.max(1)).zip(&scales) {
+            values.extend(run.iter().map(|&q| f32::from(q as i8) * scale));
+        }
+    }
+    Ok(PackTensor::new(
+        tensor.name.clone(),
+        DType::F32,
+        tensor.shape.clone(),
+        tensor.param_id,
+        Bytes::from_elems(values),
+    ))
 }
 
 fn check_burnpack_magic(bytes: &[u8]) -> Result<()> {

@@ -161,10 +161,15 @@ fn a_missing_file_is_reported_and_named() {
 #[test]
 fn truncated_weights_are_refused_without_a_crash() {
     let dir = models();
-    let weights = dir.read_weights(WeightDType::F32).unwrap();
-    for cut in [20, weights.len() / 2, weights.len() - 1] {
-        let err = Classifier::from_burnpack(weights[..cut].to_vec(), Device::flex()).err();
-        assert!(err.is_some(), "weights cut at {cut} bytes were accepted");
+    for dtype in [WeightDType::F32, WeightDType::Int8] {
+        let weights = dir.read_weights(dtype).unwrap();
+        for cut in [20, weights.len() / 2, weights.len() - 1] {
+            let err = Classifier::from_burnpack(weights[..cut].to_vec(), Device::flex()).err();
+            assert!(
+                err.is_some(),
+                "{dtype:?} weights cut at {cut} bytes were accepted"
+            );
+        }
     }
 }
 

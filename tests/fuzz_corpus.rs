@@ -100,7 +100,7 @@ mod seeds {
 
     use burn::tensor::DType;
     use glimpse::fuzzing::Small;
-    use glimpse::provision::convert::burnpack_bytes;
+    use glimpse::provision::convert::{burnpack_bytes, int8_burnpack_bytes};
     use glimpse::vision::teach::{ClassSet, FEATURES};
     use image::{ImageFormat, RgbaImage};
 
@@ -112,6 +112,8 @@ mod seeds {
         let f16 = burnpack_bytes(&small, DType::F16, "small", "fuzz seeds").unwrap();
         write("burnpack", "small-f32.bpk", &f32);
         write("burnpack", "small-f16.bpk", &f16);
+        let int8 = int8_burnpack_bytes(&small, |_| false, "small", "fuzz seeds").unwrap();
+        write("burnpack", "small-int8.bpk", &int8);
         write("burnpack", "small-truncated.bpk", &f32[..f32.len() / 2]);
         write("burnpack", "zip.bpk", b"PK\x03\x04 this is a zip file");
     }

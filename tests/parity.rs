@@ -5,6 +5,8 @@
 //! - the reference's own 224×224 crops in, f32 weights: every logit within 1e-3 of the
 //!   reference and the same top-5 in the same order;
 //! - f16 weights: the same top-1;
+//! - int8 weights (per output channel, what the browser downloads): the same top-1 on all 22
+//!   inputs, and from the JPEGs the same label top-1 and top-5 counts as f32;
 //! - our own decoding and resizing from the JPEG (not PIL's): the reference's top-1 on at
 //!   least 19 of the 20 photos;
 //! - accuracy against the photos' labels: top-5 on ≥ 19/20 and top-1 on ≥ 17/20, as the
@@ -148,6 +150,71 @@ fn f16_weights_keep_the_reference_top1() {
             case.golden.name
         );
     }
+}
+
+/// The int8 file is what a first visit downloads, so it must answer as f32 does: the
+/// reference's top-1 on every golden input, and from our own decoding of the 20 photos the
+/// same label top-1 and top-5 counts as the f32 weights. The largest logit change is printed.
+#[test]
+fn int8_weights_keep_the_reference_top1_and_the_photos_counts() {
+    let dir = models();
+    let (f32s, int8) = (
+        classifier(&dir, WeightDType::F32),
+        classifier(&dir, WeightDType::Int8),
+    );
+    let cases = cases();
+    let inputs: Vec<Vec<f32>> = cases.iter().map(|c| c.input.clone()).collect();
+    let (exact, ours) = (logits(&f32s, &inputs), logits(&int8, &inputs));
+    let mut worst = 0.0f32;
+    for ((case, ours), exact) in cases.iter().zip(&ours).zip(&exact) {
+        let diff = ours
+            .iter()
+            .zip(exact)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        worst = worst.max(diff);
+        assert_eq!(
+            argsort(ours)[0],
+            argsort(&case.logits)[0],
+            "{}: top-1 changed with int8 weights (max |logit − f32| = {diff:.3})",
+            case.golden.name
+        );
+    }
+
+    let photos: Vec<&Case> = cases.iter().filter(|c| c.golden.kind == "photo").collect();
+    let inputs: Vec<Vec<f32>> = photos
+        .iter()
+        .map(|c| {
+            prepare(&decode(&std::fs::read(photo_path(&dir, &c.golden.name)).unwrap()).unwrap())
+        })
+        .collect();
+    let counts = |classifier: &Classifier| {
+        let probs = classifier.classify(&inputs).unwrap();
+        photos
+            .iter()
+            .zip(&probs)
+            .fold((0, 0), |(top1, top5), (case, probs)| {
+                let top = top_k(probs, 5);
+                let label = case.golden.label.expect("photos are labelled");
+                (
+                    top1 + usize::from(top[0].index == label),
+                    top5 + usize::from(top.iter().any(|p| p.index == label)),
+                )
+            })
+    };
+    let (exact_counts, int8_counts) = (counts(&f32s), counts(&int8));
+    eprintln!(
+        "int8 weights: max |logit − f32| over {} inputs {worst:.3}; photos' label top-1/top-5 {}/{} (f32 {}/{})",
+        cases.len(),
+        int8_counts.0,
+        int8_counts.1,
+        exact_counts.0,
+        exact_counts.1
+    );
+    assert_eq!(
+        int8_counts, exact_counts,
+        "label (top-1, top-5) counts on the 20 photos"
+    );
 }
 
 #[test]

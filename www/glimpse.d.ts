@@ -121,8 +121,11 @@ export interface LoadOptions {
   onProgress?: (progress: LoadProgress) => void;
   /** Run the engine on the calling thread instead of a module worker. Default false. */
   inline?: boolean;
-  /** Weights precision to download; default 'f16' (computation is f32 either way). */
-  dtype?: 'f16' | 'f32';
+  /**
+   * Weights precision to download (computation is f32 either way); default 'int8' (4.8 MB,
+   * one scale per output channel), or 'f16' where the manifest lists no int8.
+   */
+  dtype?: 'int8' | 'f16' | 'f32';
   /**
    * The engine stopped (its worker failed, a wasm trap, its GPU device was lost) and a new one
    * took its place: the request it was running rejected with a BackendError, the rest go on.

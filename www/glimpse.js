@@ -183,7 +183,7 @@ export class Glimpse {
    * `onRestart({ reason, backend, fallbackReason })`: the engine stopped (a crash, a lost GPU
    * device) and a new one took its place, with the taught sets and loaded models.
    */
-  static async load({ models = 'models/', backend = 'auto', onProgress, inline = false, dtype = 'f16', onRestart } = {}) {
+  static async load({ models = 'models/', backend = 'auto', onProgress, inline = false, dtype, onRestart } = {}) {
     if (!BACKENDS.includes(backend)) {
       throw new BackendError(`unknown backend '${backend}' (use ${BACKENDS.map((b) => `'${b}'`).join(', ')})`);
     }

@@ -58,10 +58,13 @@ async function readManifest(manifestUrl, cache) {
   }
 }
 
+/** `dtype`: one precision, or several, the first the manifest lists being taken. */
 function findEntry(manifest, name, dtype, manifestUrl) {
-  const entry = manifest?.models?.find((m) => m.name === name && (dtype === undefined || m.dtype === dtype));
+  const wanted = dtype === undefined ? [undefined] : [dtype].flat();
+  const matches = (m, d) => m.name === name && (d === undefined || m.dtype === d);
+  const entry = wanted.map((d) => manifest?.models?.find((m) => matches(m, d))).find(Boolean);
   if (!entry) {
-    const which = dtype === undefined ? name : `${name} model in ${dtype}`;
+    const which = dtype === undefined ? name : `${name} model in ${wanted.join(' or ')}`;
     throw new ModelLoadError(`${manifestUrl} lists no ${which}. ${hint()}`);
   }
   return entry;
@@ -82,10 +85,11 @@ async function readWithProgress(body, total, onProgress) {
 
 /**
  * Resolves to `{ weights: ArrayBuffer, entry, fromCache, notCached }` for the image model in
- * `dtype`; `notCached` says why a downloaded model could not be stored in the cache (quota), or
- * is null. `onProgress({ loaded, total, fromCache })` reports the download.
+ * `dtype` (default: int8, the smallest download, else f16 for a models directory made before
+ * int8 existed); `notCached` says why a downloaded model could not be stored in the cache
+ * (quota), or is null. `onProgress({ loaded, total, fromCache })` reports the download.
  */
-export function loadWeights({ modelsUrl, dtype = 'f16', onProgress } = {}) {
+export function loadWeights({ modelsUrl, dtype = ['int8', 'f16'], onProgress } = {}) {
   return loadModelFile({ modelsUrl, name: IMAGE_MODEL, dtype, onProgress, what: 'model weights' });
 }
 

@@ -268,7 +268,7 @@ pub fn caption(files: Vec<PathBuf>, verbose: bool) -> Result<ExitCode> {
         json: false,
         top: 3,
         backend: crate::Backend::Cpu,
-        precision: crate::Precision::F32,
+        precision: None,
         labels: None,
         head: None,
         caption: true,

@@ -12,7 +12,7 @@ use glimpse::vision::preprocess::{decode, prepare, read_image_file};
 use glimpse::{Classifier, GlimpseError, Result};
 
 use super::{ensure_models, load_classifier, open_device};
-use crate::{ExplainArgs, Precision};
+use crate::ExplainArgs;
 
 pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
     let class = args
@@ -29,7 +29,7 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
         .transpose()?;
     let device = open_device(args.backend.kind())?;
     let dir = ensure_models()?;
-    let classifier = load_classifier(&dir, device, Precision::F32)?;
+    let classifier = load_classifier(&dir, device, None)?;
     std::fs::create_dir_all(&args.out).map_err(GlimpseError::io(format!(
         "cannot create {}",
         args.out.display()

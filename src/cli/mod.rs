@@ -27,6 +27,7 @@ impl Precision {
         match self {
             Precision::F32 => WeightDType::F32,
             Precision::F16 => WeightDType::F16,
+            Precision::Int8 => WeightDType::Int8,
         }
     }
 }
@@ -44,6 +45,17 @@ pub fn ensure_models() -> Result<ModelDir> {
     Ok(dir)
 }
 
-pub fn load_classifier(dir: &ModelDir, device: Device, precision: Precision) -> Result<Classifier> {
-    Classifier::from_burnpack(dir.read_weights(precision.dtype())?, device)
+/// The image model in `precision`; without one, int8 when the manifest lists it (a models
+/// directory fetched before int8 existed does not), else f32.
+pub fn load_classifier(
+    dir: &ModelDir,
+    device: Device,
+    precision: Option<Precision>,
+) -> Result<Classifier> {
+    let dtype = match precision {
+        Some(precision) => precision.dtype(),
+        None if dir.read_manifest()?.entry(WeightDType::Int8).is_some() => WeightDType::Int8,
+        None => WeightDType::F32,
+    };
+    Classifier::from_burnpack(dir.read_weights(dtype)?, device)
 }

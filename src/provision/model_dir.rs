@@ -5,7 +5,8 @@
 //! Layout (`GLIMPSE_MODELS`, default `./models`):
 //! ```text
 //! manifest.json                         file, bytes, sha256, dtype of each model file
-//! efficientnet-lite0.{f32,f16}.bpk      the image model, batch norm folded (f16: what the browser fetches)
+//! efficientnet-lite0.{f32,f16}.bpk      the image model, batch norm folded
+//! efficientnet-lite0.int8.bpk           the same, its weights int8 per output channel (what the browser fetches)
 //! all-minilm-l6-v2.{f32,f16}.bpk        the text model that ranks typed labels
 //! all-minilm-l6-v2.tokenizer.json       its tokenizer
 //! imagenet-class-embeddings.f16         the 1000 classes embedded by the text model
@@ -23,7 +24,7 @@ pub use crate::runtime::sha256_hex;
 
 /// The caption model's manifest name (its file keeps the package's own name).
 pub const CAPTION_MODEL_NAME: &str = "smollm2-135m-instruct";
-/// The image model's manifest name; its files are `efficientnet-lite0.{f32,f16}.bpk`.
+/// The image model's manifest name; its files are `efficientnet-lite0.{f32,f16,int8}.bpk`.
 pub const MODEL_NAME: &str = "efficientnet-lite0";
 /// The text model's manifest name; its files are `all-minilm-l6-v2.{f32,f16}.bpk`.
 pub const TEXT_MODEL_NAME: &str = "all-minilm-l6-v2";
@@ -40,6 +41,9 @@ pub const CLASS_EMBEDDINGS_FILE: &str = "imagenet-class-embeddings.f16";
 pub enum WeightDType {
     F32,
     F16,
+    /// Convolution and linear weights as int8 with one f32 scale per output channel, the
+    /// rest f32 (see [`crate::provision::convert::int8_burnpack_bytes`]); f32 once loaded.
+    Int8,
 }
 
 impl WeightDType {
@@ -52,6 +56,16 @@ impl WeightDType {
         match self {
             WeightDType::F32 => format!("{model}.f32.bpk"),
             WeightDType::F16 => format!("{model}.f16.bpk"),
+            WeightDType::Int8 => format!("{model}.int8.bpk"),
+        }
+    }
+
+    /// The name the manifest, the CLI and the browser use.
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightDType::F32 => "f32",
+            WeightDType::F16 => "f16",
+            WeightDType::Int8 => "int8",
         }
     }
 }
@@ -121,10 +135,11 @@ fn is_plain_file_name(file: &str) -> bool {
 }
 
 /// Every file `fetch` produces, as (manifest name, dtype).
-const PRODUCED: [(&str, Option<WeightDType>); 7] = [
+const PRODUCED: [(&str, Option<WeightDType>); 8] = [
     (CAPTION_MODEL_NAME, None),
     (MODEL_NAME, Some(WeightDType::F32)),
     (MODEL_NAME, Some(WeightDType::F16)),
+    (MODEL_NAME, Some(WeightDType::Int8)),
     (TEXT_MODEL_NAME, Some(WeightDType::F32)),
     (TEXT_MODEL_NAME, Some(WeightDType::F16)),
     (TOKENIZER_NAME, None),

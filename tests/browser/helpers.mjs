@@ -13,7 +13,7 @@ import { ROOT, glimpseCommand } from '../../scripts/lib.mjs';
 
 export { ROOT, openBrowser, serve };
 export const PHOTOS = join(ROOT, 'models', 'photos');
-export const WEIGHTS_PATH = '/models/efficientnet-lite0.f16.bpk';
+export const WEIGHTS_PATH = '/models/efficientnet-lite0.int8.bpk';
 
 /**
  * The longest one page step (a model load, an inference) is waited for. What bounds a test is

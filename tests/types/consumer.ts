@@ -82,8 +82,9 @@ const loadOptions: LoadOptions = {
 };
 // @ts-expect-error 'gpu' is no backend
 const wrongBackend: LoadOptions = { backend: 'gpu' };
-// @ts-expect-error weights come in f16 or f32 only
-const wrongDtype: LoadOptions = { dtype: 'int8' };
+const smallest: LoadOptions = { dtype: 'int8' };
+// @ts-expect-error weights come in int8, f16 or f32 only
+const wrongDtype: LoadOptions = { dtype: 'int4' };
 
 function showPrediction({ index, label, prob, where }: Prediction): void {
   show(index, label, prob);
@@ -254,4 +255,4 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => show(explain(error), error instanceof GlimpseError ? kindOf(error) : null));
-show(backends, notASource, wrongBackend, wrongDtype);
+show(backends, notASource, wrongBackend, smallest, wrongDtype);
