@@ -136,10 +136,15 @@ function request(url, headers = {}) {
 async function fetchOk(url, headers, what) {
   const { url: target, headers: sent } = request(url, headers);
   let response;
-  try {
-    response = await fetch(target, { headers: sent, redirect: 'follow' });
-  } catch (error) {
-    throw new CliError(`cannot reach ${target} for ${what}: ${error.cause?.message ?? error.message}`);
+  // A kept-alive connection may have been closed by the server during a long conversion: the
+  // request goes again on a fresh one.
+  for (let attempt = 1; !response; attempt++) {
+    try {
+      response = await fetch(target, { headers: sent, redirect: 'follow' });
+    } catch (error) {
+      if (attempt === 3) throw new CliError(`cannot reach ${target} for ${what}: ${error.cause?.message ?? error.message}`);
+      await new Promise((done) => setTimeout(done, 250 * attempt));
+    }
   }
   if (!response.ok) throw new CliError(`${target} answered ${response.status} ${response.statusText} for ${what}`);
   return response;
