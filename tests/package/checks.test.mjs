@@ -26,8 +26,8 @@ function tool(name, args) {
 const EXPECTED_FILES = [
   'README.md',
   'package.json',
-  'pkg/glimpse.js',
   'pkg-convert/glimpse-convert.wasm',
+  'pkg/glimpse.js',
   'pkg/glimpse_bg.wasm',
   'www/class-store.js',
   'www/engine-host.js',
