@@ -493,7 +493,7 @@ async function main() {
     }
     await fetchModels(options);
   } catch (error) {
-    if (!(error instanceof CliError)) throw error;
+    // One line for a person: the reason, not the stack (a file system error names its path).
     say(error.message);
     process.exitCode = 1;
   }
