@@ -32,8 +32,11 @@ function wasmIsStale() {
 
 if (wasmIsStale()) run('npm', ['run', 'build:wasm']);
 if (!existsSync(join(ROOT, 'models', 'manifest.json'))) run('npm', ['run', 'fetch-models']);
-// `--build-only`: what the tests need, without serving.
-if (process.argv.includes('--build-only')) process.exit(0);
+// `--build-only`: what the tests need, without serving (the converter: `npx @seed/glimpse models`).
+if (process.argv.includes('--build-only')) {
+  run('node', ['scripts/build-converter.mjs']);
+  process.exit(0);
+}
 
 const port = Number(process.env.PORT ?? 8080);
 const { url } = await startServer({ root: ROOT, port });

@@ -10,9 +10,9 @@
 //! - [`caption`]: the [`Captioner`], a 4-bit LLaMA-family decoder read from GGUF.
 //! - [`runtime`]: where models run (the one place a device is chosen) and the burnpack
 //!   loading the image and text models share.
-//! - [`provision`] (native): fetching the pinned packages, converting their weights, and the
+//! - [`provision`] (native, and WASI for `npx @seed/glimpse models`): fetching the pinned packages, converting their weights, and the
 //!   models directory with its manifest.
-//! - `web` (wasm32): the browser edge, one file per feature, thin over the rest.
+//! - `web` (wasm32 in the browser): the browser edge, one file per feature, thin over the rest.
 //! - `fuzzing` (native, hidden): the fuzz targets' bodies (`fuzz/`), replayed by
 //!   `tests/fuzz_corpus.rs`.
 //! - [`error`]: one error type; its kind reaches JS once, as the error's name.
@@ -26,7 +26,7 @@ pub mod runtime;
 pub mod text;
 pub mod vision;
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), target_os = "wasi"))]
 pub mod provision;
 
 /// The fuzz targets' bodies (`fuzz/`), replayed by `tests/fuzz_corpus.rs`.
@@ -34,7 +34,7 @@ pub mod provision;
 #[doc(hidden)]
 pub mod fuzzing;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod web;
 
 pub use caption::{Caption, Captioner};

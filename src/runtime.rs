@@ -114,7 +114,7 @@ mod native {
 
 /// In the browser: `"webgpu"`, `"cpu"` or `"auto"` (WebGPU when an adapter is available, else
 /// the CPU). Returns the device, what it is, and why `"auto"` fell back to the CPU.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub async fn choose_web_device(backend: &str) -> Result<(Device, BackendKind, Option<String>)> {
     async fn webgpu() -> Result<Device> {
         Device::wgpu_options()

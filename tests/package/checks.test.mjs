@@ -21,11 +21,12 @@ function tool(name, args) {
 }
 
 // What an app gets: the API and its types (www/), the wasm engine and its bindings (pkg/),
-// and what npm always adds. No tests, demo, Rust sources, wasm-bindgen's own .d.ts (nothing
+// the models command and its converter (pkg-convert/), and what npm always adds. No tests, demo, Rust sources, wasm-bindgen's own .d.ts (nothing
 // imports it and `exports` hides it) or source maps.
 const EXPECTED_FILES = [
   'README.md',
   'package.json',
+  'pkg-convert/glimpse-convert.wasm',
   'pkg/glimpse.js',
   'pkg/glimpse_bg.wasm',
   'www/backend-choice.js',
@@ -36,6 +37,7 @@ const EXPECTED_FILES = [
   'www/glimpse.d.ts',
   'www/glimpse.js',
   'www/model-store.js',
+  'www/models-cli.mjs',
   'www/node.js',
   'www/offline-worker.js',
   'www/offline.js',
