@@ -8,6 +8,7 @@
 pub mod cam;
 pub mod classifier;
 pub mod efficientnet;
+pub mod kernels;
 pub mod labels;
 pub mod overlay;
 pub mod preprocess;
