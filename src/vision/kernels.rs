@@ -318,8 +318,15 @@ struct Geometry {
     wo: usize,
 }
 
-/// One output row `oh` of one image.
-fn depthwise_row(
+/// Taps of one output pixel as (input offset, weight offset) pairs, in floats; 25 covers
+/// EfficientNet's largest kernel, 5×5.
+type Taps = ([(usize, usize); 25], usize);
+
+/// One output row `oh` of one image. Pixels whose window lies inside the image share one table
+/// of tap offsets for the row (shifted by the pixel's column) and go two at a time, so each
+/// weight vector loaded serves two sums; border pixels get their window clipped instead.
+#[macerator::with_simd]
+fn depthwise_row<S: Simd>(
     input: &[f32],
     out_row: &mut [f32],
     taps: &[f32],
@@ -327,77 +334,77 @@ fn depthwise_row(
     g: &Geometry,
     oh: usize,
 ) {
+    let c = g.c;
     // Kernel rows that land inside the image: the rest multiply padding zeros.
     let ih0 = (oh * g.stride) as isize - g.top as isize;
     let kh_start = (-ih0).max(0) as usize;
     let kh_end = (g.h as isize - ih0).clamp(0, g.k as isize) as usize;
-    for ow in 0..g.wo {
+    let window = |iw0: isize, kw: std::ops::Range<usize>| -> Option<Taps> {
+        let mut offsets = [(0usize, 0usize); 25];
+        let mut count = 0;
+        for kh in kh_start..kh_end {
+            let ih = (ih0 + kh as isize) as usize;
+            for kw in kw.clone() {
+                let iw = (iw0 + kw as isize) as usize;
+                *offsets.get_mut(count)? = ((ih * g.w + iw) * c, (kh * g.k + kw) * c);
+                count += 1;
+            }
+        }
+        Some((offsets, count))
+    };
+    // The interior's table, for a window starting at column 0.
+    let Some((inner, inner_count)) = window(0, 0..g.k.min(g.w)) else {
+        // Kernels above 5×5 are not EfficientNet's; a plain loop keeps them correct.
+        return depthwise_row_scalar(input, out_row, taps, bias, g, oh);
+    };
+    let inner = &inner[..inner_count];
+    let interior = |ow: usize| {
         let iw0 = (ow * g.stride) as isize - g.left as isize;
-        let kw_start = (-iw0).max(0) as usize;
-        let kw_end = (g.w as isize - iw0).clamp(0, g.k as isize) as usize;
-        let window = Window {
-            ih0,
-            iw0,
-            kh: kh_start..kh_end,
-            kw: kw_start..kw_end,
-        };
-        depthwise_pixel(
-            input,
-            &mut out_row[ow * g.c..(ow + 1) * g.c],
-            taps,
-            bias,
-            g,
-            &window,
-        );
+        iw0 >= 0 && iw0 as usize + g.k <= g.w
+    };
+    let mut ow = 0;
+    while ow < g.wo {
+        let shift = |ow: usize| (ow * g.stride - g.left) * c;
+        if interior(ow) && ow + 1 < g.wo && interior(ow + 1) {
+            let (first, second) = out_row[ow * c..(ow + 2) * c].split_at_mut(c);
+            pixel_pair::<S>(input, [first, second], taps, bias, inner, [shift(ow), shift(ow + 1)]);
+            ow += 2;
+            continue;
+        }
+        let out = &mut out_row[ow * c..(ow + 1) * c];
+        if interior(ow) {
+            pixel::<S>(input, out, taps, bias, inner, shift(ow));
+        } else {
+            let iw0 = (ow * g.stride) as isize - g.left as isize;
+            let kw_start = (-iw0).max(0) as usize;
+            let kw_end = (g.w as isize - iw0).clamp(0, g.k as isize) as usize;
+            let (offsets, count) = window(iw0, kw_start..kw_end).expect("the window fits");
+            pixel::<S>(input, out, taps, bias, &offsets[..count], 0);
+        }
+        ow += 1;
     }
 }
 
-struct Window {
-    ih0: isize,
-    iw0: isize,
-    kh: std::ops::Range<usize>,
-    kw: std::ops::Range<usize>,
-}
-
-/// All channels of one output pixel: per run of channels, the sum over the window's taps
-/// stays in registers from the bias to the ReLU6.
-#[macerator::with_simd]
-fn depthwise_pixel<S: Simd>(
+/// All channels of one output pixel: per run of channels, the sum over the taps stays in
+/// registers from the bias to the ReLU6. `shift` moves every input offset to the pixel.
+#[inline(always)]
+fn pixel<S: Simd>(
     input: &[f32],
     out: &mut [f32],
     taps: &[f32],
     bias: &[f32],
-    g: &Geometry,
-    window: &Window,
+    offsets: &[(usize, usize)],
+    shift: usize,
 ) {
     let lanes = S::lanes32();
-    let c = g.c;
+    let c = out.len();
     let simd_c = c / lanes * lanes;
-    let zero = 0.0f32.splat::<S>();
-    let six = 6.0f32.splat::<S>();
-    // Offsets (in floats) of each tap's input pixel and of its weights, computed once per
-    // pixel rather than once per run of channels.
-    let mut offsets = [(0usize, 0usize); 25];
-    let mut count = 0;
-    for kh in window.kh.clone() {
-        let ih = (window.ih0 + kh as isize) as usize;
-        for kw in window.kw.clone() {
-            let iw = (window.iw0 + kw as isize) as usize;
-            if count < offsets.len() {
-                offsets[count] = ((ih * g.w + iw) * c, (kh * g.k + kw) * c);
-            }
-            count += 1;
-        }
-    }
-    if count > offsets.len() {
-        // Kernels above 5×5 are not EfficientNet's; a plain loop keeps them correct.
-        return depthwise_pixel_scalar(input, out, taps, bias, g, window);
-    }
-    let offsets = &offsets[..count];
+    let (zero, six) = (0.0f32.splat::<S>(), 6.0f32.splat::<S>());
+    let input = &input[shift..];
     let mut ch = 0;
     while ch < simd_c {
         // SAFETY: `ch + lanes <= c`, and every offset is a pixel or tap start inside its slice
-        // (the window was clipped to the image), so each load reads `lanes` floats in bounds.
+        // (windows are clipped to the image), so each load reads `lanes` floats in bounds.
         unsafe {
             let mut acc = vload_unaligned::<S, _>(bias.as_ptr().add(ch));
             for &(xi, wi) in offsets {
@@ -418,24 +425,73 @@ fn depthwise_pixel<S: Simd>(
     }
 }
 
-fn depthwise_pixel_scalar(
+/// [`pixel`] for two interior pixels of a row, sharing each weight load.
+#[inline(always)]
+fn pixel_pair<S: Simd>(
     input: &[f32],
-    out: &mut [f32],
+    [first, second]: [&mut [f32]; 2],
+    taps: &[f32],
+    bias: &[f32],
+    offsets: &[(usize, usize)],
+    [shift0, shift1]: [usize; 2],
+) {
+    let lanes = S::lanes32();
+    let c = first.len();
+    let simd_c = c / lanes * lanes;
+    let (zero, six) = (0.0f32.splat::<S>(), 6.0f32.splat::<S>());
+    let (in0, in1) = (&input[shift0..], &input[shift1..]);
+    let mut ch = 0;
+    while ch < simd_c {
+        // SAFETY: as in `pixel`, for each of the two pixels.
+        unsafe {
+            let b = vload_unaligned::<S, _>(bias.as_ptr().add(ch));
+            let (mut acc0, mut acc1) = (b, b);
+            for &(xi, wi) in offsets {
+                let wv = vload_unaligned::<S, _>(taps.as_ptr().add(wi + ch));
+                let x0 = vload_unaligned::<S, _>(in0.as_ptr().add(xi + ch));
+                let x1 = vload_unaligned::<S, _>(in1.as_ptr().add(xi + ch));
+                acc0 = x0.mul_add(wv, acc0);
+                acc1 = x1.mul_add(wv, acc1);
+            }
+            vstore_unaligned::<S, _>(first.as_mut_ptr().add(ch), acc0.max(zero).min(six));
+            vstore_unaligned::<S, _>(second.as_mut_ptr().add(ch), acc1.max(zero).min(six));
+        }
+        ch += lanes;
+    }
+    for ch in simd_c..c {
+        let (mut acc0, mut acc1) = (bias[ch], bias[ch]);
+        for &(xi, wi) in offsets {
+            acc0 += in0[xi + ch] * taps[wi + ch];
+            acc1 += in1[xi + ch] * taps[wi + ch];
+        }
+        first[ch] = acc0.clamp(0.0, 6.0);
+        second[ch] = acc1.clamp(0.0, 6.0);
+    }
+}
+
+fn depthwise_row_scalar(
+    input: &[f32],
+    out_row: &mut [f32],
     taps: &[f32],
     bias: &[f32],
     g: &Geometry,
-    window: &Window,
+    oh: usize,
 ) {
-    for ch in 0..g.c {
-        let mut acc = bias[ch];
-        for kh in window.kh.clone() {
-            let ih = (window.ih0 + kh as isize) as usize;
-            for kw in window.kw.clone() {
-                let iw = (window.iw0 + kw as isize) as usize;
-                acc += input[(ih * g.w + iw) * g.c + ch] * taps[(kh * g.k + kw) * g.c + ch];
+    for ow in 0..g.wo {
+        for ch in 0..g.c {
+            let mut acc = bias[ch];
+            for kh in 0..g.k {
+                let ih = (oh * g.stride + kh) as isize - g.top as isize;
+                for kw in 0..g.k {
+                    let iw = (ow * g.stride + kw) as isize - g.left as isize;
+                    if (0..g.h as isize).contains(&ih) && (0..g.w as isize).contains(&iw) {
+                        let (ih, iw) = (ih as usize, iw as usize);
+                        acc += input[(ih * g.w + iw) * g.c + ch] * taps[(kh * g.k + kw) * g.c + ch];
+                    }
+                }
             }
+            out_row[ow * g.c + ch] = acc.clamp(0.0, 6.0);
         }
-        out[ch] = acc.clamp(0.0, 6.0);
     }
 }
 
@@ -519,7 +575,8 @@ mod tests {
     #[test]
     fn depthwise_kernel_matches_burns_convolution_for_every_lite0_shape() {
         let device = Device::flex();
-        for (k, stride) in [(3, 1), (3, 2), (5, 1), (5, 2)] {
+        // 7×7 is not EfficientNet's; it takes the plain loop.
+        for (k, stride) in [(3, 1), (3, 2), (5, 1), (5, 2), (7, 1)] {
             // Even and odd sizes (odd ones pad symmetrically at stride 2), widths that fill
             // whole vectors and ones that leave a remainder, and maps smaller than the kernel.
             for (c, h, w) in [(32, 12, 12), (24, 7, 9), (19, 4, 5), (48, 2, 3), (16, 1, 1)] {
