@@ -79,7 +79,11 @@ fn forward(model: &EfficientNet, images: Tensor<4>, times: &mut Times) -> Tensor
     let mut clock = Clock { times };
     let mut x = clock.conv("stem conv 3×3/2, 3→32", &model.conv_stem, images);
     x = relu6(&mut clock, x);
-    for (block, config) in model.blocks.iter().zip(EfficientNetConfig::lite0().blocks()) {
+    for (block, config) in model
+        .blocks
+        .iter()
+        .zip(EfficientNetConfig::lite0().blocks())
+    {
         let input = x.clone();
         if let Some(expand) = &block.expand_conv {
             x = clock.conv("expand 1×1", expand, x);
@@ -87,11 +91,7 @@ fn forward(model: &EfficientNet, images: Tensor<4>, times: &mut Times) -> Tensor
         }
         let k = config.kernel;
         let s = config.stride;
-        x = clock.conv(
-            &format!("depthwise {k}×{k}/{s}"),
-            &block.depthwise_conv,
-            x,
-        );
+        x = clock.conv(&format!("depthwise {k}×{k}/{s}"), &block.depthwise_conv, x);
         x = relu6(&mut clock, x);
         x = clock.conv("project 1×1", &block.project_conv, x);
         if block.residual {
@@ -108,7 +108,10 @@ fn forward(model: &EfficientNet, images: Tensor<4>, times: &mut Times) -> Tensor
 }
 
 fn bias(conv: &Conv2d) -> Tensor<1> {
-    conv.bias.as_ref().expect("EfficientNet's convolutions carry a folded bias").val()
+    conv.bias
+        .as_ref()
+        .expect("EfficientNet's convolutions carry a folded bias")
+        .val()
 }
 
 /// The CPU path: channels-last, every convolution after the stem one fused kernel.
@@ -118,10 +121,16 @@ fn forward_kernels(model: &EfficientNet, images: Tensor<4>, times: &mut Times) -
     x = relu6(&mut clock, x);
     // The turn is a view; its copy happens inside the first depthwise kernel.
     x = clock.time("layout turns (NCHW ↔ NHWC)", || x.permute([0, 2, 3, 1]));
-    for (block, config) in model.blocks.iter().zip(EfficientNetConfig::lite0().blocks()) {
+    for (block, config) in model
+        .blocks
+        .iter()
+        .zip(EfficientNetConfig::lite0().blocks())
+    {
         let input = x.clone();
         if let Some(e) = &block.expand_conv {
-            x = clock.time("expand 1×1", || pointwise(x, e.weight.val(), bias(e), true));
+            x = clock.time("expand 1×1", || {
+                pointwise(x, e.weight.val(), bias(e), true)
+            });
         }
         let (k, s) = (config.kernel, config.stride);
         let d = &block.depthwise_conv;
@@ -142,7 +151,9 @@ fn forward_kernels(model: &EfficientNet, images: Tensor<4>, times: &mut Times) -
         pointwise(x, h.weight.val(), bias(h), true)
     });
     let start = Instant::now();
-    let logits = model.fc.forward(EfficientNet::pool(x.permute([0, 3, 1, 2])));
+    let logits = model
+        .fc
+        .forward(EfficientNet::pool(x.permute([0, 3, 1, 2])));
     let _ = std::hint::black_box(logits.clone().into_data());
     *clock.times.entry("pool + fc".into()).or_default() += start.elapsed().as_secs_f64() * 1e3;
     logits
@@ -230,7 +241,11 @@ pub fn print_profile(classifier: &Classifier, input: &[f32], runs: usize) -> Res
     println!("| kind | burn ops median | burn ops min | kernels median | kernels min |");
     println!("| --- | ---: | ---: | ---: | ---: |");
     for kind in kinds {
-        println!("| {kind} | {} | {} |", cell(&burn_ops, kind), cell(&kernels, kind));
+        println!(
+            "| {kind} | {} | {} |",
+            cell(&burn_ops, kind),
+            cell(&kernels, kind)
+        );
     }
     let (bt, kt) = (burn_ops.total, kernels.total);
     println!(
@@ -238,6 +253,8 @@ pub fn print_profile(classifier: &Classifier, input: &[f32], runs: usize) -> Res
         bt.0, bt.1, kt.0, kt.1
     );
     let (plain_median, plain_min) = stats(plain);
-    println!("| the model's forward (CPU path, no clocks) | | | {plain_median:.2} | {plain_min:.2} |");
+    println!(
+        "| the model's forward (CPU path, no clocks) | | | {plain_median:.2} | {plain_min:.2} |"
+    );
     Ok(())
 }

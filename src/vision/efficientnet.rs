@@ -19,10 +19,10 @@
 //! runs at inference. Padding follows TensorFlow's "SAME" rule (asymmetric on stride 2),
 //! which is what the pretrained weights were trained with.
 
+use burn::backend::DispatchDevice;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
-use burn::backend::DispatchDevice;
 use burn::tensor::{Device, Tensor};
 
 use super::kernels::{depthwise_same_relu6, pointwise, pointwise_add};

@@ -16,8 +16,8 @@
 //! the SIMD abstraction burn's CPU backend uses, so the same source becomes AVX-512/AVX2 code
 //! natively (picked at run time) and SIMD128 code in the browser.
 
-use burn::backend::tensor::FloatTensor;
 use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Cube, Flex, backend_extension};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Shape, Tensor, TensorData};
@@ -159,7 +159,10 @@ fn pointwise_flex(
 ) -> FlexTensor {
     let [n, h, w, cin] = x.layout().shape().dims::<4>();
     let [cout, wcin, _, _] = weight.layout().shape().dims::<4>();
-    assert_eq!(cin, wcin, "1×1 convolution of {cin} channels with {wcin}-channel weights");
+    assert_eq!(
+        cin, wcin,
+        "1×1 convolution of {cin} channels with {wcin}-channel weights"
+    );
     let m = n * h * w;
     let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
     let (xs, ws, bs) = (f32s(&x), f32s(&weight), f32s(&bias));
@@ -275,7 +278,11 @@ pub fn depthwise_nhwc(
     bias: &[f32],
     stride: usize,
 ) -> (Vec<f32>, [usize; 4]) {
-    assert_eq!(x.len(), n * h * w * c, "input length does not match its shape");
+    assert_eq!(
+        x.len(),
+        n * h * w * c,
+        "input length does not match its shape"
+    );
     assert_eq!(taps.len(), k * k * c, "weights do not match the channels");
     assert_eq!(bias.len(), c, "bias does not match the channels");
     let (ho, wo) = (h.div_ceil(stride), w.div_ceil(stride));
@@ -367,7 +374,14 @@ fn depthwise_row<S: Simd>(
         let shift = |ow: usize| (ow * g.stride - g.left) * c;
         if interior(ow) && ow + 1 < g.wo && interior(ow + 1) {
             let (first, second) = out_row[ow * c..(ow + 2) * c].split_at_mut(c);
-            pixel_pair::<S>(input, [first, second], taps, bias, inner, [shift(ow), shift(ow + 1)]);
+            pixel_pair::<S>(
+                input,
+                [first, second],
+                taps,
+                bias,
+                inner,
+                [shift(ow), shift(ow + 1)],
+            );
             ow += 2;
             continue;
         }
@@ -589,7 +603,12 @@ mod tests {
     fn pointwise_kernel_matches_burns_convolution_with_relu6_and_residual() {
         let device = Device::flex();
         // The last shape spans several blocks of pixels, the final one partial.
-        for (cin, cout, h, w) in [(16, 96, 5, 7), (40, 240, 3, 3), (17, 9, 1, 2), (8, 300, 9, 9)] {
+        for (cin, cout, h, w) in [
+            (16, 96, 5, 7),
+            (40, 240, 3, 3),
+            (17, 9, 1, 2),
+            (8, 300, 9, 9),
+        ] {
             let x = Tensor::<4>::random([2, cin, h, w], Distribution::Uniform(-3.0, 3.0), &device);
             let weight =
                 Tensor::<4>::random([cout, cin, 1, 1], Distribution::Uniform(-1.0, 1.0), &device);
@@ -605,16 +624,69 @@ mod tests {
             let last = |t: Tensor<4>| t.permute([0, 2, 3, 1]);
             let first = |t: Tensor<4>| t.permute([0, 3, 1, 2]);
             let tolerance = Tolerance::absolute(1e-4);
-            first(pointwise(last(x.clone()), weight.clone(), bias.clone(), true))
-                .into_data()
-                .assert_approx_eq::<f32>(&plain.clone().clamp(0.0, 6.0).into_data(), tolerance);
-            first(pointwise(last(x.clone()), weight.clone(), bias.clone(), false))
-                .into_data()
-                .assert_approx_eq::<f32>(&plain.clone().into_data(), tolerance);
+            first(pointwise(
+                last(x.clone()),
+                weight.clone(),
+                bias.clone(),
+                true,
+            ))
+            .into_data()
+            .assert_approx_eq::<f32>(&plain.clone().clamp(0.0, 6.0).into_data(), tolerance);
+            first(pointwise(
+                last(x.clone()),
+                weight.clone(),
+                bias.clone(),
+                false,
+            ))
+            .into_data()
+            .assert_approx_eq::<f32>(&plain.clone().into_data(), tolerance);
             first(pointwise_add(last(x), weight, bias, last(residual.clone())))
                 .into_data()
                 .assert_approx_eq::<f32>(&(plain + residual).into_data(), tolerance);
         }
+    }
+
+    /// The other backends' bodies (burn's own operations, channels-first inside) against the
+    /// CPU kernels, on native wgpu when this machine has an adapter (a software one will do).
+    #[test]
+    fn other_backends_compute_what_the_cpu_kernels_compute() {
+        let Ok(gpu) = crate::runtime::open_device(crate::BackendKind::Wgpu) else {
+            eprintln!("no wgpu adapter: the other backends' bodies are not checked here");
+            return;
+        };
+        let cpu = Device::flex();
+        let x = Tensor::<4>::random([1, 6, 7, 16], Distribution::Uniform(-3.0, 3.0), &cpu);
+        let dw = Tensor::<4>::random([16, 1, 5, 5], Distribution::Uniform(-1.0, 1.0), &cpu);
+        let pw = Tensor::<4>::random([24, 16, 1, 1], Distribution::Uniform(-1.0, 1.0), &cpu);
+        let bias16 = Tensor::<1>::random([16], Distribution::Uniform(-1.0, 1.0), &cpu);
+        let bias24 = Tensor::<1>::random([24], Distribution::Uniform(-1.0, 1.0), &cpu);
+        let residual = Tensor::<4>::random([1, 3, 4, 24], Distribution::Uniform(-3.0, 3.0), &cpu);
+        let run = |device: &Device| {
+            let to = |t: Tensor<4>| t.to_device(device);
+            let y = depthwise_same_relu6(
+                to(x.clone()),
+                to(dw.clone()),
+                bias16.clone().to_device(device),
+                2,
+            );
+            let a = pointwise(
+                y.clone(),
+                to(pw.clone()),
+                bias24.clone().to_device(device),
+                true,
+            );
+            let b = pointwise_add(
+                y,
+                to(pw.clone()),
+                bias24.clone().to_device(device),
+                to(residual.clone()),
+            );
+            (a.into_data(), b.into_data())
+        };
+        let (cpu_a, cpu_b) = run(&cpu);
+        let (gpu_a, gpu_b) = run(&gpu);
+        gpu_a.assert_approx_eq::<f32>(&cpu_a, Tolerance::absolute(1e-4));
+        gpu_b.assert_approx_eq::<f32>(&cpu_b, Tolerance::absolute(1e-4));
     }
 
     #[test]
