@@ -142,6 +142,9 @@ pub struct BenchArgs {
     /// Leave out the caption model's table (which runs candle's quantized LLaMA as the peer).
     #[arg(long)]
     pub no_caption: bool,
+    /// Also print where the image model's CPU time goes, by kind of layer (one image).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -71,6 +71,14 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     }
 
     print_table(args, runs, &preprocess, &rows, &notes);
+    if args.profile {
+        let classifier = Classifier::from_burnpack(
+            dir.read_weights(WeightDType::F32)?,
+            open_device(BackendKind::Cpu)?,
+        )?;
+        let input = prepare(&decode(&photos[0])?);
+        super::bench_profile::print_profile(&classifier, &input, runs)?;
+    }
 
     if !args.no_caption {
         use super::bench_caption::{measure_candle, measure_glimpse, print_table as print_llm};

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_caption;
+pub mod bench_profile;
 pub mod classify;
 pub mod explain;
 pub mod models;

@@ -10,15 +10,23 @@
 //!   └ global average pool → fc → 1000 logits
 //! ```
 //!
+//! On the CPU a single picture runs channels-last (NHWC) through the kernels of
+//! [`crate::vision::kernels`]: the stem's output is turned once, and the head's output turned
+//! back. Batches, and other devices, run the same weights channels-first through burn's
+//! convolutions.
+//!
 //! Batch norm is folded into the preceding convolution when the checkpoint is converted
 //! (see [`crate::convert`]), so every convolution here carries a bias and no norm layer
 //! runs at inference. Padding follows TensorFlow's "SAME" rule (asymmetric on stride 2),
 //! which is what the pretrained weights were trained with.
 
+use burn::backend::DispatchDevice;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
+
+use super::kernels::{depthwise_same_relu6, pointwise, pointwise_add};
 
 /// One stage of MBConv blocks, as in the paper's table 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,6 +202,37 @@ impl MbConv {
         x = self.project_conv.forward(x);
         if self.residual { x + input } else { x }
     }
+
+    /// [`MbConv::forward`] on channels-last `[N, H, W, C]`, with the CPU kernels.
+    fn forward_channels_last(&self, input: Tensor<4>) -> Tensor<4> {
+        let mut x = input.clone();
+        if let Some(expand) = &self.expand_conv {
+            x = pointwise(x, expand.weight.val(), bias(expand), true);
+        }
+        let depthwise = &self.depthwise_conv;
+        x = depthwise_same_relu6(
+            x,
+            depthwise.weight.val(),
+            bias(depthwise),
+            depthwise.stride[0],
+        );
+        let project = &self.project_conv;
+        if self.residual {
+            pointwise_add(x, project.weight.val(), bias(project), input)
+        } else {
+            pointwise(x, project.weight.val(), bias(project), false)
+        }
+    }
+}
+
+fn bias(conv: &Conv2d) -> Tensor<1> {
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    bias.unwrap_or_else(|| Tensor::zeros([conv.weight.dims()[0]], &conv.weight.device()))
+}
+
+/// Whether `device` runs the channels-last CPU path.
+fn channels_last(device: &Device) -> bool {
+    matches!(device.as_dispatch(), DispatchDevice::Flex(_))
 }
 
 #[derive(Module, Debug)]
@@ -208,6 +247,17 @@ impl EfficientNet {
     /// The head's output before pooling, `[N, 1280, H/32, W/32]` (7×7 for a 224 input): each
     /// cell sees mostly its own 32×32 patch, which is what class activation maps read.
     pub fn feature_map(&self, images: Tensor<4>) -> Tensor<4> {
+        // One picture at a time (the camera, a photo): the CPU kernels. Batches (a photo's
+        // views, a class's examples) stay on burn's convolutions, which measured faster there:
+        // with the kernels, batch 8 took 63.8 ms a picture against 15.9 ms at batch 1.
+        if images.dims()[0] == 1 && channels_last(&images.device()) {
+            let mut x = relu6(self.conv_stem.forward(images)).permute([0, 2, 3, 1]);
+            for block in &self.blocks {
+                x = block.forward_channels_last(x);
+            }
+            let head = &self.conv_head;
+            return pointwise(x, head.weight.val(), bias(head), true).permute([0, 3, 1, 2]);
+        }
         let mut x = relu6(self.conv_stem.forward(images));
         for block in &self.blocks {
             x = block.forward(x);

@@ -1,4 +1,4 @@
-//! Seeing: EfficientNet-Lite0 ([`efficientnet`]), the pictures it reads ([`preprocess`]: files
+//! Seeing: EfficientNet-Lite0 ([`efficientnet`], with its CPU kernels in [`kernels`]), the pictures it reads ([`preprocess`]: files
 //! and camera frames decoded, resized and cropped), the classifier every surface uses
 //! ([`classifier`]: weights in, ranked classes out), the ImageNet class names ([`labels`]),
 //! where in a picture each class's evidence lies ([`cam`], drawn by [`overlay`]), the
@@ -8,6 +8,7 @@
 pub mod cam;
 pub mod classifier;
 pub mod efficientnet;
+pub mod kernels;
 pub mod labels;
 pub mod overlay;
 pub mod preprocess;

@@ -1,0 +1,700 @@
+//! CPU kernels for EfficientNet-Lite's layers, plugged into burn as a backend extension.
+//!
+//! [`LiteKernels`] is a burn backend extension trait: the CPU backend (`Flex`) implements it
+//! with the hand-written kernels below, every other backend (WebGPU, native wgpu) with the
+//! default bodies, which compose burn's own operations. The network stays one burn `Module`
+//! and calls the extension through [`depthwise_same_relu6`].
+//!
+//! On the CPU the network runs channels-last (NHWC) between its stem and head: a depthwise
+//! convolution then vectorizes across channels (every EfficientNet-Lite0 width is a multiple
+//! of 16, so a vector is always full, whatever the spatial size, down to 7×7), and a 1×1
+//! convolution is one matrix product over all pixels.
+//!
+//! The depthwise kernel computes TF "SAME" padding inside the kernel (taps that fall outside
+//! the image are skipped; no padded copy is made), and adds the folded batch-norm bias and
+//! clamps to ReLU6 while the sums are still in registers. It is written once over macerator,
+//! the SIMD abstraction burn's CPU backend uses, so the same source becomes AVX-512/AVX2 code
+//! natively (picked at run time) and SIMD128 code in the browser.
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Cube, Flex, backend_extension};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Shape, Tensor, TensorData};
+use macerator::{Scalar, Simd, vload_unaligned, vstore_unaligned};
+
+/// TF "SAME" padding of one spatial side for `kernel` and `stride`: the output is
+/// `ceil(size / stride)` and the odd pixel of padding goes after.
+pub fn same_padding(size: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let out = size.div_ceil(stride);
+    let total = ((out - 1) * stride + kernel).saturating_sub(size);
+    (total / 2, total - total / 2)
+}
+
+/// EfficientNet-Lite's fused layers as burn operations.
+#[backend_extension(Flex, Cube)]
+pub trait LiteKernels: Backend {
+    /// Depthwise convolution of a channels-last `x` `[N, H, W, C]` with `weight` `[C, 1, k, k]`
+    /// (burn's layout for `groups == C`), `bias` `[C]`, TF "SAME" padding and stride
+    /// `stride`, then ReLU6; returns `[N, ceil(H/s), ceil(W/s), C]`, channels-last.
+    fn depthwise_same_relu6(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+    ) -> FloatTensor<Self> {
+        use burn::backend::TensorMetadata;
+        let x = Self::float_permute(x, &[0, 3, 1, 2]);
+        let [_, c, h, w] = x.shape().dims();
+        let k = weight.shape().dims::<4>()[2];
+        let options = ConvOptions::new_with_padding(
+            [stride, stride],
+            [same_padding(h, k, stride), same_padding(w, k, stride)],
+            [1, 1],
+            c,
+        );
+        let y = Self::conv2d(x, weight, Some(bias), options);
+        let y = Self::float_clamp(y, 0.0.into(), 6.0.into());
+        Self::float_permute(y, &[0, 2, 3, 1])
+    }
+
+    /// 1×1 convolution of a channels-last `x` `[N, H, W, Cin]` with `weight`
+    /// `[Cout, Cin, 1, 1]` and `bias` `[Cout]`, then ReLU6 when `relu6`; returns
+    /// `[N, H, W, Cout]`.
+    fn pointwise(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        relu6: bool,
+    ) -> FloatTensor<Self> {
+        let y = pointwise_by_matmul::<Self>(x, weight, bias);
+        if relu6 {
+            Self::float_clamp(y, 0.0.into(), 6.0.into())
+        } else {
+            y
+        }
+    }
+
+    /// [`LiteKernels::pointwise`] without ReLU6, plus `residual` `[N, H, W, Cout]`.
+    fn pointwise_add(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::float_add(pointwise_by_matmul::<Self>(x, weight, bias), residual)
+    }
+}
+
+/// burn's own operations for a channels-last 1×1 convolution: one matrix product over all
+/// pixels, then the bias.
+fn pointwise_by_matmul<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: FloatTensor<B>,
+) -> FloatTensor<B> {
+    use burn::backend::TensorMetadata;
+    let [n, h, w, c] = x.shape().dims();
+    let [out, _, _, _] = weight.shape().dims();
+    let weight = B::float_reshape(weight, Shape::from([out, c]));
+    let weight = B::float_swap_dims(weight, 0, 1);
+    let x = B::float_reshape(x, Shape::from([n * h * w, c]));
+    let y = B::float_matmul(x, weight);
+    let y = B::float_add(y, B::float_reshape(bias, Shape::from([1, out])));
+    B::float_reshape(y, Shape::from([n, h, w, out]))
+}
+
+impl LiteKernels for Cube {}
+
+impl LiteKernels for Flex {
+    fn depthwise_same_relu6(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+    ) -> FloatTensor<Self> {
+        let dims: [usize; 4] = x.layout().shape().dims();
+        let [c, _, k, _] = weight.layout().shape().dims::<4>();
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let weight = f32s(&weight);
+        // [C, k, k] → [k·k, C]: the kernel reads one tap's weights for a run of channels.
+        let mut taps = vec![0.0; k * k * c];
+        for (ch, w) in weight.chunks_exact(k * k).enumerate() {
+            for (tap, &v) in w.iter().enumerate() {
+                taps[tap * c + ch] = v;
+            }
+        }
+        let (out, out_dims) = depthwise_nhwc(f32s(&x), dims, &taps, k, f32s(&bias), stride);
+        FlexTensor::from_data(TensorData::new(out, Shape::from(out_dims)))
+    }
+
+    fn pointwise(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        relu6: bool,
+    ) -> FloatTensor<Self> {
+        pointwise_flex(x, weight, bias, None, relu6)
+    }
+
+    fn pointwise_add(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        pointwise_flex(x, weight, bias, Some(residual), false)
+    }
+}
+
+/// A channels-last 1×1 convolution on the CPU: the output starts as the bias (plus the
+/// residual), the matrix product accumulates into it, and ReLU6 clamps it in place, so no
+/// separate bias, residual or activation tensor is made.
+fn pointwise_flex(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: FlexTensor,
+    residual: Option<FlexTensor>,
+    relu6: bool,
+) -> FlexTensor {
+    let [n, h, w, cin] = x.layout().shape().dims::<4>();
+    let [cout, wcin, _, _] = weight.layout().shape().dims::<4>();
+    assert_eq!(
+        cin, wcin,
+        "1×1 convolution of {cin} channels with {wcin}-channel weights"
+    );
+    let m = n * h * w;
+    let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+    let (xs, ws, bs) = (f32s(&x), f32s(&weight), f32s(&bias));
+    let residual = residual.map(contiguous);
+    let rs = residual.as_ref().map(f32s);
+    if let Some(rs) = rs {
+        assert_eq!(rs.len(), m * cout, "residual does not match the output");
+    }
+    // Blocks of pixels small enough (≈ 64 KiB of output) that the bias fill, the product's
+    // accumulation and the clamp all find the block in cache; the matrix product never works
+    // on fewer than 64 pixels, so its weight packing is amortized.
+    let rows = (16384 / cout).max(64);
+    let mut out = vec![0.0f32; m * cout];
+    let block = |(index, out): (usize, &mut [f32])| {
+        let first = index * rows;
+        let count = out.len() / cout;
+        match rs {
+            Some(rs) => {
+                let rs = &rs[first * cout..(first + count) * cout];
+                for (o, r) in out.chunks_exact_mut(cout).zip(rs.chunks_exact(cout)) {
+                    for ((o, r), b) in o.iter_mut().zip(r).zip(bs) {
+                        *o = r + b;
+                    }
+                }
+            }
+            None => {
+                for o in out.chunks_exact_mut(cout) {
+                    o.copy_from_slice(bs);
+                }
+            }
+        }
+        // out[count, cout] += x[count, cin] · weightᵀ, the weight read as [cin, cout]
+        // through its strides.
+        // SAFETY: the pointers cover count·cout, count·cin and cout·cin f32 values, as the
+        // strides walk them.
+        unsafe {
+            gemm::gemm(
+                count,
+                cout,
+                cin,
+                out.as_mut_ptr(),
+                1,
+                cout as isize,
+                true,
+                xs[first * cin..].as_ptr(),
+                1,
+                cin as isize,
+                ws.as_ptr(),
+                cin as isize,
+                1,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        if relu6 {
+            relu6_inplace(out);
+        }
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(rows * cout).enumerate().for_each(block);
+    }
+    #[cfg(target_arch = "wasm32")]
+    out.chunks_mut(rows * cout).enumerate().for_each(block);
+    FlexTensor::from_data(TensorData::new(out, Shape::from([n, h, w, cout])))
+}
+
+#[macerator::with_simd]
+fn relu6_inplace<S: Simd>(values: &mut [f32]) {
+    let lanes = S::lanes32();
+    let simd_len = values.len() / lanes * lanes;
+    let (zero, six) = (0.0f32.splat::<S>(), 6.0f32.splat::<S>());
+    let mut i = 0;
+    while i < simd_len {
+        // SAFETY: i + lanes <= values.len().
+        unsafe {
+            let v = vload_unaligned::<S, _>(values.as_ptr().add(i));
+            vstore_unaligned::<S, _>(values.as_mut_ptr().add(i), v.max(zero).min(six));
+        }
+        i += lanes;
+    }
+    for v in &mut values[simd_len..] {
+        *v = v.clamp(0.0, 6.0);
+    }
+}
+
+/// `t` itself when its values lie in row-major order from its start, else a copy that does.
+fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.as_slice::<f32>().is_some() {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+fn f32s(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("EfficientNet-Lite's CPU kernels take f32 tensors")
+}
+
+/// Depthwise "SAME" convolution + bias + ReLU6 on channels-last data: `x` `[N, H, W, C]`,
+/// `taps` `[k·k, C]`, `bias` `[C]`. Returns the output and its shape.
+pub fn depthwise_nhwc(
+    x: &[f32],
+    [n, h, w, c]: [usize; 4],
+    taps: &[f32],
+    k: usize,
+    bias: &[f32],
+    stride: usize,
+) -> (Vec<f32>, [usize; 4]) {
+    assert_eq!(
+        x.len(),
+        n * h * w * c,
+        "input length does not match its shape"
+    );
+    assert_eq!(taps.len(), k * k * c, "weights do not match the channels");
+    assert_eq!(bias.len(), c, "bias does not match the channels");
+    let (ho, wo) = (h.div_ceil(stride), w.div_ceil(stride));
+    let (top, _) = same_padding(h, k, stride);
+    let (left, _) = same_padding(w, k, stride);
+    let mut out = vec![0.0f32; n * ho * wo * c];
+    let shape = Geometry {
+        h,
+        w,
+        c,
+        k,
+        stride,
+        top,
+        left,
+        wo,
+    };
+    let row = |(index, out_row): (usize, &mut [f32])| {
+        let (image, oh) = (index / ho, index % ho);
+        let input = &x[image * h * w * c..(image + 1) * h * w * c];
+        depthwise_row(input, out_row, taps, bias, &shape, oh);
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(wo * c).enumerate().for_each(row);
+    }
+    #[cfg(target_arch = "wasm32")]
+    out.chunks_mut(wo * c).enumerate().for_each(row);
+    (out, [n, ho, wo, c])
+}
+
+struct Geometry {
+    h: usize,
+    w: usize,
+    c: usize,
+    k: usize,
+    stride: usize,
+    top: usize,
+    left: usize,
+    wo: usize,
+}
+
+/// Taps of one output pixel as (input offset, weight offset) pairs, in floats; 25 covers
+/// EfficientNet's largest kernel, 5×5.
+type Taps = ([(usize, usize); 25], usize);
+
+/// One output row `oh` of one image. Pixels whose window lies inside the image share one table
+/// of tap offsets for the row (shifted by the pixel's column) and go two at a time, so each
+/// weight vector loaded serves two sums; border pixels get their window clipped instead.
+#[macerator::with_simd]
+fn depthwise_row<S: Simd>(
+    input: &[f32],
+    out_row: &mut [f32],
+    taps: &[f32],
+    bias: &[f32],
+    g: &Geometry,
+    oh: usize,
+) {
+    let c = g.c;
+    // Kernel rows that land inside the image: the rest multiply padding zeros.
+    let ih0 = (oh * g.stride) as isize - g.top as isize;
+    let kh_start = (-ih0).max(0) as usize;
+    let kh_end = (g.h as isize - ih0).clamp(0, g.k as isize) as usize;
+    let window = |iw0: isize, kw: std::ops::Range<usize>| -> Option<Taps> {
+        let mut offsets = [(0usize, 0usize); 25];
+        let mut count = 0;
+        for kh in kh_start..kh_end {
+            let ih = (ih0 + kh as isize) as usize;
+            for kw in kw.clone() {
+                let iw = (iw0 + kw as isize) as usize;
+                *offsets.get_mut(count)? = ((ih * g.w + iw) * c, (kh * g.k + kw) * c);
+                count += 1;
+            }
+        }
+        Some((offsets, count))
+    };
+    // The interior's table, for a window starting at column 0.
+    let Some((inner, inner_count)) = window(0, 0..g.k.min(g.w)) else {
+        // Kernels above 5×5 are not EfficientNet's; a plain loop keeps them correct.
+        return depthwise_row_scalar(input, out_row, taps, bias, g, oh);
+    };
+    let inner = &inner[..inner_count];
+    let interior = |ow: usize| {
+        let iw0 = (ow * g.stride) as isize - g.left as isize;
+        iw0 >= 0 && iw0 as usize + g.k <= g.w
+    };
+    let mut ow = 0;
+    while ow < g.wo {
+        let shift = |ow: usize| (ow * g.stride - g.left) * c;
+        if interior(ow) && ow + 1 < g.wo && interior(ow + 1) {
+            let (first, second) = out_row[ow * c..(ow + 2) * c].split_at_mut(c);
+            pixel_pair::<S>(
+                input,
+                [first, second],
+                taps,
+                bias,
+                inner,
+                [shift(ow), shift(ow + 1)],
+            );
+            ow += 2;
+            continue;
+        }
+        let out = &mut out_row[ow * c..(ow + 1) * c];
+        if interior(ow) {
+            pixel::<S>(input, out, taps, bias, inner, shift(ow));
+        } else {
+            let iw0 = (ow * g.stride) as isize - g.left as isize;
+            let kw_start = (-iw0).max(0) as usize;
+            let kw_end = (g.w as isize - iw0).clamp(0, g.k as isize) as usize;
+            let (offsets, count) = window(iw0, kw_start..kw_end).expect("the window fits");
+            pixel::<S>(input, out, taps, bias, &offsets[..count], 0);
+        }
+        ow += 1;
+    }
+}
+
+/// All channels of one output pixel: per run of channels, the sum over the taps stays in
+/// registers from the bias to the ReLU6. `shift` moves every input offset to the pixel.
+#[inline(always)]
+fn pixel<S: Simd>(
+    input: &[f32],
+    out: &mut [f32],
+    taps: &[f32],
+    bias: &[f32],
+    offsets: &[(usize, usize)],
+    shift: usize,
+) {
+    let lanes = S::lanes32();
+    let c = out.len();
+    let simd_c = c / lanes * lanes;
+    let (zero, six) = (0.0f32.splat::<S>(), 6.0f32.splat::<S>());
+    let input = &input[shift..];
+    let mut ch = 0;
+    while ch < simd_c {
+        // SAFETY: `ch + lanes <= c`, and every offset is a pixel or tap start inside its slice
+        // (windows are clipped to the image), so each load reads `lanes` floats in bounds.
+        unsafe {
+            let mut acc = vload_unaligned::<S, _>(bias.as_ptr().add(ch));
+            for &(xi, wi) in offsets {
+                let xv = vload_unaligned::<S, _>(input.as_ptr().add(xi + ch));
+                let wv = vload_unaligned::<S, _>(taps.as_ptr().add(wi + ch));
+                acc = xv.mul_add(wv, acc);
+            }
+            vstore_unaligned::<S, _>(out.as_mut_ptr().add(ch), acc.max(zero).min(six));
+        }
+        ch += lanes;
+    }
+    for ch in simd_c..c {
+        let mut acc = bias[ch];
+        for &(xi, wi) in offsets {
+            acc += input[xi + ch] * taps[wi + ch];
+        }
+        out[ch] = acc.clamp(0.0, 6.0);
+    }
+}
+
+/// [`pixel`] for two interior pixels of a row, sharing each weight load.
+#[inline(always)]
+fn pixel_pair<S: Simd>(
+    input: &[f32],
+    [first, second]: [&mut [f32]; 2],
+    taps: &[f32],
+    bias: &[f32],
+    offsets: &[(usize, usize)],
+    [shift0, shift1]: [usize; 2],
+) {
+    let lanes = S::lanes32();
+    let c = first.len();
+    let simd_c = c / lanes * lanes;
+    let (zero, six) = (0.0f32.splat::<S>(), 6.0f32.splat::<S>());
+    let (in0, in1) = (&input[shift0..], &input[shift1..]);
+    let mut ch = 0;
+    while ch < simd_c {
+        // SAFETY: as in `pixel`, for each of the two pixels.
+        unsafe {
+            let b = vload_unaligned::<S, _>(bias.as_ptr().add(ch));
+            let (mut acc0, mut acc1) = (b, b);
+            for &(xi, wi) in offsets {
+                let wv = vload_unaligned::<S, _>(taps.as_ptr().add(wi + ch));
+                let x0 = vload_unaligned::<S, _>(in0.as_ptr().add(xi + ch));
+                let x1 = vload_unaligned::<S, _>(in1.as_ptr().add(xi + ch));
+                acc0 = x0.mul_add(wv, acc0);
+                acc1 = x1.mul_add(wv, acc1);
+            }
+            vstore_unaligned::<S, _>(first.as_mut_ptr().add(ch), acc0.max(zero).min(six));
+            vstore_unaligned::<S, _>(second.as_mut_ptr().add(ch), acc1.max(zero).min(six));
+        }
+        ch += lanes;
+    }
+    for ch in simd_c..c {
+        let (mut acc0, mut acc1) = (bias[ch], bias[ch]);
+        for &(xi, wi) in offsets {
+            acc0 += in0[xi + ch] * taps[wi + ch];
+            acc1 += in1[xi + ch] * taps[wi + ch];
+        }
+        first[ch] = acc0.clamp(0.0, 6.0);
+        second[ch] = acc1.clamp(0.0, 6.0);
+    }
+}
+
+fn depthwise_row_scalar(
+    input: &[f32],
+    out_row: &mut [f32],
+    taps: &[f32],
+    bias: &[f32],
+    g: &Geometry,
+    oh: usize,
+) {
+    for ow in 0..g.wo {
+        for ch in 0..g.c {
+            let mut acc = bias[ch];
+            for kh in 0..g.k {
+                let ih = (oh * g.stride + kh) as isize - g.top as isize;
+                for kw in 0..g.k {
+                    let iw = (ow * g.stride + kw) as isize - g.left as isize;
+                    if (0..g.h as isize).contains(&ih) && (0..g.w as isize).contains(&iw) {
+                        let (ih, iw) = (ih as usize, iw as usize);
+                        acc += input[(ih * g.w + iw) * g.c + ch] * taps[(kh * g.k + kw) * g.c + ch];
+                    }
+                }
+            }
+            out_row[ow * g.c + ch] = acc.clamp(0.0, 6.0);
+        }
+    }
+}
+
+/// Depthwise convolution with TF "SAME" padding, bias and ReLU6 on a channels-last tensor
+/// `[N, H, W, C]`; `weight` is `[C, 1, k, k]`. Runs the CPU kernel on the CPU and burn's
+/// convolution elsewhere.
+pub fn depthwise_same_relu6(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    stride: usize,
+) -> Tensor<4> {
+    use burn::backend::Dispatch;
+    Tensor::from_dispatch(<Dispatch as LiteKernels>::depthwise_same_relu6(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        stride,
+    ))
+}
+
+/// 1×1 convolution on a channels-last tensor `[N, H, W, Cin]` with `weight` `[Cout, Cin, 1, 1]`
+/// and `bias`, then ReLU6 when `relu6`.
+pub fn pointwise(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, relu6: bool) -> Tensor<4> {
+    use burn::backend::Dispatch;
+    Tensor::from_dispatch(<Dispatch as LiteKernels>::pointwise(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        relu6,
+    ))
+}
+
+/// [`pointwise`] without ReLU6, plus `residual` `[N, H, W, Cout]`.
+pub fn pointwise_add(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    residual: Tensor<4>,
+) -> Tensor<4> {
+    use burn::backend::Dispatch;
+    Tensor::from_dispatch(<Dispatch as LiteKernels>::pointwise_add(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        residual.into_dispatch(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::module::conv2d;
+    use burn::tensor::{Device, Distribution, Tolerance};
+
+    /// burn's own depthwise convolution (padding as asymmetric pairs), then ReLU6, on NCHW.
+    fn reference(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, stride: usize) -> Tensor<4> {
+        let [_, c, h, w] = x.dims();
+        let k = weight.dims()[2];
+        let options = ConvOptions::new_with_padding(
+            [stride, stride],
+            [same_padding(h, k, stride), same_padding(w, k, stride)],
+            [1, 1],
+            c,
+        );
+        conv2d(x, weight, Some(bias), options).clamp(0.0, 6.0)
+    }
+
+    fn check(device: &Device, c: usize, h: usize, w: usize, k: usize, stride: usize) {
+        let x = Tensor::<4>::random([2, c, h, w], Distribution::Uniform(-3.0, 3.0), device);
+        let weight = Tensor::<4>::random([c, 1, k, k], Distribution::Uniform(-1.0, 1.0), device);
+        let bias = Tensor::<1>::random([c], Distribution::Uniform(-1.0, 1.0), device);
+        let expected = reference(x.clone(), weight.clone(), bias.clone(), stride);
+        let got = depthwise_same_relu6(x.permute([0, 2, 3, 1]), weight, bias, stride)
+            .permute([0, 3, 1, 2]);
+        assert_eq!(got.dims(), expected.dims(), "{k}×{k}/{stride} on {h}×{w}");
+        got.into_data()
+            .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-5));
+    }
+
+    #[test]
+    fn depthwise_kernel_matches_burns_convolution_for_every_lite0_shape() {
+        let device = Device::flex();
+        // 7×7 is not EfficientNet's; it takes the plain loop.
+        for (k, stride) in [(3, 1), (3, 2), (5, 1), (5, 2), (7, 1)] {
+            // Even and odd sizes (odd ones pad symmetrically at stride 2), widths that fill
+            // whole vectors and ones that leave a remainder, and maps smaller than the kernel.
+            for (c, h, w) in [(32, 12, 12), (24, 7, 9), (19, 4, 5), (48, 2, 3), (16, 1, 1)] {
+                check(&device, c, h, w, k, stride);
+            }
+        }
+    }
+
+    #[test]
+    fn pointwise_kernel_matches_burns_convolution_with_relu6_and_residual() {
+        let device = Device::flex();
+        // The last shape spans several blocks of pixels, the final one partial.
+        for (cin, cout, h, w) in [
+            (16, 96, 5, 7),
+            (40, 240, 3, 3),
+            (17, 9, 1, 2),
+            (8, 300, 9, 9),
+        ] {
+            let x = Tensor::<4>::random([2, cin, h, w], Distribution::Uniform(-3.0, 3.0), &device);
+            let weight =
+                Tensor::<4>::random([cout, cin, 1, 1], Distribution::Uniform(-1.0, 1.0), &device);
+            let bias = Tensor::<1>::random([cout], Distribution::Uniform(-1.0, 1.0), &device);
+            let residual =
+                Tensor::<4>::random([2, cout, h, w], Distribution::Uniform(-3.0, 3.0), &device);
+            let plain = conv2d(
+                x.clone(),
+                weight.clone(),
+                Some(bias.clone()),
+                ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+            );
+            let last = |t: Tensor<4>| t.permute([0, 2, 3, 1]);
+            let first = |t: Tensor<4>| t.permute([0, 3, 1, 2]);
+            let tolerance = Tolerance::absolute(1e-4);
+            first(pointwise(
+                last(x.clone()),
+                weight.clone(),
+                bias.clone(),
+                true,
+            ))
+            .into_data()
+            .assert_approx_eq::<f32>(&plain.clone().clamp(0.0, 6.0).into_data(), tolerance);
+            first(pointwise(
+                last(x.clone()),
+                weight.clone(),
+                bias.clone(),
+                false,
+            ))
+            .into_data()
+            .assert_approx_eq::<f32>(&plain.clone().into_data(), tolerance);
+            first(pointwise_add(last(x), weight, bias, last(residual.clone())))
+                .into_data()
+                .assert_approx_eq::<f32>(&(plain + residual).into_data(), tolerance);
+        }
+    }
+
+    /// The other backends' bodies (burn's own operations, channels-first inside) against the
+    /// CPU kernels, on native wgpu when this machine has an adapter (a software one will do).
+    #[test]
+    fn other_backends_compute_what_the_cpu_kernels_compute() {
+        let Ok(gpu) = crate::runtime::open_device(crate::BackendKind::Wgpu) else {
+            eprintln!("no wgpu adapter: the other backends' bodies are not checked here");
+            return;
+        };
+        let cpu = Device::flex();
+        let x = Tensor::<4>::random([1, 6, 7, 16], Distribution::Uniform(-3.0, 3.0), &cpu);
+        let dw = Tensor::<4>::random([16, 1, 5, 5], Distribution::Uniform(-1.0, 1.0), &cpu);
+        let pw = Tensor::<4>::random([24, 16, 1, 1], Distribution::Uniform(-1.0, 1.0), &cpu);
+        let bias16 = Tensor::<1>::random([16], Distribution::Uniform(-1.0, 1.0), &cpu);
+        let bias24 = Tensor::<1>::random([24], Distribution::Uniform(-1.0, 1.0), &cpu);
+        let residual = Tensor::<4>::random([1, 3, 4, 24], Distribution::Uniform(-3.0, 3.0), &cpu);
+        let run = |device: &Device| {
+            let to = |t: Tensor<4>| t.to_device(device);
+            let y = depthwise_same_relu6(
+                to(x.clone()),
+                to(dw.clone()),
+                bias16.clone().to_device(device),
+                2,
+            );
+            let a = pointwise(
+                y.clone(),
+                to(pw.clone()),
+                bias24.clone().to_device(device),
+                true,
+            );
+            let b = pointwise_add(
+                y,
+                to(pw.clone()),
+                bias24.clone().to_device(device),
+                to(residual.clone()),
+            );
+            (a.into_data(), b.into_data())
+        };
+        let (cpu_a, cpu_b) = run(&cpu);
+        let (gpu_a, gpu_b) = run(&gpu);
+        gpu_a.assert_approx_eq::<f32>(&cpu_a, Tolerance::absolute(1e-4));
+        gpu_b.assert_approx_eq::<f32>(&cpu_b, Tolerance::absolute(1e-4));
+    }
+
+    #[test]
+    fn same_padding_puts_the_odd_pixel_after() {
+        assert_eq!(same_padding(224, 3, 2), (0, 1));
+        assert_eq!(same_padding(112, 3, 1), (1, 1));
+        assert_eq!(same_padding(28, 5, 2), (1, 2));
+        assert_eq!(same_padding(14, 5, 1), (2, 2));
+        assert_eq!(same_padding(7, 5, 2), (2, 2));
+    }
+}
