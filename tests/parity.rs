@@ -106,9 +106,26 @@ fn reference_inputs_give_reference_logits_with_f32_weights() {
         &classifier,
         &cases.iter().map(|c| c.input.clone()).collect::<Vec<_>>(),
     );
+    assert_matches_reference(&cases, &ours, "batches of 8");
+}
 
+/// One picture at a time is what the CPU kernels run (channels-last, fused); batches take
+/// burn's convolutions. Both must meet the reference.
+#[test]
+fn single_pictures_give_reference_logits_through_the_cpu_kernels() {
+    let dir = models();
+    let classifier = classifier(&dir, WeightDType::F32);
+    let cases = cases();
+    let ours: Vec<Vec<f32>> = cases
+        .iter()
+        .flat_map(|c| logits(&classifier, std::slice::from_ref(&c.input)))
+        .collect();
+    assert_matches_reference(&cases, &ours, "one at a time");
+}
+
+fn assert_matches_reference(cases: &[Case], ours: &[Vec<f32>], how: &str) {
     let mut worst = 0.0f32;
-    for (case, ours) in cases.iter().zip(&ours) {
+    for (case, ours) in cases.iter().zip(ours) {
         let diff = ours
             .iter()
             .zip(&case.logits)
@@ -128,7 +145,7 @@ fn reference_inputs_give_reference_logits_with_f32_weights() {
         );
     }
     eprintln!(
-        "max |logit − reference| over {} inputs: {worst:.2e}",
+        "max |logit − reference| over {} inputs ({how}): {worst:.2e}",
         cases.len()
     );
 }
