@@ -153,7 +153,7 @@ async function fetchOk(url, headers, what) {
 const normalized = (name) => name.toLowerCase().replace(/[-_.]+/g, '-');
 
 /**
- * Where the pinned wheel is: PyPI's JSON API for pypi.org, else the index's simple API (PEP 691
+ * Where the pinned wheel is: PyPI's JSON API for pypi.org (the project's releases), else the index's simple API (PEP 691
  * JSON when the index offers it, the HTML page otherwise). The file is picked by its sha256, so
  * a mirror can only serve the pinned bytes.
  */
@@ -162,9 +162,12 @@ export async function findWheel(index, wheel) {
   const what = `${wheel.name} ${wheel.version}`;
   let files;
   if (/^https:\/\/pypi\.org\/simple\/$/.test(base)) {
-    const url = `https://pypi.org/pypi/${wheel.name}/${wheel.version}/json`;
-    const release = await (await fetchOk(url, { Accept: 'application/json' }, what)).json();
-    files = release.urls.map((file) => ({ filename: file.filename, url: file.url, sha256: file.digests?.sha256 }));
+    // The project's JSON (every release), not the per-version endpoint, which some PyPI
+    // front ends answer with 404.
+    const url = `https://pypi.org/pypi/${wheel.name}/json`;
+    const project = await (await fetchOk(url, { Accept: 'application/json' }, what)).json();
+    const release = project.releases?.[wheel.version] ?? [];
+    files = release.map((file) => ({ filename: file.filename, url: file.url, sha256: file.digests?.sha256 }));
   } else {
     const page = new URL(`${normalized(wheel.name)}/`, base).href;
     const response = await fetchOk(page, { Accept: 'application/vnd.pypi.simple.v1+json, text/html;q=0.1' }, what);
