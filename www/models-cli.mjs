@@ -28,6 +28,7 @@ const PARTS = ['image', 'labels', 'caption'];
 const ORDER = [
   ['efficientnet-lite0', 'f32'],
   ['efficientnet-lite0', 'f16'],
+  ['efficientnet-lite0', 'int8'],
   ['all-minilm-l6-v2', 'f32'],
   ['all-minilm-l6-v2', 'f16'],
   ['all-minilm-l6-v2-tokenizer', undefined],
