@@ -17,7 +17,7 @@
 // (CPU only: SwiftShader's timing is too uneven to hold to that).
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -257,6 +257,44 @@ export async function runSoak({
   }
 }
 
+/**
+ * The camera phase as an SVG line chart: wasm memory and JS heap (MiB, left scale) and the
+ * frame rate (right scale) against frames classified.
+ */
+export function plotSoak(samples, { title }) {
+  const camera = samples.filter((s) => s.phase === 'camera');
+  const [width, height, left, right, top, bottom] = [640, 300, 56, 56, 48, 40];
+  const [plotW, plotH] = [width - left - right, height - top - bottom];
+  const maxFrames = Math.max(...camera.map((s) => s.frames));
+  const mib = (bytes) => bytes / 1024 / 1024;
+  const maxMiB = Math.ceil(Math.max(...camera.map((s) => mib(s.wasm))) / 50) * 50 || 50;
+  const maxFps = Math.ceil((Math.max(...camera.map((s) => s.fps)) * 1.2) / 5) * 5 || 5;
+  const x = (frames) => left + (frames / maxFrames) * plotW;
+  const yMiB = (value) => top + plotH - (value / maxMiB) * plotH;
+  const yFps = (value) => top + plotH - (value / maxFps) * plotH;
+  const line = (points, colour, dash = '') =>
+    `<polyline fill="none" stroke="${colour}" stroke-width="2"${dash && ` stroke-dasharray="${dash}"`} points="${points.map(([px, py]) => `${px.toFixed(1)},${py.toFixed(1)}`).join(' ')}"/>`;
+  const ticks = [0, 0.25, 0.5, 0.75, 1];
+  const text = (tx, ty, body, anchor = 'middle') => `<text x="${tx.toFixed(1)}" y="${ty.toFixed(1)}" text-anchor="${anchor}">${body}</text>`;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    text(width / 2, 18, title),
+    ...ticks.map((t) => `<line x1="${left}" x2="${left + plotW}" y1="${yMiB(t * maxMiB)}" y2="${yMiB(t * maxMiB)}" stroke="#ddd"/>`),
+    ...ticks.map((t) => text(left - 6, yMiB(t * maxMiB) + 4, `${Math.round(t * maxMiB)}`, 'end')),
+    ...ticks.map((t) => text(left + plotW + 6, yFps(t * maxFps) + 4, `${(t * maxFps).toFixed(1)}`, 'start')),
+    ...ticks.map((t) => text(x(t * maxFrames), top + plotH + 16, `${Math.round(t * maxFrames)}`)),
+    text(left + plotW / 2, height - 6, 'frames classified'),
+    text(14, top + plotH / 2, 'MiB', 'middle'),
+    text(width - 14, top + plotH / 2, 'fps', 'middle'),
+    line(camera.map((s) => [x(s.frames), yMiB(mib(s.wasm))]), '#1f5bd8'),
+    line(camera.map((s) => [x(s.frames), yMiB(mib(s.heap))]), '#2a9d4b'),
+    line(camera.slice(1).map((s) => [x(s.frames), yFps(s.fps)]), '#d8541f', '5 3'),
+    text(width / 2, 34, '<tspan fill="#1f5bd8">wasm memory</tspan> · <tspan fill="#2a9d4b">JS heap</tspan> (MiB, left) · <tspan fill="#d8541f">frame rate</tspan> (fps, right)'),
+    '</svg>',
+  ].join('\n');
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseArgs({
     options: {
@@ -265,10 +303,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       captions: { type: 'string', default: '200' },
       cycles: { type: 'string', default: '100' },
       backend: { type: 'string', default: 'cpu' },
+      plot: { type: 'string' },
     },
   });
   const started = Date.now();
-  const { failures } = await runSoak({
+  const { failures, samples } = await runSoak({
     frames: Number(values.frames),
     every: Number(values.every),
     captions: Number(values.captions),
@@ -276,6 +315,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     backend: values.backend,
   });
   console.log(`soak: ${((Date.now() - started) / 60000).toFixed(1)} min`);
+  if (values.plot) {
+    const title = `Soak on the ${values.backend === 'webgpu' ? 'WebGPU' : 'CPU'} backend, ${new Date().toISOString().slice(0, 10)}`;
+    writeFileSync(values.plot, plotSoak(samples, { title }) + '\n');
+    console.log(`soak: plot written to ${values.plot}`);
+  }
   if (failures.length) {
     for (const failure of failures) console.error(`FAILED: ${failure}`);
     process.exit(1);
