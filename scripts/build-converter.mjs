@@ -6,11 +6,11 @@
 // into them, so a fresh clone (CI) with the same sources skips cargo.
 
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { ROOT, run, succeeds, targetDir } from './lib.mjs';
+import { ROOT, pruneCache, run, succeeds, targetDir } from './lib.mjs';
 
 const TARGET = 'wasm32-wasip1';
 const OUT = join(ROOT, 'pkg-convert');
@@ -56,12 +56,7 @@ if (!process.argv.includes('--force') && existsSync(CACHED)) {
   copyFileSync(join(targetDir(), TARGET, 'release', 'glimpse-convert.wasm'), WASM);
   mkdirSync(join(CACHED, '..'), { recursive: true });
   copyFileSync(WASM, CACHED);
-  const KEEP = 3;
-  const older = readdirSync(CACHE_ROOT)
-    .map((name) => ({ path: join(CACHE_ROOT, name), time: statSync(join(CACHE_ROOT, name)).mtimeMs }))
-    .sort((a, b) => b.time - a.time)
-    .slice(KEEP);
-  for (const { path } of older) rmSync(path, { recursive: true, force: true });
+  pruneCache(CACHE_ROOT);
 }
 const bytes = readFileSync(WASM);
 const sizes = { raw: bytes.length, gzipped: gzipSync(bytes, { level: 9 }).length };

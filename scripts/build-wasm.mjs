@@ -4,11 +4,11 @@
 // wasm-bindgen output). Prints the raw, optimized and gzipped sizes.
 
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { ROOT, TOOLS, findWasmBindgen, lockedVersion, run, targetDir } from './lib.mjs';
+import { ROOT, TOOLS, findWasmBindgen, lockedVersion, pruneCache, run, targetDir } from './lib.mjs';
 
 const PKG = join(ROOT, 'pkg');
 const TARGET = 'wasm32-unknown-unknown';
@@ -89,9 +89,4 @@ console.log(
 );
 rmSync(CACHED, { recursive: true, force: true });
 cpSync(PKG, CACHED, { recursive: true });
-const KEEP = 3;
-const older = readdirSync(CACHE_ROOT)
-  .map((name) => ({ path: join(CACHE_ROOT, name), time: statSync(join(CACHE_ROOT, name)).mtimeMs }))
-  .sort((a, b) => b.time - a.time)
-  .slice(KEEP);
-for (const { path } of older) rmSync(path, { recursive: true, force: true });
+pruneCache(CACHE_ROOT);

@@ -2,7 +2,7 @@
 // it, and finding the tools (wasm-bindgen, the native `glimpse` binary, cargo's target dir).
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,4 +71,13 @@ export function glimpseCommand({ built = true, quiet = true } = {}) {
   const binary = join(targetDir(), 'release', 'glimpse');
   if (built && existsSync(binary)) return [binary, []];
   return ['cargo', ['run', '--release', ...(quiet ? ['--quiet'] : []), '--']];
+}
+
+/** Keeps the `keep` most recently used entries of the cache folder `root` and deletes the rest. */
+export function pruneCache(root, keep = 3) {
+  const older = readdirSync(root)
+    .map((name) => ({ path: join(root, name), time: statSync(join(root, name)).mtimeMs }))
+    .sort((a, b) => b.time - a.time)
+    .slice(keep);
+  for (const { path } of older) rmSync(path, { recursive: true, force: true });
 }
