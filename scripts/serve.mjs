@@ -153,6 +153,14 @@ export async function startServer({
       res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', ...headers }).end(`not found: ${url.pathname}`);
       return;
     }
+    // A validator, as every real static host sends: the browser revalidates (Cache-Control:
+    // no-cache) and gets a 304 for an unchanged file, so a later visit reads the wasm from its
+    // HTTP cache, where V8 also keeps the module's compiled code.
+    const etag = `"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
+    if (req.headers['if-none-match'] === etag && !req.headers.range) {
+      res.writeHead(304, { ETag: etag, 'Cache-Control': 'no-cache', ...headers }).end();
+      return;
+    }
     const range = rangeOf(req.headers.range, info.size);
     if (range === 'unsatisfiable') {
       res.writeHead(416, { 'Content-Range': `bytes */${info.size}` }).end();
@@ -164,6 +172,8 @@ export async function startServer({
       'Content-Type': MIME_TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream',
       'Content-Length': length,
       'Accept-Ranges': 'bytes',
+      ETag: etag,
+      'Last-Modified': info.mtime.toUTCString(),
       ...(range && { 'Content-Range': `bytes ${start}-${end}/${info.size}` }),
       // Always revalidate: the model cache in the page is the Cache API, not HTTP caching.
       'Cache-Control': 'no-cache',

@@ -10,6 +10,8 @@ import { inNode, wasmBytes } from './node.js';
 
 let wasmReady = null;
 let wasmMemory = null; // the instance's memory, once loaded (for engine.stats)
+let wasmModule = null; // the compiled module (not in Node), for the page's next engines
+let wasmIdentity = null; // the module's identity when it came compiled from the page
 
 /** Engine objects alive, counted as they are made and freed (engine.stats). */
 const live = { pictures: 0, captions: new Set(), sets: new Set() };
@@ -77,13 +79,19 @@ function asTyped(error) {
 
 /**
  * Loads the wasm module and creates an engine on `backend` ('auto' | 'webgpu' | 'cpu').
+ * `compiled`: the module another engine of the page already compiled (`{ module, identity }`,
+ * see `compiledModule`), instantiated instead of fetching and compiling it again.
  * Resolves to `{ engine, backend: 'webgpu' | 'cpu', fallbackReason }`.
  */
-export async function createEngine({ backend, weights }) {
+export async function createEngine({ backend, weights, compiled = null }) {
   if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
     throw new BackendError(`unknown backend '${backend}' (use 'auto', 'webgpu' or 'cpu')`);
   }
-  wasmReady ??= inNode ? wasmBytes().then((bytes) => initWasm({ module_or_path: bytes })) : initWasm();
+  if (compiled) wasmIdentity ??= compiled.identity;
+  wasmReady ??= (inNode ? wasmBytes() : compiled ? Promise.resolve(compiled.module) : compileWasm()).then((module) => {
+    if (module instanceof WebAssembly.Module) wasmModule = module;
+    return initWasm({ module_or_path: module });
+  });
   wasmMemory = (await wasmReady).memory;
 
   let requested = backend;
@@ -173,14 +181,39 @@ export async function classifyInput(engine, input, options) {
 }
 
 /**
- * The module that runs, as `"<url> <bytes>"` (resource timing's record of the .wasm fetched),
- * or null when the browser kept no record: what a measurement of the backends is remembered
- * with, so that a new build is measured again.
+ * The module that runs, as `"<url> <bytes>"` (resource timing's record of the .wasm fetched,
+ * or the identity handed over with a compiled module), or null when the browser kept no
+ * record: what a measurement of the backends is remembered with, so that a new build is
+ * measured again.
  */
 function moduleIdentity() {
+  if (wasmIdentity) return wasmIdentity;
   const entries = globalThis.performance?.getEntriesByType?.('resource') ?? [];
   const wasm = entries.filter((entry) => /\.wasm(?:$|[?#])/.test(entry.name)).at(-1);
   return wasm ? `${wasm.name} ${wasm.decodedBodySize}` : null;
+}
+
+/**
+ * Compiles the module as it streams in (the URL is the one wasm-bindgen's loader uses, so
+ * bundlers emit one file for both). Compiling here rather than in the loader keeps the
+ * `WebAssembly.Module`, which the page hands to its next engines.
+ */
+async function compileWasm() {
+  const response = await fetch(new URL('../pkg/glimpse_bg.wasm', import.meta.url));
+  if (!response.ok) throw new BackendError(`the engine's module could not be downloaded (HTTP ${response.status})`);
+  // Streaming compilation needs the right MIME type, which some servers do not send.
+  if (response.headers.get('Content-Type')?.startsWith('application/wasm')) return WebAssembly.compileStreaming(response);
+  return WebAssembly.compile(await response.arrayBuffer());
+}
+
+/**
+ * The compiled module, for the page to hand to its next engines (a restart after a crash, a
+ * second `Glimpse.load`): they skip the download and the compilation, and V8 shares the
+ * machine code it has already optimized between them. Null where there is nothing to share
+ * (Node, or a module not yet loaded).
+ */
+function compiledModule() {
+  return wasmModule ? { module: wasmModule, identity: moduleIdentity() } : null;
 }
 
 /**
@@ -216,7 +249,7 @@ function started(caption) {
 /**
  * One engine and the messages it answers; the module worker (worker.js) and the inline mode
  * both go through here. Message types are `area.verb`:
- *   engine.load { backend, weights }        → { backend, fallbackReason, module }
+ *   engine.load { backend, weights, compiled? } → { backend, fallbackReason, module, compiled }
  *   engine.classify { input, options }      → { top, labels?, taught?, ms }
  *   engine.time { runs, warmUp, beat }      → median ms of a 640×480 frame's classification
  *   labels.load { weights, tokenizer, table }
@@ -277,7 +310,7 @@ export class EngineHost {
       this.#free(oldDevices);
       this.engine = loaded.engine;
       this.backend = loaded.backend; // kept here: a trapped engine cannot be asked
-      return { backend: loaded.backend, fallbackReason: loaded.fallbackReason, module: moduleIdentity() };
+      return { backend: loaded.backend, fallbackReason: loaded.fallbackReason, module: moduleIdentity(), compiled: compiledModule() };
     }
     const engine = this.engine;
     if (!engine) throw new BackendError('the engine is not loaded (or was disposed)');

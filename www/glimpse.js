@@ -134,6 +134,19 @@ const LABEL_FILES = [
 ];
 const CAPTION_MODEL = 'smollm2-135m-instruct';
 
+/**
+ * The wasm module as the page's first engine compiled it (`{ module, identity }`), handed to
+ * every later engine of the page, or null before one has loaded.
+ */
+let compiledWasm = null;
+
+/** Starts an engine on `connection`; resolves to what it says of itself. */
+async function loadEngine(connection, backend, weights) {
+  const { compiled, ...info } = await connection.call({ type: 'engine.load', backend, weights, compiled: compiledWasm }, [weights]);
+  compiledWasm ??= compiled ?? null;
+  return info;
+}
+
 function startConnection(inline) {
   // Node.js has no web Worker: the engine runs on the calling thread there.
   return inline || typeof Worker === 'undefined' ? new InlineConnection() : new WorkerConnection();
@@ -193,7 +206,7 @@ export class Glimpse {
       try {
         // Each engine gets its own copy: the buffer moves to the worker.
         const copy = weights.slice(0);
-        return { connection, info: await connection.call({ type: 'engine.load', backend: on, weights: copy }, [copy]) };
+        return { connection, info: await loadEngine(connection, on, copy) };
       } catch (error) {
         connection.dispose();
         if (error instanceof BackendError || error instanceof ModelLoadError) throw error;
@@ -298,7 +311,7 @@ export class Glimpse {
     const connection = startConnection(inline);
     try {
       const { weights } = await loadWeights({ modelsUrl: this.#models, dtype });
-      const info = await connection.call({ type: 'engine.load', backend, weights }, [weights]);
+      const info = await loadEngine(connection, backend, weights);
       for (const set of this.#sets.values()) {
         set.id = await connection.call({ type: 'teach.new' });
         if (set.snapshot) await connection.call({ type: 'teach.import', set: set.id, json: set.snapshot });

@@ -17,10 +17,15 @@ function hint() {
   return 'Run `npm run fetch-models` to create the models directory.';
 }
 
-async function fetchOrExplain(url, what) {
+/**
+ * `cache`: 'no-cache' for the manifest (revalidated: a new one names new files); 'no-store' for
+ * the model files, which the Cache API keeps (a second copy in the HTTP cache would only take
+ * the visitor's storage twice).
+ */
+async function fetchOrExplain(url, what, cache = 'no-store') {
   let response;
   try {
-    response = inNode && url.startsWith('file:') ? await fileResponse(url) : await fetch(url, { cache: 'no-cache' });
+    response = inNode && url.startsWith('file:') ? await fileResponse(url) : await fetch(url, { cache });
   } catch (cause) {
     throw new ModelLoadError(`could not download the ${what} from ${url}: ${cause.message}`, { cause });
   }
@@ -44,7 +49,7 @@ async function openCache() {
 /** The manifest from the network, or its cached copy when the network is unavailable. */
 async function readManifest(manifestUrl, cache) {
   try {
-    const response = await fetchOrExplain(manifestUrl, 'model manifest');
+    const response = await fetchOrExplain(manifestUrl, 'model manifest', 'no-cache');
     const manifest = await response.clone().json();
     await cache?.put(manifestUrl, response).catch(() => {});
     return manifest;

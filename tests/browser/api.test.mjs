@@ -63,6 +63,25 @@ for (const inline of [false, true]) {
   });
 }
 
+test('a second engine in the page starts from the compiled module: the wasm is not fetched again', { timeout: 60_000 }, async () => {
+  const wasmRequests = () => server.requests.filter((path) => path === '/pkg/glimpse_bg.wasm').length;
+  const before = wasmRequests();
+  const tops = await browser.page.evaluate(async () => {
+    const { Glimpse } = await import('/www/glimpse.js');
+    const frame = new ImageData(64, 48);
+    const tops = [];
+    for (let i = 0; i < 2; i++) {
+      const glimpse = await Glimpse.load({ backend: 'cpu' });
+      tops.push((await glimpse.classify(frame)).top[0].index);
+      glimpse.dispose();
+    }
+    return tops;
+  });
+  assert.equal(tops[1], tops[0]);
+  // The page has loaded glimpse before this test (or this is its first): at most one fetch.
+  assert.ok(wasmRequests() - before <= 1, `${wasmRequests() - before} requests for the wasm`);
+});
+
 test('failures reject with the documented error classes', { timeout: 60_000 }, async () => {
   const outcome = await browser.page.evaluate(async () => {
     const api = await import('/www/glimpse.js');

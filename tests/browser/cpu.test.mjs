@@ -27,6 +27,7 @@ before(async () => {
 });
 after(() => server?.close());
 
+const WASM_PATH = '/pkg/glimpse_bg.wasm';
 const weightRequests = () => server.requests.filter((path) => path === WEIGHTS_PATH).length;
 
 
@@ -67,13 +68,16 @@ test('CPU chosen in the page: native top-1, cached model on the next visit, corr
     assert.equal(afterError.error, null);
     assert.equal(afterError.top[0].index, native.get(files[0]).index);
 
-    // (c) A second visit reads the weights from the Cache API: no request reaches the server.
+    // (c) A second visit reads the weights from the Cache API: no request reaches the server;
+    // and the wasm from the HTTP cache (revalidated: not one byte of it is sent again).
     const before = weightRequests();
+    const wasmBytesBefore = server.sent.get(WASM_PATH);
     const loadStart = Date.now();
     await page.reload();
     assert.equal(await waitForModel(page), 'CPU');
     t.diagnostic(`second visit: model ready in ${Date.now() - loadStart} ms`);
     assert.equal(weightRequests(), before, 'the weights were requested again');
+    assert.equal(server.sent.get(WASM_PATH), wasmBytesBefore, 'the wasm was downloaded again');
     const fromCache = await classifyThroughPicker(page, files[1]);
     assert.equal(fromCache.top[0].index, native.get(files[1]).index);
 
