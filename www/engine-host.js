@@ -4,13 +4,12 @@
 //   { kind: 'rgba', width, height, pixels }    raw RGBA pixels (ArrayBuffer)
 //   { kind: 'bitmap', bitmap }                 an ImageBitmap (a video frame, a canvas, ...)
 
-import initWasm, { Engine, Picture } from '../pkg/glimpse.js';
+import initWasm, { Engine, Picture, compiledModule } from '../pkg/glimpse.js';
 import { BackendError, errorFromWire, errorToWire } from './errors.js';
 import { inNode, wasmBytes } from './node.js';
 
 let wasmReady = null;
 let wasmMemory = null; // the instance's memory, once loaded (for engine.stats)
-let wasmModule = null; // the compiled module (not in Node), for the page's next engines
 let wasmIdentity = null; // the module's identity when it came compiled from the page
 
 /** Engine objects alive, counted as they are made and freed (engine.stats). */
@@ -80,7 +79,7 @@ function asTyped(error) {
 /**
  * Loads the wasm module and creates an engine on `backend` ('auto' | 'webgpu' | 'cpu').
  * `compiled`: the module another engine of the page already compiled (`{ module, identity }`,
- * see `compiledModule`), instantiated instead of fetching and compiling it again.
+ * see `shareableModule`), instantiated instead of fetching and compiling it again.
  * Resolves to `{ engine, backend: 'webgpu' | 'cpu', fallbackReason }`.
  */
 export async function createEngine({ backend, weights, compiled = null }) {
@@ -88,10 +87,9 @@ export async function createEngine({ backend, weights, compiled = null }) {
     throw new BackendError(`unknown backend '${backend}' (use 'auto', 'webgpu' or 'cpu')`);
   }
   if (compiled) wasmIdentity ??= compiled.identity;
-  wasmReady ??= (inNode ? wasmBytes() : compiled ? Promise.resolve(compiled.module) : compileWasm()).then((module) => {
-    if (module instanceof WebAssembly.Module) wasmModule = module;
-    return initWasm({ module_or_path: module });
-  });
+  wasmReady ??= inNode
+    ? wasmBytes().then((bytes) => initWasm({ module_or_path: bytes }))
+    : initWasm(compiled ? { module_or_path: compiled.module } : undefined);
   wasmMemory = (await wasmReady).memory;
 
   let requested = backend;
@@ -194,26 +192,13 @@ function moduleIdentity() {
 }
 
 /**
- * Compiles the module as it streams in (the URL is the one wasm-bindgen's loader uses, so
- * bundlers emit one file for both). Compiling here rather than in the loader keeps the
- * `WebAssembly.Module`, which the page hands to its next engines.
- */
-async function compileWasm() {
-  const response = await fetch(new URL('../pkg/glimpse_bg.wasm', import.meta.url));
-  if (!response.ok) throw new BackendError(`the engine's module could not be downloaded (HTTP ${response.status})`);
-  // Streaming compilation needs the right MIME type, which some servers do not send.
-  if (response.headers.get('Content-Type')?.startsWith('application/wasm')) return WebAssembly.compileStreaming(response);
-  return WebAssembly.compile(await response.arrayBuffer());
-}
-
-/**
  * The compiled module, for the page to hand to its next engines (a restart after a crash, a
  * second `Glimpse.load`): they skip the download and the compilation, and V8 shares the
  * machine code it has already optimized between them. Null where there is nothing to share
  * (Node, or a module not yet loaded).
  */
-function compiledModule() {
-  return wasmModule ? { module: wasmModule, identity: moduleIdentity() } : null;
+function shareableModule() {
+  return inNode ? null : { module: compiledModule(), identity: moduleIdentity() };
 }
 
 /**
@@ -310,7 +295,7 @@ export class EngineHost {
       this.#free(oldDevices);
       this.engine = loaded.engine;
       this.backend = loaded.backend; // kept here: a trapped engine cannot be asked
-      return { backend: loaded.backend, fallbackReason: loaded.fallbackReason, module: moduleIdentity(), compiled: compiledModule() };
+      return { backend: loaded.backend, fallbackReason: loaded.fallbackReason, module: moduleIdentity(), compiled: shareableModule() };
     }
     const engine = this.engine;
     if (!engine) throw new BackendError('the engine is not loaded (or was disposed)');

@@ -85,6 +85,14 @@ pub fn panic_for_tests() {
     panic!("the panic the fault tests ask for");
 }
 
+/// The `WebAssembly.Module` this instance was made from. The package hands it to the page's
+/// next engines (a second load, a restart after a crash), which then neither download nor
+/// compile the module again.
+#[wasm_bindgen(js_name = compiledModule, skip_typescript)]
+pub fn compiled_module() -> JsValue {
+    wasm_bindgen::module()
+}
+
 /// A decoded picture, upright, ready to classify or to teach from.
 #[wasm_bindgen]
 pub struct Picture {

@@ -82,3 +82,28 @@ test("'auto' times both backends, keeps the faster, and measures again only for 
     assert.notEqual(third.timings.measuredAt, first.timings.measuredAt);
   });
 });
+
+test("'auto' follows the measurement: whichever backend is made the slower, the other is kept", { timeout: 120_000 }, async (t) => {
+  await withBrowser(t, server.url, { webgpu: true }, async ({ page }) => {
+    await page.goto(server.url);
+    const chosen = await page.evaluate(async () => {
+      const { Glimpse } = await import('/www/glimpse.js');
+      const chosen = {};
+      // A minute added to one backend's measured time makes it the slower on any machine.
+      for (const slower of ['cpu', 'webgpu']) {
+        const glimpse = await Glimpse.load({ models: '/models/', backend: 'auto', __penaltyForTests: { [slower]: 60_000 } });
+        const { top } = await glimpse.classify(new ImageData(64, 48));
+        chosen[slower] = { backend: glimpse.backend, timings: glimpse.info.timings, classified: top.length > 0 };
+        glimpse.dispose();
+      }
+      return chosen;
+    });
+    assert.equal(chosen.cpu.backend, 'webgpu', `CPU made the slower: ${JSON.stringify(chosen.cpu.timings)}`);
+    assert.equal(chosen.webgpu.backend, 'cpu', `WebGPU made the slower: ${JSON.stringify(chosen.webgpu.timings)}`);
+    for (const { timings, classified } of Object.values(chosen)) {
+      assert.equal(timings.remembered, false);
+      assert.ok(classified);
+    }
+    t.diagnostic(`CPU slower → ${chosen.cpu.backend}; WebGPU slower → ${chosen.webgpu.backend}`);
+  });
+});
