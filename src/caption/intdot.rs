@@ -1,14 +1,17 @@
 //! Integer block dot products for decoding: a weight row of Q4_0, Q4_1 or Q8_0 blocks against
-//! an activation row quantized once per product to 8-bit blocks of 32 (one f32 scale per block,
-//! and the block's sum for the 4-bit types' offsets), the scheme llama.cpp and candle use for
-//! their CPU products.
+//! an activation row quantized once per product to 16-bit blocks of 32 (one f32 scale per
+//! block, and the block's sum for the 4-bit types' offsets).
+//!
+//! llama.cpp and candle quantize the activations to 8 bits; on SmolLM2 that flipped a greedy
+//! token of the reference cases in `tests/llama.rs` (two candidates 0.28 apart in the f32
+//! logits came out 0.02 the other way), while 16 bits keep the products within f32 rounding of
+//! the dequantized ones: the 16-bit multiply-adds (`vpmaddwd`, or `vpdpwssd` with AVX-512
+//! VNNI, picked at run time; `i32x4.dot_i16x8` in wasm SIMD128) take the weights widened from
+//! their bytes, one instruction per 16 (x86) or 8 (wasm) values.
 //!
 //! Per block the product is `dw·dx·Σ qw·qx` plus the weight block's offset times the
-//! activation block's sum (`−8·dw` for Q4_0, `m` for Q4_1, none for Q8_0). The integer sums
-//! are 32 byte products: x86-64 multiplies unsigned by signed bytes (`vpmaddubsw` on AVX2, or
-//! `vpdpbusd` where AVX-512 VNNI is present, picked at run time), so Q8_0's signed weights
-//! lend their sign to the activations; wasm SIMD128 multiplies bytes into 16-bit lanes and
-//! adds them pairwise into 32-bit ones. Everything else runs the portable scalar code.
+//! activation block's sum (`−8·dw` for Q4_0, `m` for Q4_1, none for Q8_0). Everything other
+//! than x86-64 with AVX2 and wasm with SIMD128 runs the portable scalar code.
 
 use super::blocks::half_to_f32;
 use super::gguf::GgmlType;
@@ -16,30 +19,30 @@ use super::gguf::GgmlType;
 /// Values per block, in the weights and in the quantized activations.
 pub const BLOCK: usize = 32;
 
-/// Activation rows in 8-bit blocks: `values[i]·scales[i / 32]` approximates the input.
-pub struct Q8Rows {
-    values: Vec<i8>,
+/// Activation rows in 16-bit blocks: `values[i]·scales[i / 32]` approximates the input.
+pub struct QRows {
+    values: Vec<i16>,
     scales: Vec<f32>,
     /// Per block, `scale · Σ values`: the sum of the block as quantized.
     sums: Vec<f32>,
     cols: usize,
 }
 
-impl Q8Rows {
+impl QRows {
     /// Quantizes `x` (rows of `cols`, a whole number of blocks) with one scale per block, its
-    /// largest magnitude mapped to 127.
+    /// largest magnitude mapped to 32767.
     pub fn quantize(x: &[f32], cols: usize) -> Self {
         debug_assert!(cols.is_multiple_of(BLOCK) && x.len().is_multiple_of(cols));
         let blocks = x.len() / BLOCK;
-        let mut values = vec![0i8; x.len()];
+        let mut values = vec![0i16; x.len()];
         let (mut scales, mut sums) = (Vec::with_capacity(blocks), Vec::with_capacity(blocks));
         for (block, q) in x.chunks_exact(BLOCK).zip(values.chunks_exact_mut(BLOCK)) {
             let amax = block.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-            let scale = amax / 127.0;
+            let scale = amax / 32767.0;
             let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
             let mut sum = 0i32;
             for (q, &v) in q.iter_mut().zip(block) {
-                *q = (v * inverse).round() as i8;
+                *q = (v * inverse).round() as i16;
                 sum += *q as i32;
             }
             scales.push(scale);
@@ -79,7 +82,7 @@ impl Q8Rows {
 
 #[derive(Clone, Copy)]
 struct Row<'a> {
-    values: &'a [i8],
+    values: &'a [i16],
     scales: &'a [f32],
     sums: &'a [f32],
 }
@@ -95,7 +98,7 @@ const Q8_0: u8 = 2;
 /// # Panics
 ///
 /// For a type other than Q4_0, Q4_1 or Q8_0, or sizes that disagree.
-pub fn block_dots(ggml_type: GgmlType, rows: &[u8], row_bytes: usize, x: &Q8Rows, out: &mut [f32]) {
+pub fn block_dots(ggml_type: GgmlType, rows: &[u8], row_bytes: usize, x: &QRows, out: &mut [f32]) {
     let ty = match ggml_type {
         GgmlType::Q4_0 => Q4_0,
         GgmlType::Q4_1 => Q4_1,
@@ -154,7 +157,7 @@ struct Args<'a> {
     rows: &'a [u8],
     row_bytes: usize,
     block_bytes: usize,
-    x: &'a Q8Rows,
+    x: &'a QRows,
     table: &'a [f32],
 }
 
@@ -201,6 +204,7 @@ fn row_dot_scalar<const T: u8>(row: &[u8], block_bytes: usize, x: Row, table: &[
     for (b, &dx) in x.scales.iter().enumerate() {
         let (d, offset, q) = block_parts::<T>(row, block_bytes, b, table);
         let xq = &x.values[b * BLOCK..(b + 1) * BLOCK];
+        // At most 32 products of 128 by 32767: within i32.
         let sum: i32 = if T == Q8_0 {
             q.iter()
                 .zip(xq)
@@ -224,21 +228,21 @@ mod x86 {
 
     use super::{Args, BLOCK, Q8_0, block_parts};
 
-    /// 8 lanes of 32-bit sums of four byte products each, unsigned `w` by signed `x`.
+    /// 8 lanes of 32-bit sums of two 16-bit products each.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn udot_avx2(w: __m256i, x: __m256i) -> __m256i {
-        _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1))
+    fn dot16_avx2(w: __m256i, x: __m256i) -> __m256i {
+        _mm256_madd_epi16(w, x)
     }
 
     #[inline]
     #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
-    fn udot_vnni(w: __m256i, x: __m256i) -> __m256i {
-        _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x)
+    fn dot16_vnni(w: __m256i, x: __m256i) -> __m256i {
+        _mm256_dpwssd_epi32(_mm256_setzero_si256(), w, x)
     }
 
     macro_rules! kernel {
-        ($name:ident, $features:literal, $udot:ident) => {
+        ($name:ident, $features:literal, $dot:ident) => {
             #[target_feature(enable = $features)]
             pub fn $name<const T: u8>(args: &Args, out: &mut [f32]) {
                 let m = args.x.len();
@@ -257,17 +261,29 @@ mod x86 {
                             let (d, offset, q) =
                                 block_parts::<T>(row, args.block_bytes, b, args.table);
                             let xq = &x.values[b * BLOCK..(b + 1) * BLOCK];
-                            // SAFETY: `xq` holds 32 bytes, `q` 32 (Q8_0) or 16.
-                            let xv = unsafe { _mm256_loadu_si256(xq.as_ptr().cast()) };
-                            let sums = if T == Q8_0 {
-                                let w = unsafe { _mm256_loadu_si256(q.as_ptr().cast()) };
-                                $udot(_mm256_abs_epi8(w), _mm256_sign_epi8(xv, w))
+                            // SAFETY: `xq` holds 32 values, `q` 32 bytes (Q8_0) or 16.
+                            let (x0, x1) = unsafe {
+                                (
+                                    _mm256_loadu_si256(xq.as_ptr().cast()),
+                                    _mm256_loadu_si256(xq[16..].as_ptr().cast()),
+                                )
+                            };
+                            // Values 0..16 and 16..32 of the block, widened to 16 bits.
+                            let (w0, w1) = if T == Q8_0 {
+                                let (a, b) = unsafe {
+                                    (
+                                        _mm_loadu_si128(q.as_ptr().cast()),
+                                        _mm_loadu_si128(q[16..].as_ptr().cast()),
+                                    )
+                                };
+                                (_mm256_cvtepi8_epi16(a), _mm256_cvtepi8_epi16(b))
                             } else {
                                 let packed = unsafe { _mm_loadu_si128(q.as_ptr().cast()) };
                                 let lo = _mm_and_si128(packed, low);
                                 let hi = _mm_and_si128(_mm_srli_epi16::<4>(packed), low);
-                                $udot(_mm256_set_m128i(hi, lo), xv)
+                                (_mm256_cvtepu8_epi16(lo), _mm256_cvtepu8_epi16(hi))
                             };
+                            let sums = _mm256_add_epi32($dot(w0, x0), $dot(w1, x1));
                             let scale = _mm256_set1_ps(d * dx);
                             acc[b & 1] =
                                 _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc[b & 1]);
@@ -285,8 +301,8 @@ mod x86 {
         };
     }
 
-    kernel!(dots_avx2, "avx2,fma", udot_avx2);
-    kernel!(dots_vnni, "avx2,fma,avx512vnni,avx512vl", udot_vnni);
+    kernel!(dots_avx2, "avx2,fma", dot16_avx2);
+    kernel!(dots_vnni, "avx2,fma,avx512vnni,avx512vl", dot16_vnni);
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -302,48 +318,33 @@ mod wasm {
         for (b, &dx) in x.scales.iter().enumerate() {
             let (d, offset, q) = block_parts::<T>(row, block_bytes, b, table);
             let xq = &x.values[b * BLOCK..(b + 1) * BLOCK];
-            // SAFETY: `xq` holds 32 bytes, `q` 32 (Q8_0) or 16; loads are unaligned.
-            let (x0, x1) = unsafe {
-                (
-                    v128_load(xq.as_ptr().cast()),
-                    v128_load(xq[16..].as_ptr().cast()),
-                )
-            };
-            let sums = if T == Q8_0 {
-                let (w0, w1) = unsafe {
+            // SAFETY: `xq` holds 32 values, `q` 32 bytes (Q8_0) or 16; loads are unaligned.
+            let x = |i: usize| unsafe { v128_load(xq[8 * i..].as_ptr().cast()) };
+            // Values 0..16 and 16..32 of the block, as bytes.
+            let (w0, w1) = if T == Q8_0 {
+                unsafe {
                     (
                         v128_load(q.as_ptr().cast()),
                         v128_load(q[16..].as_ptr().cast()),
                     )
-                };
-                // Two products of at most 128·127 fit 16 bits; four would not.
-                let a = i16x8_add(
-                    i16x8_extmul_low_i8x16(w0, x0),
-                    i16x8_extmul_high_i8x16(w0, x0),
-                );
-                let c = i16x8_add(
-                    i16x8_extmul_low_i8x16(w1, x1),
-                    i16x8_extmul_high_i8x16(w1, x1),
-                );
-                i32x4_add(
-                    i32x4_extadd_pairwise_i16x8(a),
-                    i32x4_extadd_pairwise_i16x8(c),
-                )
+                }
             } else {
                 let packed = unsafe { v128_load(q.as_ptr().cast()) };
-                let lo = v128_and(packed, u8x16_splat(0x0F));
-                let hi = u8x16_shr(packed, 4);
-                // Nibbles times bytes are at most 15·128: four of them fit 16 bits.
-                let a = i16x8_add(
-                    i16x8_extmul_low_i8x16(lo, x0),
-                    i16x8_extmul_high_i8x16(lo, x0),
-                );
-                let c = i16x8_add(
-                    i16x8_extmul_low_i8x16(hi, x1),
-                    i16x8_extmul_high_i8x16(hi, x1),
-                );
-                i32x4_extadd_pairwise_i16x8(i16x8_add(a, c))
+                (v128_and(packed, u8x16_splat(0x0F)), u8x16_shr(packed, 4))
             };
+            // Nibbles are unsigned, Q8_0's bytes signed; either way they fit i16.
+            let widen = |w: v128| {
+                if T == Q8_0 {
+                    (i16x8_extend_low_i8x16(w), i16x8_extend_high_i8x16(w))
+                } else {
+                    (i16x8_extend_low_u8x16(w), i16x8_extend_high_u8x16(w))
+                }
+            };
+            let ((a, b), (c, e)) = (widen(w0), widen(w1));
+            let sums = i32x4_add(
+                i32x4_add(i32x4_dot_i16x8(a, x(0)), i32x4_dot_i16x8(b, x(1))),
+                i32x4_add(i32x4_dot_i16x8(c, x(2)), i32x4_dot_i16x8(e, x(3))),
+            );
             acc = f32x4_add(
                 acc,
                 f32x4_mul(f32x4_convert_i32x4(sums), f32x4_splat(d * dx)),
@@ -444,7 +445,7 @@ mod tests {
             let weight = dequantize(ggml_type, &data).unwrap();
             let row_bytes = data.len() / rows;
             for m in [1, 2, 5] {
-                let x = Q8Rows::quantize(&activations(m, cols), cols);
+                let x = QRows::quantize(&activations(m, cols), cols);
                 let expected = reference(&weight, &x.dequantized(), rows, cols);
                 let label = format!("{ggml_type:?} m={m}");
                 let mut out = vec![0.0; rows * m];
@@ -489,7 +490,7 @@ mod tests {
     fn activations_round_to_the_nearest_step_of_their_block() {
         let cols = 64;
         let x = activations(3, cols);
-        let q = Q8Rows::quantize(&x, cols);
+        let q = QRows::quantize(&x, cols);
         let back = q.dequantized();
         for (i, (a, b)) in x.iter().zip(&back).enumerate() {
             let scale = q.scales[i / BLOCK];

@@ -23,7 +23,7 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use super::blocks::{dequantize_into, half_to_f32};
 use super::gguf::{GgmlType, GgufError};
-use super::intdot::{BLOCK, Q8Rows, block_dots};
+use super::intdot::{BLOCK, QRows, block_dots};
 
 /// Activation rows from which a product switches from row dots to tiles on the backend's GEMM.
 const GEMM_FROM_ROWS: usize = 8;
@@ -139,7 +139,7 @@ impl BlockMatrix {
             self.ggml_type,
             GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0
         )
-        .then(|| Q8Rows::quantize(x, cols));
+        .then(|| QRows::quantize(x, cols));
         let task = |(i, chunk): (usize, &mut [f32])| {
             let first = i * ROWS_PER_TASK;
             let rows = &self.data[first * self.row_bytes..];
@@ -408,12 +408,7 @@ mod tests {
             .map(|i| ((i * 37) % 19) as f32 / 9.0 - 1.0)
             .collect();
         let expected = if int8_activations {
-            reference(
-                weight,
-                &Q8Rows::quantize(&x, cols).dequantized(),
-                rows,
-                cols,
-            )
+            reference(weight, &QRows::quantize(&x, cols).dequantized(), rows, cols)
         } else {
             reference(weight, &x, rows, cols)
         };
