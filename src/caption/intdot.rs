@@ -319,7 +319,7 @@ mod wasm {
             let (d, offset, q) = block_parts::<T>(row, block_bytes, b, table);
             let xq = &x.values[b * BLOCK..(b + 1) * BLOCK];
             // SAFETY: `xq` holds 32 values, `q` 32 bytes (Q8_0) or 16; loads are unaligned.
-            let x = |i: usize| unsafe { v128_load(xq[8 * i..].as_ptr().cast()) };
+            let part = |i: usize| unsafe { v128_load(xq[8 * i..].as_ptr().cast()) };
             // Values 0..16 and 16..32 of the block, as bytes.
             let (w0, w1) = if T == Q8_0 {
                 unsafe {
@@ -340,10 +340,10 @@ mod wasm {
                     (i16x8_extend_low_u8x16(w), i16x8_extend_high_u8x16(w))
                 }
             };
-            let ((a, b), (c, e)) = (widen(w0), widen(w1));
+            let ((w00, w01), (w10, w11)) = (widen(w0), widen(w1));
             let sums = i32x4_add(
-                i32x4_add(i32x4_dot_i16x8(a, x(0)), i32x4_dot_i16x8(b, x(1))),
-                i32x4_add(i32x4_dot_i16x8(c, x(2)), i32x4_dot_i16x8(e, x(3))),
+                i32x4_add(i32x4_dot_i16x8(w00, part(0)), i32x4_dot_i16x8(w01, part(1))),
+                i32x4_add(i32x4_dot_i16x8(w10, part(2)), i32x4_dot_i16x8(w11, part(3))),
             );
             acc = f32x4_add(
                 acc,
