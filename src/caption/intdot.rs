@@ -119,7 +119,10 @@ pub fn block_dots(ggml_type: GgmlType, rows: &[u8], row_bytes: usize, x: &QRows,
     };
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+        {
             let vnni = std::is_x86_feature_detected!("avx512vnni")
                 && std::is_x86_feature_detected!("avx512vl");
             // SAFETY: the CPU was just checked for every feature each kernel is compiled for.
@@ -226,7 +229,7 @@ fn row_dot_scalar<const T: u8>(row: &[u8], block_bytes: usize, x: Row, table: &[
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Args, BLOCK, Q8_0, block_parts};
+    use super::{Args, BLOCK, Q4_0, Q4_1, Q8_0};
 
     /// 8 lanes of 32-bit sums of two 16-bit products each.
     #[inline]
@@ -241,10 +244,21 @@ mod x86 {
         _mm256_dpwssd_epi32(_mm256_setzero_si256(), w, x)
     }
 
+    /// Bytes per block and where the packed values start in it.
+    const fn layout(t: u8) -> (usize, usize) {
+        match t {
+            Q4_0 => (18, 2),
+            Q4_1 => (20, 4),
+            _ => (34, 2),
+        }
+    }
+
     macro_rules! kernel {
         ($name:ident, $features:literal, $dot:ident) => {
             #[target_feature(enable = $features)]
             pub fn $name<const T: u8>(args: &Args, out: &mut [f32]) {
+                let (block_bytes, values_at) = layout(T);
+                debug_assert_eq!(block_bytes, args.block_bytes);
                 let m = args.x.len();
                 let low = _mm_set1_epi8(0x0F);
                 for (row, out) in args
@@ -254,82 +268,123 @@ mod x86 {
                 {
                     for (i, o) in out.iter_mut().enumerate() {
                         let x = args.x.row(i);
-                        // Two accumulators, alternate blocks, so that the adds overlap.
+                        let blocks = x.scales.len();
+                        assert!(
+                            row.len() == blocks * block_bytes && x.values.len() == blocks * BLOCK
+                        );
+                        // Two accumulators each, alternate blocks, so that the adds overlap.
                         let mut acc = [_mm256_setzero_ps(); 2];
-                        let mut offsets = 0.0f32;
-                        for (b, &dx) in x.scales.iter().enumerate() {
-                            let (d, offset, q) =
-                                block_parts::<T>(row, args.block_bytes, b, args.table);
-                            let xq = &x.values[b * BLOCK..(b + 1) * BLOCK];
-                            // SAFETY: `xq` holds 32 values, `q` 32 bytes (Q8_0) or 16.
+                        let mut offsets = [0.0f32; 2];
+                        for b in 0..blocks {
+                            // SAFETY: block `b` of the row and of the activations is in bounds
+                            // (asserted above); loads are unaligned.
+                            let (block, xq) = unsafe {
+                                (
+                                    row.as_ptr().add(b * block_bytes),
+                                    x.values.as_ptr().add(b * BLOCK),
+                                )
+                            };
+                            // The scale (and Q4_1's minimum after it) by F16C: no table lookup.
+                            let halves = unsafe {
+                                if T == Q4_1 {
+                                    _mm_cvtsi32_si128(block.cast::<i32>().read_unaligned())
+                                } else {
+                                    _mm_cvtsi32_si128(block.cast::<u16>().read_unaligned() as i32)
+                                }
+                            };
+                            let halves = _mm_cvtph_ps(halves);
+                            let d = _mm_cvtss_f32(halves);
+                            let offset = match T {
+                                Q4_0 => -8.0 * d,
+                                Q4_1 => _mm_cvtss_f32(_mm_movehdup_ps(halves)),
+                                _ => 0.0,
+                            };
+                            let q = unsafe { block.add(values_at) };
                             let (x0, x1) = unsafe {
                                 (
-                                    _mm256_loadu_si256(xq.as_ptr().cast()),
-                                    _mm256_loadu_si256(xq[16..].as_ptr().cast()),
+                                    _mm256_loadu_si256(xq.cast()),
+                                    _mm256_loadu_si256(xq.add(16).cast()),
                                 )
                             };
                             // Values 0..16 and 16..32 of the block, widened to 16 bits.
                             let (w0, w1) = if T == Q8_0 {
                                 let (a, b) = unsafe {
-                                    (
-                                        _mm_loadu_si128(q.as_ptr().cast()),
-                                        _mm_loadu_si128(q[16..].as_ptr().cast()),
-                                    )
+                                    (_mm_loadu_si128(q.cast()), _mm_loadu_si128(q.add(16).cast()))
                                 };
                                 (_mm256_cvtepi8_epi16(a), _mm256_cvtepi8_epi16(b))
                             } else {
-                                let packed = unsafe { _mm_loadu_si128(q.as_ptr().cast()) };
+                                let packed = unsafe { _mm_loadu_si128(q.cast()) };
                                 let lo = _mm_and_si128(packed, low);
                                 let hi = _mm_and_si128(_mm_srli_epi16::<4>(packed), low);
                                 (_mm256_cvtepu8_epi16(lo), _mm256_cvtepu8_epi16(hi))
                             };
                             let sums = _mm256_add_epi32($dot(w0, x0), $dot(w1, x1));
-                            let scale = _mm256_set1_ps(d * dx);
+                            let scale = _mm256_set1_ps(d * x.scales[b]);
                             acc[b & 1] =
                                 _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc[b & 1]);
-                            offsets += offset * x.sums[b];
+                            if T != Q8_0 {
+                                offsets[b & 1] += offset * x.sums[b];
+                            }
                         }
                         let v = _mm256_add_ps(acc[0], acc[1]);
                         let v =
                             _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
                         let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
                         let v = _mm_add_ss(v, _mm_movehdup_ps(v));
-                        *o = _mm_cvtss_f32(v) + offsets;
+                        *o = _mm_cvtss_f32(v) + offsets[0] + offsets[1];
                     }
                 }
             }
         };
     }
 
-    kernel!(dots_avx2, "avx2,fma", dot16_avx2);
-    kernel!(dots_vnni, "avx2,fma,avx512vnni,avx512vl", dot16_vnni);
+    kernel!(dots_avx2, "avx2,fma,f16c", dot16_avx2);
+    kernel!(dots_vnni, "avx2,fma,f16c,avx512vnni,avx512vl", dot16_vnni);
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm {
     use core::arch::wasm32::*;
 
-    use super::{BLOCK, Q8_0, Row, block_parts};
+    use super::{BLOCK, Q4_0, Q4_1, Q8_0, Row};
 
     #[inline(always)]
     pub fn row_dot<const T: u8>(row: &[u8], block_bytes: usize, x: Row, table: &[f32]) -> f32 {
-        let mut acc = f32x4_splat(0.0);
-        let mut offsets = 0.0f32;
-        for (b, &dx) in x.scales.iter().enumerate() {
-            let (d, offset, q) = block_parts::<T>(row, block_bytes, b, table);
-            let xq = &x.values[b * BLOCK..(b + 1) * BLOCK];
-            // SAFETY: `xq` holds 32 values, `q` 32 bytes (Q8_0) or 16; loads are unaligned.
-            let part = |i: usize| unsafe { v128_load(xq[8 * i..].as_ptr().cast()) };
+        let values_at = match T {
+            Q4_1 => 4,
+            _ => 2,
+        };
+        let blocks = x.scales.len();
+        assert!(row.len() == blocks * block_bytes && x.values.len() == blocks * BLOCK);
+        assert!(table.len() == 1 << 16);
+        // Two accumulators each, alternate blocks, so that the adds overlap.
+        let mut acc = [f32x4_splat(0.0); 2];
+        let mut offsets = [0.0f32; 2];
+        for b in 0..blocks {
+            // SAFETY: block `b` of the row and of the activations is in bounds (asserted
+            // above), and the table has an entry for every u16; loads are unaligned.
+            let (block, xq) = unsafe {
+                (
+                    row.as_ptr().add(b * block_bytes),
+                    x.values.as_ptr().add(b * BLOCK),
+                )
+            };
+            let half = |at: usize| unsafe {
+                *table.get_unchecked(block.add(at).cast::<u16>().read_unaligned() as usize)
+            };
+            let d = half(0);
+            let offset = match T {
+                Q4_0 => -8.0 * d,
+                Q4_1 => half(2),
+                _ => 0.0,
+            };
+            let q = unsafe { block.add(values_at) };
+            let part = |i: usize| unsafe { v128_load(xq.add(8 * i).cast()) };
             // Values 0..16 and 16..32 of the block, as bytes.
             let (w0, w1) = if T == Q8_0 {
-                unsafe {
-                    (
-                        v128_load(q.as_ptr().cast()),
-                        v128_load(q[16..].as_ptr().cast()),
-                    )
-                }
+                unsafe { (v128_load(q.cast()), v128_load(q.add(16).cast())) }
             } else {
-                let packed = unsafe { v128_load(q.as_ptr().cast()) };
+                let packed = unsafe { v128_load(q.cast()) };
                 (v128_and(packed, u8x16_splat(0x0F)), u8x16_shr(packed, 4))
             };
             // Nibbles are unsigned, Q8_0's bytes signed; either way they fit i16.
@@ -345,17 +400,19 @@ mod wasm {
                 i32x4_add(i32x4_dot_i16x8(w00, part(0)), i32x4_dot_i16x8(w01, part(1))),
                 i32x4_add(i32x4_dot_i16x8(w10, part(2)), i32x4_dot_i16x8(w11, part(3))),
             );
-            acc = f32x4_add(
-                acc,
-                f32x4_mul(f32x4_convert_i32x4(sums), f32x4_splat(d * dx)),
-            );
-            offsets += offset * x.sums[b];
+            let scale = f32x4_splat(d * x.scales[b]);
+            acc[b & 1] = f32x4_add(acc[b & 1], f32x4_mul(f32x4_convert_i32x4(sums), scale));
+            if T != Q8_0 {
+                offsets[b & 1] += offset * x.sums[b];
+            }
         }
-        f32x4_extract_lane::<0>(acc)
-            + f32x4_extract_lane::<1>(acc)
-            + f32x4_extract_lane::<2>(acc)
-            + f32x4_extract_lane::<3>(acc)
-            + offsets
+        let v = f32x4_add(acc[0], acc[1]);
+        f32x4_extract_lane::<0>(v)
+            + f32x4_extract_lane::<1>(v)
+            + f32x4_extract_lane::<2>(v)
+            + f32x4_extract_lane::<3>(v)
+            + offsets[0]
+            + offsets[1]
     }
 }
 
@@ -468,7 +525,10 @@ mod tests {
                 check(&format!("{label} scalar"), &out, &expected);
 
                 #[cfg(target_arch = "x86_64")]
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                if std::is_x86_feature_detected!("avx2")
+                    && std::is_x86_feature_detected!("fma")
+                    && std::is_x86_feature_detected!("f16c")
+                {
                     let mut out = vec![0.0; rows * m];
                     // SAFETY: checked just above.
                     unsafe {

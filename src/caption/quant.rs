@@ -29,8 +29,12 @@ use super::intdot::{BLOCK, QRows, block_dots};
 const GEMM_FROM_ROWS: usize = 8;
 /// f32 values decoded per tile on the GEMM path (4 MiB).
 const TILE_VALUES: usize = 1 << 20;
-/// Weight rows per parallel task on the dot path.
+/// Weight rows per parallel task when decoding rows for the GEMM path.
 const ROWS_PER_TASK: usize = 16;
+/// Weight rows per parallel task on the dot path: about 20 kB of Q4_1 at the model's width,
+/// so that splitting costs little beside the work (SmolLM2's 204,672 weight rows per token
+/// would be 12,792 tasks of 16).
+const DOT_ROWS_PER_TASK: usize = 64;
 
 /// A `[rows, cols]` matrix stored as GGUF blocks, row after row.
 #[derive(Clone)]
@@ -141,7 +145,7 @@ impl BlockMatrix {
         )
         .then(|| QRows::quantize(x, cols));
         let task = |(i, chunk): (usize, &mut [f32])| {
-            let first = i * ROWS_PER_TASK;
+            let first = i * DOT_ROWS_PER_TASK;
             let rows = &self.data[first * self.row_bytes..];
             match &quantized {
                 Some(xq) => block_dots(self.ggml_type, rows, self.row_bytes, xq, chunk),
@@ -159,12 +163,14 @@ impl BlockMatrix {
         #[cfg(not(target_arch = "wasm32"))]
         {
             use rayon::prelude::*;
-            yt.par_chunks_mut(ROWS_PER_TASK * m)
+            yt.par_chunks_mut(DOT_ROWS_PER_TASK * m)
                 .enumerate()
                 .for_each(task);
         }
         #[cfg(target_arch = "wasm32")]
-        yt.chunks_mut(ROWS_PER_TASK * m).enumerate().for_each(task);
+        yt.chunks_mut(DOT_ROWS_PER_TASK * m)
+            .enumerate()
+            .for_each(task);
         if m == 1 {
             return yt;
         }
