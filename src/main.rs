@@ -145,6 +145,10 @@ pub struct BenchArgs {
     /// Also print where the image model's CPU time goes, by kind of layer (one image).
     #[arg(long)]
     pub profile: bool,
+    /// Only the caption model's CPU rows, glimpse and candle side by side, `--runs` times each
+    /// (at least 3): the quick check while working on the decoder.
+    #[arg(long, conflicts_with_all = ["no_caption", "profile"])]
+    pub caption_cpu: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

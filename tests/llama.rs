@@ -123,9 +123,12 @@ fn check(device: Device, storage: Storage) {
 // --- The tiny LLaMA ----------------------------------------------------------------------
 
 /// Relative tolerance between the CPU's quantized and f32 paths' logits, `|a − b| / max(|b|, 1)`:
-/// the products differ only in f32 rounding (the quantized path decodes the same blocks the f32
-/// path expanded), measured at 4e-6 (every logit after the prompt) and 5e-7 (the steps).
-const TINY_TOLERANCE: f32 = 1e-4;
+/// the weights are the same blocks, but the one-position products (each step, and the
+/// prompt's last position onto the vocabulary) take the activations rounded to 16-bit blocks
+/// (`src/caption/intdot.rs`): measured at 9.2e-4 (every logit after the prompt, the tiny
+/// model's random weights amplifying it; 4e-6 with f32 activations) and 3.8e-5 (the steps'
+/// logits, 5e-7 before).
+const TINY_TOLERANCE: f32 = 2e-3;
 /// The same for wgpu against the CPU: measured on lavapipe at 3.7e-5 (every logit after the
 /// prompt) and 4.4e-7 (the steps); the browser test holds WebGPU's step logits to 1e-4.
 const TINY_WGPU_TOLERANCE: f32 = 1e-3;

@@ -5,8 +5,9 @@
 //! host memory, which on the CPU backend is the device memory. Products with it decode one row
 //! (at most a few kB) at a time:
 //!
-//! - few activation rows (decoding): each weight row is decoded into a small buffer and dotted
-//!   with every activation row while it is in L1;
+//! - few activation rows (decoding): Q4_0, Q4_1 and Q8_0 rows are dotted block by block with
+//!   the activation rows quantized to 8 bits, in integer arithmetic ([`super::intdot`]); other
+//!   types decode each weight row into a small buffer dotted with every activation row;
 //! - many activation rows (a prompt): a tile of rows is decoded and multiplied with the
 //!   backend's own matrix product, so the prompt still runs on its tuned GEMM while never more
 //!   than one tile of f32 weights exists.
@@ -22,13 +23,18 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use super::blocks::{dequantize_into, half_to_f32};
 use super::gguf::{GgmlType, GgufError};
+use super::intdot::{BLOCK, QRows, block_dots};
 
 /// Activation rows from which a product switches from row dots to tiles on the backend's GEMM.
 const GEMM_FROM_ROWS: usize = 8;
 /// f32 values decoded per tile on the GEMM path (4 MiB).
 const TILE_VALUES: usize = 1 << 20;
-/// Weight rows per parallel task on the dot path.
+/// Weight rows per parallel task when decoding rows for the GEMM path.
 const ROWS_PER_TASK: usize = 16;
+/// Weight rows per parallel task on the dot path: about 20 kB of Q4_1 at the model's width,
+/// so that splitting costs little beside the work (SmolLM2's 204,672 weight rows per token
+/// would be 12,792 tasks of 16).
+const DOT_ROWS_PER_TASK: usize = 64;
 
 /// A `[rows, cols]` matrix stored as GGUF blocks, row after row.
 #[derive(Clone)]
@@ -133,15 +139,17 @@ impl BlockMatrix {
         let cols = self.cols;
         // Computed transposed, `[rows, m]`, so that each task owns a run of weight rows.
         let mut yt = vec![0.0f32; self.rows * m];
-        let sums = block_sums(x, cols);
+        let quantized = matches!(
+            self.ggml_type,
+            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0
+        )
+        .then(|| QRows::quantize(x, cols));
         let task = |(i, chunk): (usize, &mut [f32])| {
-            let first = i * ROWS_PER_TASK;
+            let first = i * DOT_ROWS_PER_TASK;
             let rows = &self.data[first * self.row_bytes..];
-            match self.ggml_type {
-                GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => {
-                    block_dots(self.ggml_type, rows, self.row_bytes, x, &sums, m, chunk)
-                }
-                _ => {
+            match &quantized {
+                Some(xq) => block_dots(self.ggml_type, rows, self.row_bytes, xq, chunk),
+                None => {
                     let mut row = vec![0.0f32; cols];
                     for (k, out) in chunk.chunks_exact_mut(m).enumerate() {
                         self.row_into(first + k, &mut row);
@@ -155,12 +163,14 @@ impl BlockMatrix {
         #[cfg(not(target_arch = "wasm32"))]
         {
             use rayon::prelude::*;
-            yt.par_chunks_mut(ROWS_PER_TASK * m)
+            yt.par_chunks_mut(DOT_ROWS_PER_TASK * m)
                 .enumerate()
                 .for_each(task);
         }
         #[cfg(target_arch = "wasm32")]
-        yt.chunks_mut(ROWS_PER_TASK * m).enumerate().for_each(task);
+        yt.chunks_mut(DOT_ROWS_PER_TASK * m)
+            .enumerate()
+            .for_each(task);
         if m == 1 {
             return yt;
         }
@@ -206,9 +216,6 @@ impl BlockMatrix {
         Tensor::cat(parts, 1)
     }
 }
-
-/// Values per block of the GGUF types [`QuantizedMatrix`] takes.
-const BLOCK: usize = 32;
 
 /// A `[rows, cols]` matrix as a burn quantized tensor on a GPU device (see the module notes).
 #[derive(Debug, Clone)]
@@ -354,173 +361,6 @@ impl QuantizedMatrix {
     }
 }
 
-/// Sums of each activation row over each block of 32: `[m, cols / 32]` (empty unless `cols`
-/// is a whole number of blocks).
-fn block_sums(x: &[f32], cols: usize) -> Vec<f32> {
-    if !cols.is_multiple_of(BLOCK) {
-        return Vec::new();
-    }
-    x.chunks_exact(BLOCK).map(|b| b.iter().sum()).collect()
-}
-
-/// `out[k·m + i] = W[k] · x[i]` for the weight rows in `rows` (as many as `out` asks for) of a
-/// Q4_0, Q4_1 or Q8_0 matrix, without decoding them to memory: a block's 32 values are turned
-/// into floats in registers and `d·Σ x·q + m·Σ x` is accumulated per block, with `Σ x` from
-/// `sums` (Q4_0 being Q4_1 with `m = −8d`). On x86-64 the same code is compiled twice more,
-/// for AVX-512 (F, BW, VL) and for AVX2 + FMA, and the widest the CPU has is picked at run
-/// time; wasm gets the portable code, vectorized for SIMD128 by the compiler.
-fn block_dots(
-    ggml_type: GgmlType,
-    rows: &[u8],
-    row_bytes: usize,
-    x: &[f32],
-    sums: &[f32],
-    m: usize,
-    out: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f")
-        && std::is_x86_feature_detected!("avx512bw")
-        && std::is_x86_feature_detected!("avx512vl")
-    {
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-        fn avx512(t: GgmlType, r: &[u8], rb: usize, x: &[f32], s: &[f32], m: usize, o: &mut [f32]) {
-            block_dots_portable(t, r, rb, x, s, m, o)
-        }
-        // SAFETY: the CPU was just checked for these features.
-        unsafe { avx512(ggml_type, rows, row_bytes, x, sums, m, out) };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        #[target_feature(enable = "avx2,fma")]
-        fn avx2(t: GgmlType, r: &[u8], rb: usize, x: &[f32], s: &[f32], m: usize, o: &mut [f32]) {
-            block_dots_portable(t, r, rb, x, s, m, o)
-        }
-        // SAFETY: the CPU was just checked for both features.
-        unsafe { avx2(ggml_type, rows, row_bytes, x, sums, m, out) };
-        return;
-    }
-    block_dots_portable(ggml_type, rows, row_bytes, x, sums, m, out)
-}
-
-#[inline(always)]
-fn block_dots_portable(
-    ggml_type: GgmlType,
-    rows: &[u8],
-    row_bytes: usize,
-    x: &[f32],
-    sums: &[f32],
-    m: usize,
-    out: &mut [f32],
-) {
-    // Activation rows in groups of up to 4, each group's accumulators kept in registers.
-    let cols = row_bytes / ggml_type.block().1 as usize * BLOCK;
-    let blocks_per_row = cols / BLOCK;
-    for first in (0..m).step_by(4) {
-        let n = (m - first).min(4);
-        let x = &x[first * cols..(first + n) * cols];
-        let sums = &sums[first * blocks_per_row..(first + n) * blocks_per_row];
-        let group = Group {
-            ggml_type,
-            rows,
-            row_bytes,
-            x,
-            sums,
-            m,
-            first,
-        };
-        match n {
-            1 => group.run::<1>(out),
-            2 => group.run::<2>(out),
-            3 => group.run::<3>(out),
-            _ => group.run::<4>(out),
-        }
-    }
-}
-
-/// `N` activation rows (from `first` of `m`) against every weight row of a task.
-struct Group<'a> {
-    ggml_type: GgmlType,
-    rows: &'a [u8],
-    row_bytes: usize,
-    x: &'a [f32],
-    sums: &'a [f32],
-    m: usize,
-    first: usize,
-}
-
-impl Group<'_> {
-    #[inline(always)]
-    fn run<const N: usize>(&self, out: &mut [f32]) {
-        let ggml_type = self.ggml_type;
-        let block_bytes = ggml_type.block().1 as usize;
-        let blocks_per_row = self.row_bytes / block_bytes;
-        let cols = blocks_per_row * BLOCK;
-        let table = F16_TABLE.get();
-        let f16 = |b: &[u8]| table[u16::from_le_bytes([b[0], b[1]]) as usize];
-        for (row, out) in self
-            .rows
-            .chunks_exact(self.row_bytes)
-            .zip(out.chunks_exact_mut(self.m))
-        {
-            // 32 lanes of `d·q·x` per activation row, so no block ends in a horizontal sum,
-            // and the scalar sum of the `m·Σx` terms.
-            let mut lanes = [[0.0f32; BLOCK]; N];
-            let mut mins = [0.0f32; N];
-            for (b, block) in row.chunks_exact(block_bytes).enumerate() {
-                let d = f16(&block[0..2]);
-                let mut w = [0.0f32; BLOCK];
-                let min = match ggml_type {
-                    GgmlType::Q8_0 => {
-                        for (v, &q) in w.iter_mut().zip(&block[2..]) {
-                            *v = (q as i8) as f32 * d;
-                        }
-                        0.0
-                    }
-                    _ => {
-                        let (q, min) = match ggml_type {
-                            GgmlType::Q4_1 => (&block[4..20], f16(&block[2..4])),
-                            _ => (&block[2..18], -8.0 * d),
-                        };
-                        let (low, high) = w.split_at_mut(16);
-                        for ((l, h), &q) in low.iter_mut().zip(high).zip(q) {
-                            *l = (q & 0x0F) as f32 * d;
-                            *h = (q >> 4) as f32 * d;
-                        }
-                        min
-                    }
-                };
-                for i in 0..N {
-                    let start = i * cols + b * BLOCK;
-                    let xb: &[f32; BLOCK] =
-                        self.x[start..start + BLOCK].try_into().expect("a block");
-                    for l in 0..BLOCK {
-                        lanes[i][l] += w[l] * xb[l];
-                    }
-                    mins[i] += min * self.sums[i * blocks_per_row + b];
-                }
-            }
-            for i in 0..N {
-                out[self.first + i] = lanes[i].iter().sum::<f32>() + mins[i];
-            }
-        }
-    }
-}
-
-/// Every half-precision bit pattern as f32 (256 kB), built on first use: block scales are
-/// decoded by lookup in the hot loops.
-static F16_TABLE: F16Table = F16Table(std::sync::OnceLock::new());
-
-struct F16Table(std::sync::OnceLock<Box<[f32]>>);
-
-impl F16Table {
-    fn get(&self) -> &[f32] {
-        self.0
-            .get_or_init(|| (0..=u16::MAX).map(half_to_f32).collect())
-    }
-}
-
 /// A dot product with eight independent lanes, which the compiler turns into SIMD.
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -558,11 +398,14 @@ mod tests {
         data
     }
 
-    /// `forward(x)` against the f32 product with `weight` for an `m`-row input.
+    /// `forward(x)` against the f32 product with `weight` for an `m`-row input; with
+    /// `int8_activations`, against the product with the input as its 8-bit blocks hold it.
+    #[allow(clippy::too_many_arguments)]
     fn assert_products(
         forward: impl Fn(Tensor<3>) -> Tensor<3>,
         weight: &[f32],
         [m, rows, cols]: [usize; 3],
+        int8_activations: bool,
         tolerance: f32,
         device: &Device,
         label: &str,
@@ -570,7 +413,11 @@ mod tests {
         let x: Vec<f32> = (0..m * cols)
             .map(|i| ((i * 37) % 19) as f32 / 9.0 - 1.0)
             .collect();
-        let expected = reference(weight, &x, rows, cols);
+        let expected = if int8_activations {
+            reference(weight, &QRows::quantize(&x, cols).dequantized(), rows, cols)
+        } else {
+            reference(weight, &x, rows, cols)
+        };
         let input = Tensor::<3>::from_data(TensorData::new(x, [1, m, cols]), device);
         let got = forward(input).into_data().try_to_vec::<f32>().unwrap();
         for (g, e) in got.iter().zip(&expected) {
@@ -613,7 +460,9 @@ mod tests {
             for m in [1, 3, GEMM_FROM_ROWS + 1] {
                 let label = format!("{ggml_type:?} m={m}");
                 let got = |x| matrix.forward(x);
-                assert_products(got, &weight, [m, rows, cols], 1e-4, &device, &label);
+                let int8 = m < GEMM_FROM_ROWS && ggml_type != GgmlType::F16;
+                let shape = [m, rows, cols];
+                assert_products(got, &weight, shape, int8, 1e-4, &device, &label);
             }
             assert_eq!(matrix.rows_f32(&[5]), weight[5 * cols..6 * cols]);
         }
@@ -646,7 +495,7 @@ mod tests {
             for m in [1, 9] {
                 let label = format!("{ggml_type:?} m={m}");
                 let got = |x| matrix.forward(x);
-                assert_products(got, &weight, [m, rows, cols], 1e-3, device, &label);
+                assert_products(got, &weight, [m, rows, cols], false, 1e-3, device, &label);
             }
             let rows_got = matrix
                 .rows(&[3, 17], device)

@@ -54,6 +54,9 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         })?;
     let runs = args.runs.max(3);
     let dir = ensure_models()?;
+    if args.caption_cpu {
+        return caption_cpu(&dir, args.threads.max(1), runs);
+    }
     let photos = photo_inputs(&dir)?;
 
     let preprocess = measure_preprocess(&photos, runs)?;
@@ -103,6 +106,19 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             Err(e) => println!("captions end to end: not measured: {e}"),
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The caption model's CPU rows alone (`--caption-cpu`).
+fn caption_cpu(dir: &ModelDir, threads: usize, runs: usize) -> Result<ExitCode> {
+    use super::bench_caption::{measure_candle, measure_glimpse, print_table};
+    let mut rows = vec![measure_glimpse(dir, BackendKind::Cpu, threads, runs)?];
+    let mut notes = Vec::new();
+    match measure_candle(dir, threads, runs) {
+        Ok(row) => rows.push(row),
+        Err(e) => notes.push(format!("candle: not measured: {e}")),
+    }
+    print_table(&rows, &notes);
     Ok(ExitCode::SUCCESS)
 }
 
