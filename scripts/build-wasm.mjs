@@ -39,8 +39,11 @@ if (!wasmBindgen) {
 const wasmOpt = join(ROOT, 'node_modules', '.bin', 'wasm-opt');
 if (!existsSync(wasmOpt)) throw new Error('wasm-opt is missing: run `node scripts/setup.mjs` first');
 
-run('cargo', ['build', '--lib', '--release', '--target', TARGET]);
-const compiled = join(targetDir(), TARGET, 'release', 'glimpse.wasm');
+// Cargo.toml's `wasm` profile: release with fat LTO, one codegen unit, and the crates off the
+// per-frame path optimized for size (the native builds keep `release`).
+const PROFILE = 'wasm';
+run('cargo', ['build', '--lib', '--profile', PROFILE, '--target', TARGET]);
+const compiled = join(targetDir(), TARGET, PROFILE, 'glimpse.wasm');
 
 // wasm-opt takes minutes: skip the rest when cargo's output is what pkg/ was built from.
 const BUILD_INFO = join(PKG, 'build.json');
