@@ -103,9 +103,9 @@ impl LlamaConfig {
                 self.vocab_size, self.ffn
             )));
         }
-        if !(self.rms_eps.is_finite() && self.rms_eps >= 0.0)
-            || !(self.rope_base.is_finite() && self.rope_base > 0.0)
-        {
+        let eps_usable = self.rms_eps.is_finite() && self.rms_eps >= 0.0;
+        let base_usable = self.rope_base.is_finite() && self.rope_base > 0.0;
+        if !eps_usable || !base_usable {
             return Err(GgufError(format!(
                 "the norm epsilon {} or the RoPE base {} is not a usable number",
                 self.rms_eps, self.rope_base

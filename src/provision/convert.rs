@@ -429,7 +429,7 @@ mod tests {
         );
         let loaded = crate::vision::Classifier::from_burnpack(bytes, Device::flex()).unwrap();
 
-        let values = |t: Tensor<4>| t.into_data().to_vec::<f32>().unwrap();
+        let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
         let [_, _, k, _] = model.blocks[3].depthwise_conv.weight.dims();
         let (original, quantized) = (
             values(model.blocks[3].depthwise_conv.weight.val()),
@@ -483,7 +483,7 @@ mod tests {
             .weight
             .val()
             .into_data()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .unwrap();
         let worst = weight
             .iter()
