@@ -328,8 +328,13 @@ for (const row of rows) {
     `| ${row.engine} | ${fmt(row.networkMs)} | ${fmt(row.cachedMs)} | ${(row.cachedMs / row.networkMs).toFixed(2)}× | ${row.samePageMs === undefined ? '–' : fmt(row.samePageMs)} | ${fmt(row.firstMs)} | ${fmt(median(row.samples))} | ${fmt(Math.min(...row.samples))} | ${ratio} |`,
   );
 }
-const wasm = readFileSync(join(ROOT, 'pkg', 'glimpse_bg.wasm'));
-console.log(`\nglimpse wasm: ${mib(wasm.length)} (${mib(gzipSync(wasm, { level: 9 }).length)} gzipped); weights ${mib(statSync(join(ROOT, 'models', 'efficientnet-lite0.int8.bpk')).size)} (int8)`);
+const wasmSize = (name) => {
+  const wasm = readFileSync(join(ROOT, 'pkg', name));
+  return `${mib(wasm.length)} (${mib(gzipSync(wasm, { level: 9 }).length)} gzipped)`;
+};
+console.log(
+  `\nglimpse wasm: vision build ${wasmSize('glimpse_vision_bg.wasm')}, full build (labels and captions, fetched on first use) ${wasmSize('glimpse_bg.wasm')}; weights ${mib(statSync(join(ROOT, 'models', 'efficientnet-lite0.int8.bpk')).size)} (int8)`,
+);
 console.log(`\n${firstVisitTable().join('\n')}`);
 const ortWasm = join(ORT_DIST, 'ort-wasm-simd-threaded.jsep.wasm');
 if (existsSync(ortWasm)) {

@@ -1,10 +1,14 @@
 #!/usr/bin/env node
-// npm run build:wasm: compiles the crate to wasm32, generates the JS bindings into pkg/ and
-// optimizes the module with binaryen's wasm-opt (from npm: Debian's binaryen 108 corrupts
+// npm run build:wasm: compiles the crate to wasm32 twice, generates the JS bindings into pkg/
+// and optimizes each module with binaryen's wasm-opt (from npm: Debian's binaryen 108 corrupts
 // wasm-bindgen output). Prints the raw, optimized and gzipped sizes.
+//   pkg/glimpse_vision.*  without the `text` feature: classification and teaching, the module
+//                         a page loads first;
+//   pkg/glimpse.*         everything (labels and captions too), loaded when they are first
+//                         asked for, and the one Node.js runs.
 
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -40,56 +44,76 @@ const wasmOpt = join(ROOT, 'node_modules', '.bin', 'wasm-opt');
 if (!existsSync(wasmOpt)) throw new Error('wasm-opt is missing: run `node scripts/setup.mjs` first');
 
 // Cargo.toml's `wasm` profile: release with fat LTO, one codegen unit, and the crates off the
-// per-frame path optimized for size (the native builds keep `release`).
+// per-frame path optimized for size (the native builds keep `release`). Both modules share its
+// dependencies; only the crate itself is compiled (and linked) once per module.
 const PROFILE = 'wasm';
-run('cargo', ['build', '--lib', '--profile', PROFILE, '--target', TARGET]);
-const compiled = join(targetDir(), TARGET, PROFILE, 'glimpse.wasm');
+const MODULES = [
+  { name: 'glimpse', cargoArgs: [] },
+  { name: 'glimpse_vision', cargoArgs: ['--no-default-features'] },
+];
+const compiledDir = join(targetDir(), TARGET, PROFILE);
+mkdirSync(PKG, { recursive: true });
+for (const module of MODULES) {
+  run('cargo', ['build', '--lib', '--profile', PROFILE, '--target', TARGET, ...module.cargoArgs]);
+  module.compiled = join(compiledDir, `${module.name}.compiled.wasm`);
+  // The next build writes the same file: each module's is kept under its own name.
+  copyFileSync(join(compiledDir, 'glimpse.wasm'), module.compiled);
+  module.compiledSha256 = createHash('sha256').update(readFileSync(module.compiled)).digest('hex');
+}
 
 // wasm-opt takes minutes: skip the rest when cargo's output is what pkg/ was built from.
 const BUILD_INFO = join(PKG, 'build.json');
-const compiledSha256 = createHash('sha256').update(readFileSync(compiled)).digest('hex');
 const previous = existsSync(BUILD_INFO) ? JSON.parse(readFileSync(BUILD_INFO, 'utf8')) : null;
 const force = process.argv.includes('--force');
-if (!force && previous?.compiledSha256 === compiledSha256 && existsSync(join(PKG, 'glimpse_bg.wasm'))) {
+const current = (module) =>
+  previous?.modules?.[module.name]?.compiledSha256 === module.compiledSha256 && existsSync(join(PKG, `${module.name}_bg.wasm`));
+if (!force && MODULES.every(current)) {
   const now = new Date();
   utimesSync(BUILD_INFO, now, now); // `npm start` compares the sources' times with this file's
-  console.log('pkg/ is up to date with the compiled module (pass --force to rebuild it)');
+  console.log('pkg/ is up to date with the compiled modules (pass --force to rebuild them)');
   process.exit(0);
 }
 
 // Other clones on this machine (CI's among them) may have built this very module already:
-// the last few packages are kept under ~/.cache/seed-wasm, keyed by what went into them.
+// the last few are kept under ~/.cache/seed-wasm, keyed by what went into them.
 const CACHE_ROOT = join(homedir(), '.cache', 'seed-wasm');
-const cacheKey = createHash('sha256')
-  .update([compiledSha256, lockedVersion('wasm-bindgen'), ...WASM_FEATURES].join(' '))
-  .digest('hex')
-  .slice(0, 32);
-const CACHED = join(CACHE_ROOT, cacheKey);
-if (!force && existsSync(join(CACHED, 'build.json'))) {
-  rmSync(PKG, { recursive: true, force: true });
-  cpSync(CACHED, PKG, { recursive: true });
-  const now = new Date();
-  utimesSync(BUILD_INFO, now, now);
-  console.log(`pkg/ restored from ${CACHED}`);
-  process.exit(0);
+const files = (name) => [`${name}.js`, `${name}.d.ts`, `${name}_bg.wasm`, `${name}_bg.wasm.d.ts`];
+const info = { modules: {} };
+for (const module of MODULES) {
+  const { name } = module;
+  if (!force && current(module)) {
+    info.modules[name] = previous.modules[name];
+    continue;
+  }
+  const cacheKey = createHash('sha256')
+    .update([name, module.compiledSha256, lockedVersion('wasm-bindgen'), ...WASM_FEATURES].join(' '))
+    .digest('hex')
+    .slice(0, 32);
+  const cached = join(CACHE_ROOT, cacheKey);
+  if (!force && existsSync(join(cached, 'build.json'))) {
+    for (const file of files(name)) copyFileSync(join(cached, file), join(PKG, file));
+    info.modules[name] = JSON.parse(readFileSync(join(cached, 'build.json'), 'utf8'));
+    console.log(`pkg/${name}_bg.wasm restored from ${cached}`);
+    continue;
+  }
+  for (const file of files(name)) rmSync(join(PKG, file), { force: true });
+  run(wasmBindgen, ['--target', 'web', '--out-dir', PKG, '--out-name', name, module.compiled]);
+  const output = join(PKG, `${name}_bg.wasm`);
+  const unoptimized = join(PKG, `${name}_bg.unopt.wasm`);
+  copyFileSync(output, unoptimized);
+  run(wasmOpt, ['-O', ...WASM_FEATURES, unoptimized, '-o', output]);
+  const rawBytes = statSync(unoptimized).size;
+  rmSync(unoptimized);
+  const optimized = readFileSync(output);
+  const sizes = { raw: rawBytes, optimized: optimized.length, gzipped: gzipSync(optimized, { level: 9 }).length };
+  info.modules[name] = { compiledSha256: module.compiledSha256, sizes };
+  console.log(`pkg/${name}_bg.wasm: raw ${kb(sizes.raw)}, optimized ${kb(sizes.optimized)}, gzipped ${kb(sizes.gzipped)}`);
+  rmSync(cached, { recursive: true, force: true });
+  mkdirSync(cached, { recursive: true });
+  for (const file of files(name)) copyFileSync(join(PKG, file), join(cached, file));
+  writeFileSync(join(cached, 'build.json'), JSON.stringify(info.modules[name], null, 2) + '\n');
 }
-
-rmSync(PKG, { recursive: true, force: true });
-run(wasmBindgen, ['--target', 'web', '--out-dir', PKG, '--out-name', 'glimpse', compiled]);
-
-const bindgenOutput = join(PKG, 'glimpse_bg.wasm');
-const unoptimized = join(PKG, 'glimpse_bg.unopt.wasm');
-renameSync(bindgenOutput, unoptimized);
-run(wasmOpt, ['-O', ...WASM_FEATURES, unoptimized, '-o', bindgenOutput]);
-const rawBytes = statSync(unoptimized).size;
-rmSync(unoptimized);
-
-const optimized = readFileSync(bindgenOutput);
-const sizes = { raw: rawBytes, optimized: optimized.length, gzipped: gzipSync(optimized, { level: 9 }).length };
-writeFileSync(BUILD_INFO, JSON.stringify({ compiledSha256, sizes }, null, 2) + '\n');
-console.log(
-  `pkg/glimpse_bg.wasm: raw ${kb(sizes.raw)}, optimized ${kb(sizes.optimized)}, gzipped ${kb(sizes.gzipped)}`,
-);
-rmSync(CACHED, { recursive: true, force: true });
-cpSync(PKG, CACHED, { recursive: true });
-pruneCache(CACHE_ROOT);
+// Written last: `npm start` takes it for the sign that pkg/ is complete.
+writeFileSync(BUILD_INFO, JSON.stringify(info, null, 2) + '\n');
+// Two entries per build now (one per module).
+pruneCache(CACHE_ROOT, 6);

@@ -24,7 +24,7 @@ function newestMtime(paths) {
 function wasmIsStale() {
   // build:wasm writes pkg/build.json last, and touches it when the module was already current.
   const built = join(ROOT, 'pkg', 'build.json');
-  const outputs = ['glimpse.js', 'glimpse_bg.wasm', 'build.json'].map((name) => join(ROOT, 'pkg', name));
+  const outputs = ['glimpse.js', 'glimpse_bg.wasm', 'glimpse_vision.js', 'glimpse_vision_bg.wasm', 'build.json'].map((name) => join(ROOT, 'pkg', name));
   if (!outputs.every(existsSync)) return true;
   const sources = ['src', 'data', 'Cargo.toml', 'Cargo.lock', '.cargo/config.toml'].map((p) => join(ROOT, p));
   return newestMtime(sources) > statSync(built).mtimeMs;

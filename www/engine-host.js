@@ -4,11 +4,24 @@
 //   { kind: 'rgba', width, height, pixels }    raw RGBA pixels (ArrayBuffer)
 //   { kind: 'bitmap', bitmap }                 an ImageBitmap (a video frame, a canvas, ...)
 
-import initWasm, { Engine, Picture, compiledModule } from '../pkg/glimpse.js';
+import * as fullBuild from '../pkg/glimpse.js';
+import * as visionBuild from '../pkg/glimpse_vision.js';
 import { BackendError, errorFromWire, errorToWire } from './errors.js';
 import { inNode, wasmBytes } from './node.js';
 
-let wasmReady = null;
+/**
+ * The engine's two builds: 'vision' (classification and teaching: the smaller download a page
+ * starts with) and 'full' (labels and captions too, fetched when first asked for; the one
+ * Node.js runs). One thread runs one of them. Their bindings are imported statically (a few
+ * tens of kB of JS): a module worker that imported them on demand would need code splitting,
+ * which some bundlers' worker builds refuse (Vite's default iife worker format); a build's
+ * wasm is only fetched when an engine of that build starts.
+ */
+const BUILDS = { vision: visionBuild, full: fullBuild };
+
+let wasmReady = null; // resolves to the loaded build's bindings
+let wasmBuild = null; // which build this thread loaded
+let wasm = null; // { Engine, Picture, compiledModule }, once loaded
 let wasmMemory = null; // the instance's memory, once loaded (for engine.stats)
 let wasmIdentity = null; // the module's identity when it came compiled from the page
 
@@ -78,19 +91,31 @@ function asTyped(error) {
 
 /**
  * Loads the wasm module and creates an engine on `backend` ('auto' | 'webgpu' | 'cpu').
- * `compiled`: the module another engine of the page already compiled (`{ module, identity }`,
- * see `shareableModule`), instantiated instead of fetching and compiling it again.
+ * `build`: 'vision' or 'full' (see BUILDS; Node.js always runs 'full'). `compiled`: the module
+ * another engine of the page already compiled (`{ module, identity }`, see
+ * `shareableModule`), instantiated instead of fetching and compiling it again.
  * Resolves to `{ engine, backend: 'webgpu' | 'cpu', fallbackReason }`.
  */
-export async function createEngine({ backend, weights, compiled = null }) {
+export async function createEngine({ backend, weights, compiled = null, build = 'full' }) {
   if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
     throw new BackendError(`unknown backend '${backend}' (use 'auto', 'webgpu' or 'cpu')`);
   }
+  if (!BUILDS[build]) throw new BackendError(`unknown engine build '${build}' (use 'vision' or 'full')`);
+  if (inNode) build = 'full';
+  if (wasmBuild && wasmBuild !== build) {
+    throw new BackendError(`this thread already runs the '${wasmBuild}' engine build, not '${build}'`);
+  }
+  wasmBuild = build;
   if (compiled) wasmIdentity ??= compiled.identity;
-  wasmReady ??= inNode
-    ? wasmBytes().then((bytes) => initWasm({ module_or_path: bytes }))
-    : initWasm(compiled ? { module_or_path: compiled.module } : undefined);
-  wasmMemory = (await wasmReady).memory;
+  wasmReady ??= (async (bindings) => {
+    const source = inNode ? { module_or_path: await wasmBytes() } : compiled ? { module_or_path: compiled.module } : undefined;
+    const exports = await bindings.default(source);
+    return { bindings, memory: exports.memory };
+  })(BUILDS[build]);
+  const ready = await wasmReady;
+  wasm = ready.bindings;
+  wasmMemory = ready.memory;
+  const { Engine } = wasm;
 
   let requested = backend;
   let fallbackReason = null;
@@ -128,12 +153,12 @@ function bitmapPixels(bitmap) {
 function pictureOf(input) {
   switch (input.kind) {
     case 'encoded':
-      return Picture.fromEncoded(new Uint8Array(input.bytes));
+      return wasm.Picture.fromEncoded(new Uint8Array(input.bytes));
     case 'rgba':
-      return Picture.fromRgba(input.width, input.height, new Uint8Array(input.pixels));
+      return wasm.Picture.fromRgba(input.width, input.height, new Uint8Array(input.pixels));
     case 'bitmap': {
       const { width, height } = input.bitmap;
-      return Picture.fromRgba(width, height, bitmapPixels(input.bitmap));
+      return wasm.Picture.fromRgba(width, height, bitmapPixels(input.bitmap));
     }
     default:
       throw new BackendError(`unknown input kind '${input.kind}'`);
@@ -198,7 +223,7 @@ function moduleIdentity() {
  * (Node, or a module not yet loaded).
  */
 function shareableModule() {
-  return inNode ? null : { module: compiledModule(), identity: moduleIdentity() };
+  return inNode ? null : { module: wasm.compiledModule(), identity: moduleIdentity() };
 }
 
 /**
@@ -234,7 +259,7 @@ function started(caption) {
 /**
  * One engine and the messages it answers; the module worker (worker.js) and the inline mode
  * both go through here. Message types are `area.verb`:
- *   engine.load { backend, weights, compiled? } → { backend, fallbackReason, module, compiled }
+ *   engine.load { backend, weights, build, compiled? } → { backend, fallbackReason, build, module, compiled }
  *   engine.classify { input, options }      → { top, labels?, taught?, ms }
  *   engine.time { runs, warmUp, beat }      → median ms of a 640×480 frame's classification
  *   labels.load { weights, tokenizer, table }
@@ -295,7 +320,13 @@ export class EngineHost {
       this.#free(oldDevices);
       this.engine = loaded.engine;
       this.backend = loaded.backend; // kept here: a trapped engine cannot be asked
-      return { backend: loaded.backend, fallbackReason: loaded.fallbackReason, module: moduleIdentity(), compiled: shareableModule() };
+      return {
+        backend: loaded.backend,
+        fallbackReason: loaded.fallbackReason,
+        build: wasmBuild,
+        module: moduleIdentity(),
+        compiled: shareableModule(),
+      };
     }
     const engine = this.engine;
     if (!engine) throw new BackendError('the engine is not loaded (or was disposed)');

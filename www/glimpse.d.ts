@@ -238,11 +238,18 @@ export declare class Glimpse {
    * ranked, loading the label model (about 46 MB, cached) on first use.
    */
   classify(source: ImageSource, options?: GlimpseClassifyOptions): Promise<Classification>;
-  /** Downloads (or reads from the cache) the label model; `classify` with labels does it too. */
+  /**
+   * Downloads (or reads from the cache) the label model; `classify` with labels does it too.
+   * The first label or caption request also moves the engine to its full build (a second
+   * wasm module, 4.2 MB gzipped), taught classes included.
+   */
   loadLabelModel(options?: ProgressOptions): Promise<void>;
   /** Classifies the newest frame whenever the engine is free; pauses while the tab is hidden. Returns stop(). */
   watch(video: HTMLVideoElement, onResult: (result: WatchResult) => void, options?: WatchOptions): () => void;
-  /** Downloads (or reads from the cache) the caption model; `caption` does it too. */
+  /**
+   * Downloads (or reads from the cache) the caption model; `caption` does it too (and, the
+   * first time, the engine's full build: see `loadLabelModel`).
+   */
   loadCaptionModel(options?: ProgressOptions): Promise<void>;
   /**
    * A one-sentence caption that names only what the evidence holds, streamed a whole word at

@@ -134,16 +134,32 @@ const LABEL_FILES = [
 ];
 const CAPTION_MODEL = 'smollm2-135m-instruct';
 
-/**
- * The wasm module as the page's first engine compiled it (`{ module, identity }`), handed to
- * every later engine of the page, or null before one has loaded.
- */
-let compiledWasm = null;
+/** What only the engine's full build answers (labels and captions; see engine-host.js). */
+const NEEDS_FULL_BUILD = new Set([
+  'labels.load',
+  'caption.begin',
+  'caption.chunk',
+  'caption.finish',
+  'caption.start',
+  'caption.startFor',
+  'caption.step',
+  'caption.cancel',
+]);
 
-/** Starts an engine on `connection`; resolves to what it says of itself. */
-async function loadEngine(connection, backend, weights) {
-  const { compiled, ...info } = await connection.call({ type: 'engine.load', backend, weights, compiled: compiledWasm }, [weights]);
-  compiledWasm ??= compiled ?? null;
+/**
+ * Each wasm build as the page's first engine of it compiled it (`{ module, identity }`),
+ * handed to every later engine of that build, or null before one has loaded.
+ */
+const compiledWasm = { vision: null, full: null };
+
+/**
+ * Starts an engine of `build` ('vision' | 'full') on `connection`; resolves to what it says of
+ * itself.
+ */
+async function loadEngine(connection, backend, weights, build) {
+  const message = { type: 'engine.load', backend, weights, build, compiled: compiledWasm[build] };
+  const { compiled, ...info } = await connection.call(message, [weights]);
+  compiledWasm[build] ??= compiled ?? null;
   return info;
 }
 
@@ -159,7 +175,7 @@ export class Glimpse {
   #queue = Promise.resolve();
 
   #models;
-  #options; // { backend, inline, dtype, onRestart }: how to start the engine again
+  #options; // { backend, build, inline, dtype, onRestart }: how to start the engine again
   #labelModel = null; // the promise of the label model's loading, once asked for
   #captionModel = null; // likewise for the caption model
   #loaded = { labels: false, caption: false }; // what a new engine must be given again
@@ -201,12 +217,15 @@ export class Glimpse {
       throw new BackendError(`unknown backend '${backend}' (use ${BACKENDS.map((b) => `'${b}'`).join(', ')})`);
     }
     const { weights, notCached } = await loadWeights({ modelsUrl: models, dtype, onProgress });
+    // A worker starts on the smaller build and moves to the full one when labels or captions
+    // are first asked for; an engine on the page's thread (or in Node.js) runs the full one.
+    const build = inline || typeof Worker === 'undefined' ? 'full' : 'vision';
     const start = async (on) => {
       const connection = startConnection(inline);
       try {
         // Each engine gets its own copy: the buffer moves to the worker.
         const copy = weights.slice(0);
-        return { connection, info: await loadEngine(connection, on, copy) };
+        return { connection, info: await loadEngine(connection, on, copy, build) };
       } catch (error) {
         connection.dispose();
         if (error instanceof BackendError || error instanceof ModelLoadError) throw error;
@@ -220,7 +239,13 @@ export class Glimpse {
     const timings = measured?.timings ?? null;
     // A measured choice stands for restarts too (a lost GPU device still sends them to the CPU).
     const restartOn = timings ? info.backend : backend;
-    return new Glimpse(connection, { ...info, notCached: notCached ?? null, timings }, models, { backend: restartOn, inline, dtype, onRestart });
+    return new Glimpse(connection, { ...info, notCached: notCached ?? null, timings }, models, {
+      backend: restartOn,
+      build,
+      inline,
+      dtype,
+      onRestart,
+    });
   }
 
   /**
@@ -277,6 +302,7 @@ export class Glimpse {
   async #call(message, transfer) {
     if (this.#disposed) throw new BackendError('the classifier was disposed');
     if (this.#death) await this.#restart();
+    if (NEEDS_FULL_BUILD.has(message.type) && this.#options.build !== 'full') await this.#moveToFullBuild();
     const connection = this.#connection;
     if (message.type === 'teach.new') {
       const key = this.#nextSet++;
@@ -309,11 +335,45 @@ export class Glimpse {
     }
     this.#restarts.push(now);
     if (gpuLost) this.#options.backend = 'cpu';
-    const { backend, inline, dtype, onRestart } = this.#options;
+    try {
+      const info = await this.#startEngine();
+      const fallbackReason = gpuLost ? reason : (this.#info.fallbackReason ?? info.fallbackReason);
+      this.#info = { ...this.#info, backend: info.backend, fallbackReason };
+    } catch (error) {
+      throw new BackendError(`the engine stopped (${reason}) and could not be started again: ${error.message}`, { cause: error });
+    }
+    this.#death = null;
+    this.#options.onRestart?.({ reason, backend: this.backend, fallbackReason: this.fallbackReason });
+  }
+
+  /**
+   * Replaces the engine with one of the full build, the first time labels or captions are
+   * asked for: like a restart (same backend, taught sets carried over), but nothing stopped.
+   */
+  async #moveToFullBuild() {
+    const previous = this.#connection;
+    this.#options.build = 'full';
+    try {
+      await this.#startEngine();
+    } catch (error) {
+      this.#options.build = 'vision';
+      throw new BackendError(`the label and caption engine could not start: ${error.message}`, { cause: error });
+    }
+    previous.dispose();
+  }
+
+  /**
+   * Starts a new engine as `#options` say and makes it the current one: the weights come from
+   * the cache, the taught sets from their snapshots, and the label and caption models are
+   * loaded again when they were. Resolves to what the engine says of itself.
+   */
+  async #startEngine() {
+    const { backend, build, inline, dtype } = this.#options;
     const connection = startConnection(inline);
+    let info;
     try {
       const { weights } = await loadWeights({ modelsUrl: this.#models, dtype });
-      const info = await loadEngine(connection, backend, weights);
+      info = await loadEngine(connection, backend, weights, build);
       for (const set of this.#sets.values()) {
         set.id = await connection.call({ type: 'teach.new' });
         if (set.snapshot) await connection.call({ type: 'teach.import', set: set.id, json: set.snapshot });
@@ -321,15 +381,12 @@ export class Glimpse {
       const call = (message, transfer) => connection.call(message, transfer);
       if (this.#loaded.labels) await this.#loadLabelFiles(call);
       if (this.#loaded.caption) await this.#streamCaptionModel(call);
-      const fallbackReason = gpuLost ? reason : (this.#info.fallbackReason ?? info.fallbackReason);
-      this.#info = { ...this.#info, backend: info.backend, fallbackReason };
     } catch (error) {
       connection.dispose();
-      throw new BackendError(`the engine stopped (${reason}) and could not be started again: ${error.message}`, { cause: error });
+      throw error;
     }
     this.#attach(connection);
-    this.#death = null;
-    onRestart?.({ reason, backend: this.backend, fallbackReason: this.fallbackReason });
+    return info;
   }
 
   /**

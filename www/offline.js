@@ -5,7 +5,18 @@
 /** The offline worker's cache (the same name as in offline-worker.js). */
 const SHELL_CACHE = 'glimpse-shell-v1';
 /** The package's files its engine worker loads, where the page cannot see them load. */
-const ENGINE_FILES = ['./worker.js', './engine-host.js', './errors.js', './node.js', '../pkg/glimpse.js', '../pkg/glimpse_bg.wasm'];
+const ENGINE_FILES = [
+  './worker.js',
+  './engine-host.js',
+  './errors.js',
+  './node.js',
+  '../pkg/glimpse_vision.js',
+  '../pkg/glimpse_vision_bg.wasm',
+  // The full build, which labels and captions move the engine to: kept now, so that they
+  // also work offline.
+  '../pkg/glimpse.js',
+  '../pkg/glimpse_bg.wasm',
+];
 
 /**
  * Registers `url` (default 'sw.js', beside the page) as the page's service worker, and keeps

@@ -75,9 +75,9 @@ struct CaptionStep {
 impl Engine {
     fn caption_handle(&self) -> CaptionHandle {
         CaptionHandle {
-            captioner: self.captioner.borrow().clone(),
-            generations: self.generations.clone(),
-            next_generation: self.next_generation.clone(),
+            captioner: self.text.captioner.borrow().clone(),
+            generations: self.text.generations.clone(),
+            next_generation: self.text.next_generation.clone(),
         }
     }
 
@@ -93,7 +93,7 @@ impl Engine {
     #[wasm_bindgen(js_name = loadCaptionModel)]
     pub fn load_caption_model(&self, gguf: Vec<u8>) -> Result<(), JsValue> {
         let captioner = Captioner::from_gguf(&gguf, self.classifier.device()).map_err(js_error)?;
-        *self.captioner.borrow_mut() = Some(Rc::new(captioner));
+        *self.text.captioner.borrow_mut() = Some(Rc::new(captioner));
         Ok(())
     }
 
@@ -107,13 +107,13 @@ impl Engine {
                 "not enough memory for the caption model ({bytes} bytes)"
             )))
         })?;
-        *self.upload.borrow_mut() = Some((buffer, Sha256::new()));
+        *self.text.upload.borrow_mut() = Some((buffer, Sha256::new()));
         Ok(())
     }
 
     #[wasm_bindgen(js_name = appendCaptionModel)]
     pub fn append_caption_model(&self, chunk: &[u8]) -> Result<(), JsValue> {
-        let mut upload = self.upload.borrow_mut();
+        let mut upload = self.text.upload.borrow_mut();
         let (buffer, hasher) = upload.as_mut().ok_or_else(|| {
             js_error(GlimpseError::InvalidArgument(
                 "appendCaptionModel before beginCaptionModel".into(),
@@ -127,7 +127,7 @@ impl Engine {
     /// Checks the received file against `sha256` (hex), then loads it.
     #[wasm_bindgen(js_name = finishCaptionModel)]
     pub fn finish_caption_model(&self, sha256: String) -> Result<(), JsValue> {
-        let (bytes, hasher) = self.upload.borrow_mut().take().ok_or_else(|| {
+        let (bytes, hasher) = self.text.upload.borrow_mut().take().ok_or_else(|| {
             js_error(GlimpseError::InvalidArgument(
                 "finishCaptionModel before beginCaptionModel".into(),
             ))
@@ -191,8 +191,8 @@ impl Engine {
     /// backtracks }` once done.
     #[wasm_bindgen(js_name = captionStep)]
     pub fn caption_step(&self, id: u32) -> Promise {
-        let captioner = self.captioner.borrow().clone();
-        let generations = self.generations.clone();
+        let captioner = self.text.captioner.borrow().clone();
+        let generations = self.text.generations.clone();
         future_to_promise(async move {
             let captioner = captioner.ok_or_else(|| {
                 js_error(GlimpseError::ModelLoad(
@@ -237,6 +237,6 @@ impl Engine {
     /// Stops caption `id` and frees its cache.
     #[wasm_bindgen(js_name = captionCancel)]
     pub fn caption_cancel(&self, id: u32) {
-        self.generations.borrow_mut().remove(&id);
+        self.text.generations.borrow_mut().remove(&id);
     }
 }

@@ -70,6 +70,7 @@ enum LabelList {
     Items(Vec<String>),
 }
 
+#[cfg_attr(not(feature = "text"), allow(dead_code))]
 impl LabelList {
     fn tidy(&self) -> Result<Vec<String>, GlimpseError> {
         match self {
@@ -140,7 +141,8 @@ impl Engine {
         let image = (mode == Some(WhereMode::Whole)).then(|| picture.image.clone());
         let (width, height) = picture.image.dimensions();
         let classifier = self.classifier.clone();
-        let ranker = self.ranker.clone();
+        #[cfg(feature = "text")]
+        let ranker = self.text.ranker.clone();
         let sets = self.sets.clone();
         future_to_promise(async move {
             let options = options.map_err(|e| {
@@ -148,7 +150,13 @@ impl Engine {
                     "classify options: {e}"
                 )))
             })?;
-            if options.labels.is_some() && ranker.borrow().is_none() {
+            #[cfg(feature = "text")]
+            let no_ranker = ranker.borrow().is_none();
+            // The first module a page loads has no label model (the package moves to the
+            // whole module before it asks for labels).
+            #[cfg(not(feature = "text"))]
+            let no_ranker = true;
+            if options.labels.is_some() && no_ranker {
                 return Err(js_error(GlimpseError::ModelLoad(
                     "the label model is not loaded".into(),
                 )));
@@ -167,6 +175,9 @@ impl Engine {
                     set.head.as_ref().map(|head| head.predict(&features))
                 }
             };
+            #[cfg(not(feature = "text"))]
+            let labels: Option<Vec<LabelScore>> = None;
+            #[cfg(feature = "text")]
             let labels = match &options.labels {
                 None => None,
                 Some(labels) => {

@@ -18,7 +18,7 @@ impl Engine {
         class_table: Vec<u8>,
     ) -> Result<(), JsValue> {
         let ranker = LabelRanker::load(weights, &tokenizer_json, &class_table).map_err(js_error)?;
-        *self.ranker.borrow_mut() = Some(ranker);
+        *self.text.ranker.borrow_mut() = Some(ranker);
         Ok(())
     }
 }

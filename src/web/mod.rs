@@ -3,9 +3,15 @@
 //! converts between JS values and the library's types. Everything that can fail rejects (or
 //! throws) a JS `Error` whose `name` is its kind (`ModelLoadError`, `UnsupportedImageError`,
 //! `BackendError`, `InvalidArgumentError`) and whose message is written for a person.
+//!
+//! The label and caption parts are behind the `text` feature: built without it, this is the
+//! module a page loads first (classification and teaching only, a smaller download), and the
+//! package moves to the whole module when labels or captions are first asked for.
 
+#[cfg(feature = "text")]
 mod caption;
 mod classify;
+#[cfg(feature = "text")]
 mod labels;
 mod teach;
 
@@ -15,12 +21,15 @@ use std::rc::Rc;
 
 use image::RgbImage;
 use serde::Serialize;
+#[cfg(feature = "text")]
 use sha2::Sha256;
 use wasm_bindgen::prelude::*;
 
+#[cfg(feature = "text")]
 use crate::caption::{Captioner, Generation};
 use crate::error::GlimpseError;
 use crate::runtime::{BackendKind, choose_web_device};
+#[cfg(feature = "text")]
 use crate::text::LabelRanker;
 use crate::vision::Classifier;
 use crate::vision::preprocess::{decode, from_rgba};
@@ -124,9 +133,17 @@ pub struct Engine {
     classifier: Rc<Classifier>,
     backend: BackendKind,
     fallback_reason: Option<String>,
-    ranker: Rc<RefCell<Option<LabelRanker>>>,
     sets: Rc<RefCell<HashMap<u32, ClassSet>>>,
     next_set: Cell<u32>,
+    #[cfg(feature = "text")]
+    text: TextModels,
+}
+
+/// The label and caption models an engine may be given.
+#[cfg(feature = "text")]
+#[derive(Default)]
+struct TextModels {
+    ranker: Rc<RefCell<Option<LabelRanker>>>,
     captioner: RefCell<Option<Rc<Captioner>>>,
     /// A caption model arriving in chunks, and the hash of what has arrived.
     upload: RefCell<Option<(Vec<u8>, Sha256)>>,
@@ -146,13 +163,13 @@ impl Engine {
             classifier: Rc::new(classifier),
             backend: kind,
             fallback_reason,
-            ranker: Rc::new(RefCell::new(None)),
             sets: Rc::new(RefCell::new(HashMap::new())),
             next_set: Cell::new(1),
-            captioner: RefCell::new(None),
-            upload: RefCell::new(None),
-            generations: Rc::new(RefCell::new(HashMap::new())),
-            next_generation: Rc::new(Cell::new(1)),
+            #[cfg(feature = "text")]
+            text: TextModels {
+                next_generation: Rc::new(Cell::new(1)),
+                ..TextModels::default()
+            },
         })
     }
 

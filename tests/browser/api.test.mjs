@@ -64,7 +64,7 @@ for (const inline of [false, true]) {
 }
 
 test('a second engine in the page starts from the compiled module: the wasm is not fetched again', { timeout: 60_000 }, async () => {
-  const wasmRequests = () => server.requests.filter((path) => path === '/pkg/glimpse_bg.wasm').length;
+  const wasmRequests = () => server.requests.filter((path) => path === '/pkg/glimpse_vision_bg.wasm').length;
   const before = wasmRequests();
   const tops = await browser.page.evaluate(async () => {
     const { Glimpse } = await import('/www/glimpse.js');
@@ -80,6 +80,45 @@ test('a second engine in the page starts from the compiled module: the wasm is n
   assert.equal(tops[1], tops[0]);
   // The page has loaded glimpse before this test (or this is its first): at most one fetch.
   assert.ok(wasmRequests() - before <= 1, `${wasmRequests() - before} requests for the wasm`);
+});
+
+test('a page that only classifies downloads the vision build; labels fetch the full build once, and a taught class goes along', { timeout: 60_000 }, async () => {
+  const fetched = (build) => server.requests.filter((path) => path === `/pkg/${build}_bg.wasm`).length;
+  // A browser of its own: the demo page in the shared one registers the offline worker,
+  // which fetches both builds to keep them.
+  const fresh = await openBrowser();
+  const { page } = fresh;
+  try {
+    await page.goto(new URL('/tests/browser/blank.html', server.url).href);
+    const before = { vision: fetched('glimpse_vision'), full: fetched('glimpse') };
+    const photos = { yurt: [...readFileSync(photo('imagenet_08_'))], chair: [...readFileSync(photo('imagenet_01_'))] };
+    const taughtFirst = await page.evaluate(async (photos) => {
+      const blobOf = (bytes) => new Blob([new Uint8Array(bytes)], { type: 'image/jpeg' });
+      const { Glimpse } = await import('/www/glimpse.js');
+      window.glimpse = await Glimpse.load({ models: '/models/', backend: 'cpu' });
+      window.teacher = window.glimpse.teach();
+      for (const name of ['yurt', 'yurt', 'chair', 'chair']) await window.teacher.add(name, blobOf(photos[name]));
+      await window.teacher.train();
+      window.chair = blobOf(photos.chair);
+      return (await window.teacher.classify(window.chair)).taught[0].label;
+    }, photos);
+    const classified = { vision: fetched('glimpse_vision'), full: fetched('glimpse') };
+    assert.equal(taughtFirst, 'chair');
+    assert.equal(classified.vision - before.vision, 1, 'the vision build is fetched once');
+    assert.equal(classified.full, before.full, 'classifying and teaching fetch no full build');
+
+    const withLabels = await page.evaluate(async () => {
+      const { taught, labels } = await window.teacher.classify(window.chair, { labels: 'dog, folding chair, banana' });
+      const again = await window.teacher.classify(window.chair, { labels: 'dog, folding chair, banana' });
+      return { taught: taught[0].label, labels: labels.map((l) => l.label), again: again.taught[0].label };
+    });
+    assert.equal(fetched('glimpse') - classified.full, 1, 'the full build is fetched once');
+    assert.equal(withLabels.taught, taughtFirst, 'the taught set came along to the full build');
+    assert.equal(withLabels.again, taughtFirst);
+    assert.equal(withLabels.labels[0], 'folding chair', 'the photo is ImageNet class 559, folding chair');
+  } finally {
+    await fresh.close();
+  }
 });
 
 test('failures reject with the documented error classes', { timeout: 60_000 }, async () => {

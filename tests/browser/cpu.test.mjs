@@ -27,7 +27,7 @@ before(async () => {
 });
 after(() => server?.close());
 
-const WASM_PATH = '/pkg/glimpse_bg.wasm';
+const WASM_PATH = '/pkg/glimpse_vision_bg.wasm';
 const weightRequests = () => server.requests.filter((path) => path === WEIGHTS_PATH).length;
 
 

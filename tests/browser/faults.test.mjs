@@ -95,7 +95,8 @@ test('a crashed engine restarts from the cache: the request in flight fails, tau
       { mug: [...readFileSync(mug)], plant: [...readFileSync(plant)] },
     );
     const weightsBefore = count(suite.server.requests, WEIGHTS_PATH);
-    await trapOnNextMessage(api.workers()[0]);
+    // The labels moved the engine to its full build: the worker before it may still be closing.
+    await trapOnNextMessage(await currentWorker(api));
     const after = await api.evaluate(async () => {
       const blobOf = (bytes) => new Blob([new Uint8Array(bytes)], { type: 'image/jpeg' });
       const inFlight = await window.glimpse.classify(blobOf(window.photos.mug)).then(
@@ -122,7 +123,7 @@ test('a crashed engine restarts from the cache: the request in flight fails, tau
     await page.waitForFunction(() => Number(document.body.dataset.liveResults ?? 0) >= 2, null, { timeout: INFERENCE_TIMEOUT });
     const top1 = (await readResults(page)).top[0].index;
     const weightsThen = count(suite.server.requests, WEIGHTS_PATH);
-    await trapOnNextMessage(page.workers()[0]);
+    await trapOnNextMessage(await currentWorker(page));
     await page.waitForFunction(() => document.body.dataset.restarts === '1', null, { timeout: INFERENCE_TIMEOUT });
     const afterRestart = await liveResults();
     await page.waitForFunction((n) => Number(document.body.dataset.liveResults) >= n + 2, afterRestart, { timeout: INFERENCE_TIMEOUT });
@@ -335,7 +336,7 @@ test('storage cleared under an open page: the next load, and an engine restart, 
 
     await clear();
     let requests = count(suite.server.requests, WEIGHTS_PATH);
-    await trapOnNextMessage(page.workers()[0]);
+    await trapOnNextMessage(await currentWorker(page));
     const restarted = await page.evaluate(async () => {
       await window.glimpse.classify(new ImageData(64, 64)).catch(() => {});
       return (await window.glimpse.classify(new ImageData(64, 64))).top.length;
@@ -364,12 +365,14 @@ test('storage cleared under an open page: the next load, and an engine restart, 
 /**
  * Makes the engine in `worker` panic on its next classification: a real Rust panic, which with
  * wasm's `panic = "abort"` is an `unreachable` trap inside the instance (the package's
- * `__panicForTests`, called from the wasm module the worker already runs).
+ * `__panicForTests`, called from the wasm module the worker already runs: either build).
  */
 function panicOnNextClassify(worker) {
   return worker.evaluate(async () => {
-    const wasm = await import('/pkg/glimpse.js');
-    wasm.Engine.prototype.classify = () => wasm.__panicForTests();
+    for (const build of ['/pkg/glimpse_vision.js', '/pkg/glimpse.js']) {
+      const wasm = await import(build);
+      wasm.Engine.prototype.classify = () => wasm.__panicForTests();
+    }
   });
 }
 

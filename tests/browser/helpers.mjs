@@ -22,7 +22,7 @@ export const WEIGHTS_PATH = '/models/efficientnet-lite0.int8.bpk';
 export const INFERENCE_TIMEOUT = 120_000;
 
 export function requireBuiltArtifacts() {
-  const missing = ['pkg/glimpse.js', 'pkg/glimpse_bg.wasm', 'models/manifest.json'].filter(
+  const missing = ['pkg/glimpse.js', 'pkg/glimpse_bg.wasm', 'pkg/glimpse_vision.js', 'pkg/glimpse_vision_bg.wasm', 'models/manifest.json'].filter(
     (p) => !existsSync(join(ROOT, p)),
   );
   if (missing.length) {

@@ -21,7 +21,7 @@ const suite = serveForTests({ scratchPrefix: 'glimpse-policy-' });
 test('the server sends the page policy as a header and serves only what the page needs', async () => {
   const policy = pagePolicy();
   assert.match(policy, /frame-ancestors 'none'$/);
-  for (const path of ['/', '/index.html', '/demo/main.js', '/www/glimpse.js', '/pkg/glimpse_bg.wasm', '/models/manifest.json', '/sw.js', '/manifest.webmanifest', '/tests/browser/blank.html']) {
+  for (const path of ['/', '/index.html', '/demo/main.js', '/www/glimpse.js', '/pkg/glimpse_bg.wasm', '/pkg/glimpse_vision_bg.wasm', '/models/manifest.json', '/sw.js', '/manifest.webmanifest', '/tests/browser/blank.html']) {
     const response = await fetch(new URL(path, suite.server.url), { method: 'HEAD' });
     assert.equal(response.status, 200, path);
     assert.equal(response.headers.get('content-security-policy'), policy, path);

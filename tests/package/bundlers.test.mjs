@@ -86,7 +86,7 @@ test('esbuild bundles the app and the README React example, the worker as a seco
     '--log-level=warning',
   ]);
   const dist = join(app, 'dist-esbuild');
-  cpSync(packageFile('pkg/glimpse_bg.wasm'), join(dist, 'glimpse_bg.wasm'));
+  for (const wasm of ['glimpse_bg.wasm', 'glimpse_vision_bg.wasm']) cpSync(packageFile(`pkg/${wasm}`), join(dist, wasm));
   addPages(dist, 'index.html', 'react.html');
   t.diagnostic(`esbuild build ${seconds(started)}`);
   const server = await serveApp(t, dist, { headers: { 'Content-Security-Policy': PAGE_CSP } });

@@ -29,6 +29,8 @@ const EXPECTED_FILES = [
   'pkg-convert/glimpse-convert.wasm',
   'pkg/glimpse.js',
   'pkg/glimpse_bg.wasm',
+  'pkg/glimpse_vision.js',
+  'pkg/glimpse_vision_bg.wasm',
   'www/backend-choice.js',
   'www/class-store.js',
   'www/engine-host.js',
@@ -45,8 +47,11 @@ const EXPECTED_FILES = [
   'www/worker.js',
 ];
 
-/** Everything but the engine is a few small text files; a larger sum is something packed by mistake. */
-const NON_WASM_BUDGET = 256 * 1024;
+/**
+ * Everything but the engine is a few small text files (the two builds' bindings the largest,
+ * about 70 kB each); a larger sum is something packed by mistake.
+ */
+const NON_WASM_BUDGET = 384 * 1024;
 
 const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
 const mb = (bytes) => `${(bytes / 1024 / 1024).toFixed(2)} MiB (${bytes} bytes)`;
