@@ -354,7 +354,8 @@ export class Glimpse {
     const previous = this.#connection;
     this.#options.build = 'full';
     try {
-      await this.#startEngine();
+      const { backend } = await this.#startEngine();
+      this.#info = { ...this.#info, backend };
     } catch (error) {
       this.#options.build = 'vision';
       throw new BackendError(`the label and caption engine could not start: ${error.message}`, { cause: error });
