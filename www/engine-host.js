@@ -19,9 +19,8 @@ import { inNode, wasmBytes } from './node.js';
  */
 const BUILDS = { vision: visionBuild, full: fullBuild };
 
-let wasmReady = null; // resolves to the loaded build's bindings
-let wasmBuild = null; // which build this thread loaded
-let wasm = null; // { Engine, Picture, compiledModule }, once loaded
+let wasm = null; // the bindings of the build this thread runs ({ Engine, Picture, compiledModule })
+let wasmReady = null; // resolves to its instance's exports
 let wasmMemory = null; // the instance's memory, once loaded (for engine.stats)
 let wasmIdentity = null; // the module's identity when it came compiled from the page
 
@@ -101,20 +100,15 @@ export async function createEngine({ backend, weights, compiled = null, build = 
     throw new BackendError(`unknown backend '${backend}' (use 'auto', 'webgpu' or 'cpu')`);
   }
   if (!BUILDS[build]) throw new BackendError(`unknown engine build '${build}' (use 'vision' or 'full')`);
-  if (inNode) build = 'full';
-  if (wasmBuild && wasmBuild !== build) {
-    throw new BackendError(`this thread already runs the '${wasmBuild}' engine build, not '${build}'`);
-  }
-  wasmBuild = build;
+  const bindings = BUILDS[inNode ? 'full' : build];
+  if (wasm && wasm !== bindings) throw new BackendError(`this thread already runs the other engine build, not '${build}'`);
+  wasm = bindings;
   if (compiled) wasmIdentity ??= compiled.identity;
-  wasmReady ??= (async (bindings) => {
+  wasmReady ??= (async () => {
     const source = inNode ? { module_or_path: await wasmBytes() } : compiled ? { module_or_path: compiled.module } : undefined;
-    const exports = await bindings.default(source);
-    return { bindings, memory: exports.memory };
-  })(BUILDS[build]);
-  const ready = await wasmReady;
-  wasm = ready.bindings;
-  wasmMemory = ready.memory;
+    return wasm.default(source);
+  })();
+  wasmMemory = (await wasmReady).memory;
   const { Engine } = wasm;
 
   let requested = backend;
@@ -259,7 +253,7 @@ function started(caption) {
 /**
  * One engine and the messages it answers; the module worker (worker.js) and the inline mode
  * both go through here. Message types are `area.verb`:
- *   engine.load { backend, weights, build, compiled? } → { backend, fallbackReason, build, module, compiled }
+ *   engine.load { backend, weights, build, compiled? } → { backend, fallbackReason, module, compiled }
  *   engine.classify { input, options }      → { top, labels?, taught?, ms }
  *   engine.time { runs, warmUp, beat }      → median ms of a 640×480 frame's classification
  *   labels.load { weights, tokenizer, table }
@@ -320,13 +314,7 @@ export class EngineHost {
       this.#free(oldDevices);
       this.engine = loaded.engine;
       this.backend = loaded.backend; // kept here: a trapped engine cannot be asked
-      return {
-        backend: loaded.backend,
-        fallbackReason: loaded.fallbackReason,
-        build: wasmBuild,
-        module: moduleIdentity(),
-        compiled: shareableModule(),
-      };
+      return { backend: loaded.backend, fallbackReason: loaded.fallbackReason, module: moduleIdentity(), compiled: shareableModule() };
     }
     const engine = this.engine;
     if (!engine) throw new BackendError('the engine is not loaded (or was disposed)');

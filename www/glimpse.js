@@ -163,9 +163,13 @@ async function loadEngine(connection, backend, weights, build) {
   return info;
 }
 
+/** Whether the engine runs on the calling thread: asked for, or Node.js (no web Worker). */
+function onCallingThread(inline) {
+  return inline || typeof Worker === 'undefined';
+}
+
 function startConnection(inline) {
-  // Node.js has no web Worker: the engine runs on the calling thread there.
-  return inline || typeof Worker === 'undefined' ? new InlineConnection() : new WorkerConnection();
+  return onCallingThread(inline) ? new InlineConnection() : new WorkerConnection();
 }
 
 export class Glimpse {
@@ -219,7 +223,7 @@ export class Glimpse {
     const { weights, notCached } = await loadWeights({ modelsUrl: models, dtype, onProgress });
     // A worker starts on the smaller build and moves to the full one when labels or captions
     // are first asked for; an engine on the page's thread (or in Node.js) runs the full one.
-    const build = inline || typeof Worker === 'undefined' ? 'full' : 'vision';
+    const build = onCallingThread(inline) ? 'full' : 'vision';
     const start = async (on) => {
       const connection = startConnection(inline);
       try {

@@ -92,6 +92,16 @@ const Q4_0: u8 = 0;
 const Q4_1: u8 = 1;
 const Q8_0: u8 = 2;
 
+/// Bytes per block of encoding `t`, and where its packed values start in it (after the f16
+/// scale, and Q4_1's f16 minimum).
+const fn layout(t: u8) -> (usize, usize) {
+    match t {
+        Q4_0 => (18, 2),
+        Q4_1 => (20, 4),
+        _ => (34, 2),
+    }
+}
+
 /// `out[k·m + i] = W[k] · x[i]` for the weight rows in `rows` (as many as `out` holds, each
 /// `row_bytes` long) and the `m` rows of `x`.
 ///
@@ -195,10 +205,11 @@ fn block_parts<'a, const T: u8>(
     let block = &row[b * block_bytes..(b + 1) * block_bytes];
     let f16 = |i: usize| table[u16::from_le_bytes([block[i], block[i + 1]]) as usize];
     let d = f16(0);
+    let values = &block[layout(T).1..];
     match T {
-        Q4_0 => (d, -8.0 * d, &block[2..18]),
-        Q4_1 => (d, f16(2), &block[4..20]),
-        _ => (d, 0.0, &block[2..34]),
+        Q4_0 => (d, -8.0 * d, values),
+        Q4_1 => (d, f16(2), values),
+        _ => (d, 0.0, values),
     }
 }
 
@@ -229,7 +240,7 @@ fn row_dot_scalar<const T: u8>(row: &[u8], block_bytes: usize, x: Row, table: &[
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Args, BLOCK, Q4_0, Q4_1, Q8_0};
+    use super::{Args, BLOCK, Q4_0, Q4_1, Q8_0, layout};
 
     /// 8 lanes of 32-bit sums of two 16-bit products each.
     #[inline]
@@ -242,15 +253,6 @@ mod x86 {
     #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
     fn dot16_vnni(w: __m256i, x: __m256i) -> __m256i {
         _mm256_dpwssd_epi32(_mm256_setzero_si256(), w, x)
-    }
-
-    /// Bytes per block and where the packed values start in it.
-    const fn layout(t: u8) -> (usize, usize) {
-        match t {
-            Q4_0 => (18, 2),
-            Q4_1 => (20, 4),
-            _ => (34, 2),
-        }
     }
 
     macro_rules! kernel {
@@ -346,14 +348,11 @@ mod x86 {
 mod wasm {
     use core::arch::wasm32::*;
 
-    use super::{BLOCK, Q4_0, Q4_1, Q8_0, Row};
+    use super::{BLOCK, Q4_0, Q4_1, Q8_0, Row, layout};
 
     #[inline(always)]
     pub fn row_dot<const T: u8>(row: &[u8], block_bytes: usize, x: Row, table: &[f32]) -> f32 {
-        let values_at = match T {
-            Q4_1 => 4,
-            _ => 2,
-        };
+        let values_at = layout(T).1;
         let blocks = x.scales.len();
         assert!(row.len() == blocks * block_bytes && x.values.len() == blocks * BLOCK);
         assert!(table.len() == 1 << 16);

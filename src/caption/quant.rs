@@ -17,11 +17,12 @@
 //! cubecl matrix product reads and dequantizes inside its kernel. Q4_1's `d·q + m` is rewritten
 //! as `d·(q − 8) + (m + 8d)`: the symmetric product plus `blocksums(x) · Oᵀ`, with `O` the
 //! `[rows, cols / 32]` f32 offsets. Only a single activation row (a decoded token) goes
-//! through that fused product: with more rows, burn-cubecl 0.22.1 (cubek-matmul 0.3.1) picks a kernel for block-quantized
-//! inputs that needs more shared memory than a real GPU allows (72 KiB against the 48 KiB of an
-//! H200 under Vulkan, at every prompt shape of SmolLM2, even 37 × 64) and burn unwraps the
-//! launch error into a panic. A prompt's product therefore expands the matrix to f32 first, on
-//! the GPU, one matrix at a time (`tests/gpu_products.rs` checks both forms on a real adapter).
+//! through that fused product: with more rows, burn-cubecl 0.22.1 (cubek-matmul 0.3.1) picks a
+//! kernel for block-quantized inputs that needs more shared memory than a real GPU allows
+//! (72 KiB against the 48 KiB of an H200 under Vulkan, at every prompt shape of SmolLM2, even
+//! 37 × 64) and burn unwraps the launch error into a panic. A prompt's product therefore
+//! expands the matrix to f32 first, on the GPU, one matrix at a time (`tests/gpu_products.rs`
+//! checks both forms on a real adapter).
 
 use burn::tensor::quantization::{QuantScheme, QuantStore, QuantValue, ScaleDtype};
 use burn::tensor::{DType, Device, Tensor, TensorData};
