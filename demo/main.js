@@ -38,7 +38,11 @@ function showBackend({ backend, fallbackReason, notCached, info }, restarted = n
   const badge = $('backend-badge');
   badge.textContent = backend === 'webgpu' ? 'WebGPU' : 'CPU';
   badge.dataset.backend = backend;
-  badge.title = timingsNote(info.timings);
+  // How many threads the CPU engine has: more than one only on a cross-origin-isolated page.
+  const threads = backend === 'cpu' && info.threads ? `On the CPU, ${info.threads} thread${info.threads === 1 ? '' : 's'}.` : '';
+  badge.title = [threads, timingsNote(info.timings)].filter(Boolean).join(' ');
+  if (threads) badge.dataset.threads = info.threads;
+  else delete badge.dataset.threads;
   if (info.timings) badge.dataset.timings = JSON.stringify(info.timings);
   else delete badge.dataset.timings;
   const notices = [];

@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// npm run bench:browser [-- --runs 20 --gpu-runs 20 --backends cpu,webgpu --live-rounds 4]
+// npm run bench:browser [-- --runs 20 --gpu-runs 20 --backends cpu,cpu-threads,webgpu --threads 2 --live-rounds 4]
 //
 // One headless Chromium session measures glimpse (through its public API) and, side by side,
 // onnxruntime-web running the ONNX export of the same reference model
 // (models/efficientnet-lite0.onnx, from tests/reference/export_onnx.py) with its `wasm`
-// (one thread) and `webgpu` providers. Prints a Markdown table.
+// (one thread, and `--threads` threads) and `webgpu` providers. Prints a Markdown table.
+// The page is cross-origin isolated (as `npm start` serves it), which threads need: 'cpu' is
+// glimpse's one-threaded build and onnxruntime-web with `numThreads: 1`, 'cpu-threads' the
+// threaded build and `numThreads: --threads`.
 //
 // What is timed per image: glimpse.classify() of a 640×480 frame, end to end (transfer to the
 // worker, resize and crop, normalize, network, top-5); onnxruntime-web's session.run() on an
@@ -34,12 +37,21 @@ const { values } = parseArgs({
     'gpu-runs': { type: 'string', default: '20' },
     'caption-runs': { type: 'string', default: '3' },
     'gpu-caption-runs': { type: 'string', default: '1' },
-    backends: { type: 'string', default: 'cpu,webgpu' },
+    backends: { type: 'string', default: 'cpu,cpu-threads,webgpu' },
+    threads: { type: 'string', default: '2' },
     'live-rounds': { type: 'string', default: '4' },
   },
 });
 const backends = values.backends.split(',');
+/** What each of `--backends` runs: glimpse's backend and CPU threads (the peer's likewise). */
+const ENGINES = {
+  cpu: { backend: 'cpu', threads: 1 },
+  'cpu-threads': { backend: 'cpu', threads: Number(values.threads) },
+  webgpu: { backend: 'webgpu', threads: 1 },
+};
+for (const backend of backends) if (!ENGINES[backend]) throw new Error(`unknown backend '${backend}' (use ${Object.keys(ENGINES).join(', ')})`);
 const runsFor = (backend) => Number(backend === 'webgpu' ? values['gpu-runs'] : values.runs);
+const threadsName = (threads) => `${threads} thread${threads === 1 ? '' : 's'}`;
 const ONNX = join(ROOT, 'models', 'efficientnet-lite0.onnx');
 const ORT_DIST = join(ROOT, 'node_modules', 'onnxruntime-web', 'dist');
 
@@ -48,11 +60,11 @@ const ORT_DIST = join(ROOT, 'node_modules', 'onnxruntime-web', 'dist');
  * few classifications, as a visitor's first frames (what the browser keeps of the compiled
  * module for the next visit depends on the code that ran).
  */
-async function glimpseFirstVisit({ backend }) {
+async function glimpseFirstVisit({ backend, threads }) {
   const { Glimpse, clearModelCache } = await import('/www/glimpse.js');
   await clearModelCache();
   const start = performance.now();
-  const glimpse = await Glimpse.load({ models: '/models/', backend });
+  const glimpse = await Glimpse.load({ models: '/models/', backend, threads });
   const ms = performance.now() - start;
   const frame = new ImageData(640, 480);
   for (let i = 0; i < 5; i++) await glimpse.classify(frame);
@@ -65,11 +77,11 @@ async function glimpseFirstVisit({ backend }) {
  * API, the wasm revalidated in the HTTP cache), its first and steady inferences, and the load
  * of another engine in the same page (what a restart after a crash costs).
  */
-async function glimpseLaterVisit({ backend, runs }) {
+async function glimpseLaterVisit({ backend, threads, runs }) {
   const { Glimpse } = await import('/www/glimpse.js');
   const loadOnce = async () => {
     const start = performance.now();
-    const glimpse = await Glimpse.load({ models: '/models/', backend });
+    const glimpse = await Glimpse.load({ models: '/models/', backend, threads });
     return { glimpse, ms: performance.now() - start };
   };
   const { glimpse, ms: cachedMs } = await loadOnce();
@@ -84,11 +96,12 @@ async function glimpseLaterVisit({ backend, runs }) {
   await time();
   const samples = [];
   for (let i = 0; i < runs; i++) samples.push(await time());
-  const used = glimpse.backend;
+  const { backend: used, threads: cpuThreads } = glimpse.info;
   glimpse.dispose();
   const another = await loadOnce();
   another.glimpse.dispose();
-  return { engine: `glimpse ${used === 'webgpu' ? 'WebGPU' : 'CPU (wasm SIMD, 1 thread)'}`, used, cachedMs, samePageMs: another.ms, firstMs, samples };
+  const engine = `glimpse ${used === 'webgpu' ? 'WebGPU' : `CPU (wasm SIMD, ${cpuThreads} thread${cpuThreads === 1 ? '' : 's'})`}`;
+  return { engine, used, threads: cpuThreads ?? 1, cachedMs, samePageMs: another.ms, firstMs, samples };
 }
 
 /**
@@ -96,9 +109,9 @@ async function glimpseLaterVisit({ backend, runs }) {
  * the network), then `runs` captions of the same classification; time to first token (the
  * prompt's pass), and decode tokens/s over the tokens after the first.
  */
-async function benchCaption({ backend, runs, warmUp }) {
+async function benchCaption({ backend, threads, runs, warmUp }) {
   const { Glimpse } = await import('/www/glimpse.js');
-  const glimpse = await Glimpse.load({ models: '/models/', backend });
+  const glimpse = await Glimpse.load({ models: '/models/', backend, threads });
   let start = performance.now();
   await glimpse.loadCaptionModel();
   const loadMs = performance.now() - start;
@@ -107,9 +120,9 @@ async function benchCaption({ backend, runs, warmUp }) {
   const samples = [];
   if (warmUp) await glimpse.caption(result); // prepares the kernels of each shape
   for (let i = 0; i < runs; i++) samples.push(await glimpse.caption(result));
-  const used = glimpse.backend;
+  const { backend: used, threads: cpuThreads } = glimpse.info;
   glimpse.dispose();
-  return { used, loadMs, samples };
+  return { used, threads: cpuThreads ?? 1, loadMs, samples };
 }
 
 /**
@@ -163,11 +176,14 @@ async function benchTeach() {
   return { addMs, trainMs };
 }
 
-/** In the page: onnxruntime-web with execution provider `provider`. */
-async function benchOrt({ provider, runs }) {
+/**
+ * In the page: onnxruntime-web with execution provider `provider`, its wasm on `threads`
+ * threads (set once per page: onnxruntime-web reads it when it first starts).
+ */
+async function benchOrt({ provider, runs, threads }) {
   const ort = await import('/node_modules/onnxruntime-web/dist/ort.webgpu.min.mjs');
   ort.env.wasm.wasmPaths = '/node_modules/onnxruntime-web/dist/';
-  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.numThreads = threads;
   const fetchModel = async (cache) => {
     const start = performance.now();
     const bytes = new Uint8Array(await (await fetch('/models/efficientnet-lite0.onnx', { cache })).arrayBuffer());
@@ -191,8 +207,9 @@ async function benchOrt({ provider, runs }) {
   for (let i = 0; i < runs; i++) samples.push(await time());
   await session.release();
   return {
-    engine: `onnxruntime-web ${ort.env.versions?.web ?? ''} ${provider === 'webgpu' ? 'WebGPU' : 'wasm (1 thread)'}`,
+    engine: `onnxruntime-web ${ort.env.versions?.web ?? ''} ${provider === 'webgpu' ? 'WebGPU' : `wasm (${threads} thread${threads === 1 ? '' : 's'})`}`,
     used: provider === 'webgpu' ? 'webgpu' : 'cpu',
+    threads,
     networkMs: network.ms,
     cachedMs,
     firstMs,
@@ -246,7 +263,7 @@ const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 // Without the page's Content-Security-Policy: onnxruntime-web's Emscripten glue holds a
 // `new Function`, which the policy forbids; the bench measures speed, not the policy.
-const server = await serve({ headers: { 'X-Content-Type-Options': 'nosniff' } });
+const server = await serve({ headers: { 'X-Content-Type-Options': 'nosniff' }, isolated: true });
 const browser = await openBrowser({ webgpu: true });
 const rows = [];
 const notes = [];
@@ -259,18 +276,20 @@ try {
   const cdp = await page.context().newCDPSession(page);
   for (const backend of backends) {
     const runs = runsFor(backend);
+    const engine = ENGINES[backend];
     // A first visit: nothing in the HTTP cache (nor V8's code cache kept with it) or the Cache API.
     await cdp.send('Network.clearBrowserCache');
-    const networkMs = await page.evaluate(glimpseFirstVisit, { backend });
+    const networkMs = await page.evaluate(glimpseFirstVisit, engine);
     await page.reload();
-    rows.push({ networkMs, ...(await page.evaluate(glimpseLaterVisit, { backend, runs })), runs });
+    rows.push({ networkMs, ...(await page.evaluate(glimpseLaterVisit, { ...engine, runs })), runs });
     if (!existsSync(ONNX) || !existsSync(ORT_DIST)) {
       notes.push('onnxruntime-web: not measured (needs the npm packages (`node scripts/setup.mjs`) and models/efficientnet-lite0.onnx from tests/reference/export_onnx.py)');
       continue;
     }
-    const provider = backend === 'webgpu' ? 'webgpu' : 'wasm';
+    const provider = engine.backend === 'webgpu' ? 'webgpu' : 'wasm';
     try {
-      rows.push({ ...(await page.evaluate(benchOrt, { provider, runs })), runs });
+      await page.reload(); // onnxruntime-web's threads are fixed once it has started in a page
+      rows.push({ ...(await page.evaluate(benchOrt, { provider, runs, threads: engine.threads })), runs });
     } catch (error) {
       notes.push(`onnxruntime-web ${provider}: failed: ${error.message.split('\n')[0]}`);
     }
@@ -280,7 +299,7 @@ try {
       const runs = Number(values[backend === 'webgpu' ? 'gpu-caption-runs' : 'caption-runs']);
       if (runs === 0) continue;
       // On SwiftShader one caption takes minutes: measured once, kernel preparation included.
-      captions.push(await page.evaluate(benchCaption, { backend, runs, warmUp: backend !== 'webgpu' }));
+      captions.push(await page.evaluate(benchCaption, { ...ENGINES[backend], runs, warmUp: backend !== 'webgpu' }));
     } catch (error) {
       notes.push(`captions on ${backend}: failed: ${error.message.split('\n')[0]}`);
     }
@@ -317,7 +336,7 @@ try {
   await server.close();
 }
 
-const peerOf = (row) => rows.find((r) => r.engine.startsWith('onnxruntime') && r.used === row.used);
+const peerOf = (row) => rows.find((r) => r.engine.startsWith('onnxruntime') && r.used === row.used && r.threads === row.threads);
 console.log(`Headless Chromium, ${new Date().toISOString().slice(0, 10)}; runs after warm-up: CPU ${values.runs}, WebGPU ${values['gpu-runs']}\n`);
 console.log('| engine | model load (network) | model load (cached) | cached / network | another engine, same page | first inference | median | min | median vs onnxruntime-web |');
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -333,7 +352,7 @@ const wasmSize = (name) => {
   return `${mib(wasm.length)} (${mib(gzipSync(wasm, { level: 9 }).length)} gzipped)`;
 };
 console.log(
-  `\nglimpse wasm: vision build ${wasmSize('glimpse_vision_bg.wasm')}, full build (labels and captions, fetched on first use) ${wasmSize('glimpse_bg.wasm')}; weights ${mib(statSync(join(ROOT, 'models', 'efficientnet-lite0.int8.bpk')).size)} (int8)`,
+  `\nglimpse wasm: vision build ${wasmSize('glimpse_vision_bg.wasm')}, full build (labels and captions, fetched on first use) ${wasmSize('glimpse_bg.wasm')}, threaded CPU build (cross-origin-isolated pages) ${wasmSize('glimpse_threads_bg.wasm')}; weights ${mib(statSync(join(ROOT, 'models', 'efficientnet-lite0.int8.bpk')).size)} (int8)`,
 );
 console.log(`\n${firstVisitTable().join('\n')}`);
 const ortWasm = join(ORT_DIST, 'ort-wasm-simd-threaded.jsep.wasm');
@@ -346,12 +365,12 @@ if (captions.length) {
   console.log(`\nCaptions (SmolLM2-135M-Instruct Q4_1, the bull mastiff photo; median of ${values['caption-runs']} on the CPU after one warm-up; on WebGPU ${values['gpu-caption-runs']} without warm-up)\n`);
   console.log('| backend | model load | prompt tokens | time to first token | prefill tokens/s | decode tokens/s | tokens |');
   console.log('|---|---:|---:|---:|---:|---:|---:|');
-  for (const { used, loadMs, samples } of captions) {
+  for (const { used, threads, loadMs, samples } of captions) {
     const ttft = median(samples.map((c) => c.firstTokenMs));
     const decode = median(samples.map((c) => (c.tokens - 1) / ((c.ms - c.firstTokenMs) / 1000)));
     const prompt = samples[0].promptTokens;
     console.log(
-      `| ${used === 'webgpu' ? 'WebGPU' : 'CPU (wasm SIMD, 1 thread)'} | ${fmt(loadMs)} | ${prompt} | ${fmt(ttft)} | ${(prompt / (ttft / 1000)).toFixed(0)} | ${decode.toFixed(1)} | ${samples[0].tokens} |`,
+      `| ${used === 'webgpu' ? 'WebGPU' : `CPU (wasm SIMD, ${threadsName(threads)})`} | ${fmt(loadMs)} | ${prompt} | ${fmt(ttft)} | ${(prompt / (ttft / 1000)).toFixed(0)} | ${decode.toFixed(1)} | ${samples[0].tokens} |`,
     );
   }
 }

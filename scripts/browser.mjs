@@ -15,9 +15,10 @@ const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
  * Serves the repo and records every request that reaches the server: `requests` (paths),
  * `ranges` (`{ path, range }` for each request with a Range header) and `sent` (body bytes
  * written per path). Resolves to `{ url, requests, ranges, sent, cutOnce, close }` (`cutOnce`:
- * scripts/serve.mjs). `headers`: instead of the page's Content-Security-Policy and nosniff.
+ * scripts/serve.mjs). `headers`: instead of the page's Content-Security-Policy and nosniff;
+ * `isolated`: the page cross-origin isolated too (scripts/serve.mjs's ISOLATION_HEADERS).
  */
-export async function serve({ headers } = {}) {
+export async function serve({ headers, isolated = false } = {}) {
   const requests = [];
   const ranges = [];
   const sent = new Map();
@@ -25,6 +26,7 @@ export async function serve({ headers } = {}) {
     root: ROOT,
     port: 0,
     ...(headers && { headers }),
+    isolated,
     onRequest: (method, path, headers) => {
       requests.push(path);
       if (headers.range) ranges.push({ path, range: headers.range });

@@ -52,7 +52,7 @@ if (!process.argv.includes('--force') && existsSync(CACHED)) {
 } else {
   const installed = succeeds('rustup', ['target', 'list', '--installed']) ?? '';
   if (!installed.includes(TARGET)) run('rustup', ['target', 'add', TARGET]);
-  run('cargo', ['build', '--release', '--target', TARGET, '--features', 'converter', '--bin', 'glimpse-convert']);
+  run('cargo', ['build', '--release', '--target', TARGET, '--no-default-features', '--features', 'converter', '--bin', 'glimpse-convert']);
   copyFileSync(join(targetDir(), TARGET, 'release', 'glimpse-convert.wasm'), WASM);
   mkdirSync(join(CACHED, '..'), { recursive: true });
   copyFileSync(WASM, CACHED);

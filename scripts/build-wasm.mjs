@@ -1,18 +1,22 @@
 #!/usr/bin/env node
-// npm run build:wasm: compiles the crate to wasm32 twice, generates the JS bindings into pkg/
-// and optimizes each module with binaryen's wasm-opt (from npm: Debian's binaryen 108 corrupts
-// wasm-bindgen output). Prints the raw, optimized and gzipped sizes.
-//   pkg/glimpse_vision.*  without the `text` feature: classification and teaching, the module
-//                         a page loads first;
-//   pkg/glimpse.*         everything (labels and captions too), loaded when they are first
-//                         asked for, and the one Node.js runs.
+// npm run build:wasm: compiles the crate to wasm32 three times, generates the JS bindings into
+// pkg/ and optimizes each module with binaryen's wasm-opt (from npm: Debian's binaryen 108
+// corrupts wasm-bindgen output). Prints the raw, optimized and gzipped sizes.
+//   pkg/glimpse_vision.*   without the `text` feature: classification and teaching, the module
+//                          a page loads first;
+//   pkg/glimpse.*          everything (labels and captions too), loaded when they are first
+//                          asked for, and the one Node.js runs;
+//   pkg/glimpse_threads.*  everything but WebGPU, on a pool of threads (shared memory and
+//                          atomics): the CPU engine of a cross-origin-isolated page. Built with
+//                          the pinned nightly (`-Z build-std`: the standard library itself must
+//                          be compiled with atomics), in its own target directory.
 
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { ROOT, TOOLS, findWasmBindgen, lockedVersion, pruneCache, run, targetDir } from './lib.mjs';
+import { NIGHTLY, ROOT, TOOLS, findWasmBindgen, lockedVersion, pruneCache, run, targetDir } from './lib.mjs';
 
 const PKG = join(ROOT, 'pkg');
 const TARGET = 'wasm32-unknown-unknown';
@@ -47,14 +51,34 @@ if (!existsSync(wasmOpt)) throw new Error('wasm-opt is missing: run `node script
 // per-frame path optimized for size (the native builds keep `release`). Both modules share its
 // dependencies; only the crate itself is compiled (and linked) once per module.
 const PROFILE = 'wasm';
+// The threaded build's flags replace .cargo/config.toml's for wasm32 (RUSTFLAGS wins over it),
+// so they repeat them. The linker is told to make the memory shared, imported (each thread's
+// instance gets the same one) and at most 4 GiB (what wasm32 addresses; shared memory needs a
+// maximum), and to export what wasm-bindgen sets each thread's thread-local storage up with.
+const THREADS_RUSTFLAGS = [
+  '-C target-feature=+atomics,+bulk-memory,+simd128',
+  ...['--shared-memory', '--import-memory', '--max-memory=4294967296'].map((arg) => `-C link-arg=${arg}`),
+  ...['__wasm_init_tls', '__tls_size', '__tls_align', '__tls_base'].map((symbol) => `-C link-arg=--export=${symbol}`),
+  '--cfg getrandom_backend="wasm_js"',
+].join(' ');
 const MODULES = [
   { name: 'glimpse', cargoArgs: [] },
-  { name: 'glimpse_vision', cargoArgs: ['--no-default-features'] },
+  { name: 'glimpse_vision', cargoArgs: ['--no-default-features', '--features', 'gpu'] },
+  {
+    name: 'glimpse_threads',
+    toolchain: NIGHTLY,
+    cargoArgs: ['--no-default-features', '--features', 'text,threads', '-Z', 'build-std=std,panic_abort'],
+    env: { RUSTFLAGS: THREADS_RUSTFLAGS },
+    targetDir: join(targetDir(), 'threads'),
+    wasmFeatures: ['--enable-threads'],
+  },
 ];
-const compiledDir = join(targetDir(), TARGET, PROFILE);
 mkdirSync(PKG, { recursive: true });
 for (const module of MODULES) {
-  run('cargo', ['build', '--lib', '--profile', PROFILE, '--target', TARGET, ...module.cargoArgs]);
+  const env = { ...module.env, ...(module.targetDir && { CARGO_TARGET_DIR: module.targetDir }) };
+  const toolchain = module.toolchain ? [`+${module.toolchain}`] : [];
+  run('cargo', [...toolchain, 'build', '--lib', '--profile', PROFILE, '--target', TARGET, ...module.cargoArgs], { env });
+  const compiledDir = join(module.targetDir ?? targetDir(), TARGET, PROFILE);
   module.compiled = join(compiledDir, `${module.name}.compiled.wasm`);
   // The next build writes the same file: each module's is kept under its own name.
   copyFileSync(join(compiledDir, 'glimpse.wasm'), module.compiled);
@@ -86,7 +110,7 @@ for (const module of MODULES) {
     continue;
   }
   const cacheKey = createHash('sha256')
-    .update([name, module.compiledSha256, lockedVersion('wasm-bindgen'), ...WASM_FEATURES].join(' '))
+    .update([name, module.compiledSha256, lockedVersion('wasm-bindgen'), ...WASM_FEATURES, ...(module.wasmFeatures ?? [])].join(' '))
     .digest('hex')
     .slice(0, 32);
   const cached = join(CACHE_ROOT, cacheKey);
@@ -101,7 +125,7 @@ for (const module of MODULES) {
   const output = join(PKG, `${name}_bg.wasm`);
   const unoptimized = join(PKG, `${name}_bg.unopt.wasm`);
   copyFileSync(output, unoptimized);
-  run(wasmOpt, ['-O', ...WASM_FEATURES, unoptimized, '-o', output]);
+  run(wasmOpt, ['-O', ...WASM_FEATURES, ...(module.wasmFeatures ?? []), unoptimized, '-o', output]);
   const rawBytes = statSync(unoptimized).size;
   rmSync(unoptimized);
   const optimized = readFileSync(output);
@@ -115,5 +139,5 @@ for (const module of MODULES) {
 }
 // Written last: `npm start` takes it for the sign that pkg/ is complete.
 writeFileSync(BUILD_INFO, JSON.stringify(info, null, 2) + '\n');
-// Two entries per build now (one per module).
-pruneCache(CACHE_ROOT, 6);
+// The last three builds of each of the three modules.
+pruneCache(CACHE_ROOT, 9);

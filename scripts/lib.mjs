@@ -27,6 +27,13 @@ export function succeeds(command, args = []) {
   }
 }
 
+/**
+ * The nightly toolchain the threaded wasm build needs (atomics, and the standard library
+ * rebuilt with them: `-Z build-std`), pinned so that a fresh machine builds the same module.
+ * Everything else builds with the stable toolchain.
+ */
+export const NIGHTLY = 'nightly-2026-05-20';
+
 /** The version of `crate` that Cargo.lock pins. */
 export function lockedVersion(crate) {
   const lock = readFileSync(join(ROOT, 'Cargo.lock'), 'utf8');

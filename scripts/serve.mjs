@@ -63,6 +63,18 @@ export function pagePolicy(root = ROOT) {
   return `${meta[1]}; frame-ancestors 'none'`;
 }
 
+/**
+ * What makes a page cross-origin isolated, which browsers require before a page may share
+ * memory between threads: the package's CPU engine then runs on several (its threaded build).
+ * An app that embeds the package sends the same two headers with its pages for that; without
+ * them the engine runs on one thread. (`require-corp` also means that whatever the page loads
+ * from other origins must allow it with CORS or `Cross-Origin-Resource-Policy`.)
+ */
+export const ISOLATION_HEADERS = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+};
+
 /** Maps a request path to a file under `root`, or null when it would escape it. */
 function fileFor(root, urlPath) {
   let decoded;
@@ -111,7 +123,7 @@ function rangeOf(header, size) {
  * how many body bytes each response wrote, cut or not. `headers` go on every file served (the
  * package tests send a Content-Security-Policy this way); serving the repository, they default
  * to the page's policy and `nosniff`, and only the `SERVED` paths are served (`only`: another
- * list, or null for everything under `root`). Files are served whole or, for a
+ * list, or null for everything under `root`). `isolated`: the `ISOLATION_HEADERS` too. Files are served whole or, for a
  * `Range` request, in part (206), so that an interrupted download can resume.
  * Resolves to `{ server, url, close(), cutOnce(path, fraction) }`: `cutOnce` makes the next
  * response for `path` drop its connection after `fraction` of the file, as a network that
@@ -125,7 +137,9 @@ export async function startServer({
   onSent,
   headers = resolve(root) === resolve(ROOT) ? { 'Content-Security-Policy': pagePolicy(root), 'X-Content-Type-Options': 'nosniff' } : {},
   only = resolve(root) === resolve(ROOT) ? SERVED : null,
+  isolated = false,
 } = {}) {
+  if (isolated) headers = { ...headers, ...ISOLATION_HEADERS };
   const rootDir = resolve(root);
   const cuts = new Map(); // path → the fraction of the file after which its next response is cut
   const server = createServer(async (req, res) => {
@@ -230,6 +244,6 @@ export async function startServer({
 const isMain = process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain) {
   const port = Number(process.env.PORT ?? process.argv[2] ?? 8080);
-  const { url } = await startServer({ port });
+  const { url } = await startServer({ port, isolated: true });
   console.log(`glimpse: serving ${ROOT} at ${url}`);
 }

@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 // Installs what building and testing need, once, on a fresh machine; fast when all is there.
-//   node scripts/setup.mjs            wasm target, wasm-bindgen-cli (the lockfile's version), npm packages
+//   node scripts/setup.mjs            wasm target, the pinned nightly (threaded build), wasm-bindgen-cli
+//                                     (the lockfile's version), npm packages
 //   node scripts/setup.mjs --browser  and Debian's chromium and ffmpeg (for the browser tests)
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, TOOLS, findWasmBindgen, lockedVersion, run, succeeds } from './lib.mjs';
+import { NIGHTLY, ROOT, TOOLS, findWasmBindgen, lockedVersion, run, succeeds } from './lib.mjs';
 
 const installedTargets = succeeds('rustup', ['target', 'list', '--installed']) ?? '';
 if (!installedTargets.includes('wasm32-unknown-unknown')) run('rustup', ['target', 'add', 'wasm32-unknown-unknown']);
+// The threaded wasm build's toolchain (scripts/lib.mjs): it rebuilds the standard library from
+// its source, so no prebuilt wasm32 target is needed.
+const nightlySource = succeeds('rustup', ['+' + NIGHTLY, 'component', 'list', '--installed']) ?? '';
+if (!nightlySource.includes('rust-src')) run('rustup', ['toolchain', 'install', NIGHTLY, '--profile', 'minimal', '--component', 'rust-src']);
 
 if (!findWasmBindgen({ quiet: true })) {
   // `--locked` fails to resolve here; the version pin is what matters.

@@ -24,7 +24,7 @@ function newestMtime(paths) {
 function wasmIsStale() {
   // build:wasm writes pkg/build.json last, and touches it when the module was already current.
   const built = join(ROOT, 'pkg', 'build.json');
-  const outputs = ['glimpse.js', 'glimpse_bg.wasm', 'glimpse_vision.js', 'glimpse_vision_bg.wasm', 'build.json'].map((name) => join(ROOT, 'pkg', name));
+  const outputs = ['glimpse.js', 'glimpse_bg.wasm', 'glimpse_vision.js', 'glimpse_vision_bg.wasm', 'glimpse_threads.js', 'glimpse_threads_bg.wasm', 'build.json'].map((name) => join(ROOT, 'pkg', name));
   if (!outputs.every(existsSync)) return true;
   const sources = ['src', 'data', 'Cargo.toml', 'Cargo.lock', '.cargo/config.toml'].map((p) => join(ROOT, p));
   return newestMtime(sources) > statSync(built).mtimeMs;
@@ -39,5 +39,5 @@ if (process.argv.includes('--build-only')) {
 }
 
 const port = Number(process.env.PORT ?? 8080);
-const { url } = await startServer({ root: ROOT, port });
+const { url } = await startServer({ root: ROOT, port, isolated: true });
 console.log(`glimpse: open ${url} (Ctrl-C to stop)`);

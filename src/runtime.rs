@@ -45,6 +45,31 @@ pub fn cpu() -> Device {
     Device::flex()
 }
 
+/// Runs `task((i, piece))` on each `chunk`-long piece of `out` (the last may be shorter): on
+/// rayon's pool where the build has threads (native; the browser's threaded module), in turn
+/// elsewhere (the browser's single-threaded modules, the WASI converter).
+pub fn for_each_chunk<T, F>(out: &mut [T], chunk: usize, task: F)
+where
+    T: Send,
+    F: Fn((usize, &mut [T])) + Sync + Send,
+{
+    #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(chunk).enumerate().for_each(task);
+    }
+    #[cfg(not(any(not(target_arch = "wasm32"), feature = "threads")))]
+    out.chunks_mut(chunk).enumerate().for_each(task);
+}
+
+/// How many threads the CPU kernels run on: rayon's pool where the build has one, else 1.
+pub fn cpu_threads() -> usize {
+    #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+    return rayon::current_num_threads();
+    #[cfg(not(any(not(target_arch = "wasm32"), feature = "threads")))]
+    1
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 pub use native::open_device;
 
@@ -83,9 +108,12 @@ mod native {
             ))
         };
         let device = match kind {
+            #[cfg(feature = "gpu")]
             BackendKind::Wgpu => Device::wgpu_options()
                 .init()
                 .map_err(|e| unavailable(&e.to_string()))?,
+            #[cfg(not(feature = "gpu"))]
+            BackendKind::Wgpu => return Err(unavailable("built without the `gpu` feature")),
             BackendKind::Cpu => cpu(),
         };
         let hook = std::panic::take_hook();
@@ -116,11 +144,18 @@ mod native {
 /// the CPU). Returns the device, what it is, and why `"auto"` fell back to the CPU.
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub async fn choose_web_device(backend: &str) -> Result<(Device, BackendKind, Option<String>)> {
+    #[cfg(feature = "gpu")]
     async fn webgpu() -> Result<Device> {
         Device::wgpu_options()
             .init_async()
             .await
             .map_err(|e| GlimpseError::Backend(format!("WebGPU is not available: {e}")))
+    }
+    #[cfg(not(feature = "gpu"))]
+    async fn webgpu() -> Result<Device> {
+        Err(GlimpseError::Backend(
+            "WebGPU is not in this build of the engine (the threaded CPU module)".into(),
+        ))
     }
     Ok(match backend {
         "cpu" => (cpu(), BackendKind::Cpu, None),

@@ -5,24 +5,65 @@
 //   { kind: 'bitmap', bitmap }                 an ImageBitmap (a video frame, a canvas, ...)
 
 import * as fullBuild from '../pkg/glimpse.js';
+import * as threadsBuild from '../pkg/glimpse_threads.js';
 import * as visionBuild from '../pkg/glimpse_vision.js';
 import { BackendError, errorFromWire, errorToWire } from './errors.js';
 import { inNode, wasmBytes } from './node.js';
 
 /**
- * The engine's two builds: 'vision' (classification and teaching: the smaller download a page
- * starts with) and 'full' (labels and captions too, fetched when first asked for; the one
- * Node.js runs). One thread runs one of them. Their bindings are imported statically (a few
- * tens of kB of JS): a module worker that imported them on demand would need code splitting,
- * which some bundlers' worker builds refuse (Vite's default iife worker format); a build's
- * wasm is only fetched when an engine of that build starts.
+ * The engine's builds: 'vision' (classification and teaching: the smaller download a page
+ * starts with), 'full' (labels and captions too, fetched when first asked for; the one
+ * Node.js runs) and 'threads' (everything but WebGPU, on a pool of threads: the CPU engine of
+ * a cross-origin-isolated page). One thread runs one of them. Their bindings are imported
+ * statically (a few tens of kB of JS each): a module worker that imported them on demand would
+ * need code splitting, which some bundlers' worker builds refuse (Vite's default iife worker
+ * format); a build's wasm is only fetched when an engine of that build starts.
  */
-const BUILDS = { vision: visionBuild, full: fullBuild };
+const BUILDS = { vision: visionBuild, full: fullBuild, threads: threadsBuild };
 
 let wasm = null; // the bindings of the build this thread runs ({ Engine, Picture, compiledModule })
 let wasmReady = null; // resolves to its instance's exports
 let wasmMemory = null; // the instance's memory, once loaded (for engine.stats)
 let wasmIdentity = null; // the module's identity when it came compiled from the page
+let pool = null; // the 'threads' build's pool: resolves to its thread count once running
+
+/** Waits for `worker` to post `{ type }`; rejects on its 'pool.failed' or a failed start. */
+function poolMessage(worker, type) {
+  return new Promise((resolve, reject) => {
+    worker.addEventListener('message', function listen({ data }) {
+      if (data?.type !== type && data?.type !== 'pool.failed') return;
+      worker.removeEventListener('message', listen);
+      if (data.type === 'pool.failed') reject(new BackendError(`a CPU thread could not start: ${data.message}`));
+      else resolve();
+    });
+    worker.addEventListener('error', (event) => reject(new BackendError(`a CPU thread could not start: ${event.message ?? 'its script failed'}`)), { once: true });
+  });
+}
+
+/**
+ * Starts the threaded build's pool of `count` threads, each a worker on this instance's shared
+ * memory. Every worker has the module running before the pool is built: this thread blocks on
+ * the pool as soon as it classifies, and a blocked thread cannot start a worker.
+ */
+async function startPool(count) {
+  const workers = Array.from(
+    { length: count },
+    (_, i) => new Worker(new URL('./pool-worker.js', import.meta.url), { type: 'module', name: `glimpse-cpu-${i + 1}` }),
+  );
+  const module = wasm.compiledModule();
+  await Promise.all(
+    workers.map((worker) => {
+      const ready = poolMessage(worker, 'pool.ready');
+      worker.postMessage({ type: 'pool.init', module, memory: wasmMemory });
+      return ready;
+    }),
+  );
+  const running = workers.map((worker) => poolMessage(worker, 'pool.running'));
+  let next = 0;
+  wasm.startThreadPool(count, (start) => workers[next++].postMessage({ type: 'pool.run', start }));
+  await Promise.all(running);
+  return wasm.cpuThreads();
+}
 
 /** Engine objects alive, counted as they are made and freed (engine.stats). */
 const live = { pictures: 0, captions: new Set(), sets: new Set() };
@@ -90,18 +131,21 @@ function asTyped(error) {
 
 /**
  * Loads the wasm module and creates an engine on `backend` ('auto' | 'webgpu' | 'cpu').
- * `build`: 'vision' or 'full' (see BUILDS; Node.js always runs 'full'). `compiled`: the module
- * another engine of the page already compiled (`{ module, identity }`, see
- * `shareableModule`), instantiated instead of fetching and compiling it again.
- * Resolves to `{ engine, backend: 'webgpu' | 'cpu', fallbackReason }`.
+ * `build`: 'vision', 'full' or 'threads' (see BUILDS; Node.js always runs 'full'); `threads`:
+ * the 'threads' build's pool size (a worker's engine only: the page's own thread must not
+ * block). `compiled`: the module another engine of the page already compiled (`{ module,
+ * identity }`, see `shareableModule`), instantiated instead of fetching and compiling it again.
+ * Resolves to `{ engine, backend: 'webgpu' | 'cpu', threads, fallbackReason }` (`threads`: the
+ * CPU threads it computes on, null on WebGPU).
  */
-export async function createEngine({ backend, weights, compiled = null, build = 'full' }) {
+export async function createEngine({ backend, weights, compiled = null, build = 'full', threads = 1 }) {
   if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
     throw new BackendError(`unknown backend '${backend}' (use 'auto', 'webgpu' or 'cpu')`);
   }
-  if (!BUILDS[build]) throw new BackendError(`unknown engine build '${build}' (use 'vision' or 'full')`);
+  if (!BUILDS[build]) throw new BackendError(`unknown engine build '${build}' (use 'vision', 'full' or 'threads')`);
+  if (build === 'threads' && backend === 'webgpu') throw new BackendError('the threaded engine build runs on the CPU only');
   const bindings = BUILDS[inNode ? 'full' : build];
-  if (wasm && wasm !== bindings) throw new BackendError(`this thread already runs the other engine build, not '${build}'`);
+  if (wasm && wasm !== bindings) throw new BackendError(`this thread already runs another engine build, not '${build}'`);
   wasm = bindings;
   if (compiled) wasmIdentity ??= compiled.identity;
   wasmReady ??= (async () => {
@@ -110,10 +154,16 @@ export async function createEngine({ backend, weights, compiled = null, build = 
   })();
   wasmMemory = (await wasmReady).memory;
   const { Engine } = wasm;
+  if (build === 'threads') pool ??= startPool(threads);
+  const cpuThreads = build === 'threads' ? await pool : 1;
 
   let requested = backend;
   let fallbackReason = null;
-  if (backend !== 'cpu') {
+  if (build === 'threads' && backend === 'auto') {
+    // Only started for 'auto' when no WebGPU adapter is there to compare (glimpse.js).
+    requested = 'cpu';
+    fallbackReason = (await webgpuUnavailableReason()) ?? 'the threaded CPU engine was chosen';
+  } else if (backend !== 'cpu') {
     watchGpuDevices();
     const reason = await webgpuUnavailableReason();
     if (reason && backend === 'webgpu') throw new BackendError(`WebGPU was requested but ${reason}`);
@@ -124,7 +174,8 @@ export async function createEngine({ backend, weights, compiled = null, build = 
   }
   try {
     const engine = await Engine.create(requested, new Uint8Array(weights));
-    return { engine, backend: engine.backend, fallbackReason: fallbackReason ?? engine.fallbackReason ?? null };
+    const on = engine.backend;
+    return { engine, backend: on, threads: on === 'cpu' ? cpuThreads : null, fallbackReason: fallbackReason ?? engine.fallbackReason ?? null };
   } catch (error) {
     throw asTyped(error);
   }
@@ -253,7 +304,8 @@ function started(caption) {
 /**
  * One engine and the messages it answers; the module worker (worker.js) and the inline mode
  * both go through here. Message types are `area.verb`:
- *   engine.load { backend, weights, build, compiled? } → { backend, fallbackReason, module, compiled }
+ *   engine.load { backend, weights, build, threads, compiled? }
+ *                                           → { backend, threads, fallbackReason, module, compiled }
  *   engine.classify { input, options }      → { top, labels?, taught?, ms }
  *   engine.time { runs, warmUp, beat }      → median ms of a 640×480 frame's classification
  *   labels.load { weights, tokenizer, table }
@@ -314,7 +366,13 @@ export class EngineHost {
       this.#free(oldDevices);
       this.engine = loaded.engine;
       this.backend = loaded.backend; // kept here: a trapped engine cannot be asked
-      return { backend: loaded.backend, fallbackReason: loaded.fallbackReason, module: moduleIdentity(), compiled: shareableModule() };
+      return {
+        backend: loaded.backend,
+        threads: loaded.threads,
+        fallbackReason: loaded.fallbackReason,
+        module: moduleIdentity(),
+        compiled: shareableModule(),
+      };
     }
     const engine = this.engine;
     if (!engine) throw new BackendError('the engine is not loaded (or was disposed)');

@@ -122,6 +122,14 @@ export interface LoadOptions {
   /** Run the engine on the calling thread instead of a module worker. Default false. */
   inline?: boolean;
   /**
+   * CPU threads for the engine (a whole number ≥ 1). Default: the machine's cores, at most 4.
+   * More than one needs a cross-origin-isolated page (served with `Cross-Origin-Opener-Policy:
+   * same-origin` and `Cross-Origin-Embedder-Policy: require-corp`) and a worker engine (not
+   * `inline`); elsewhere the engine runs on one thread. The threaded engine is a separate
+   * download, fetched only by pages that run on it.
+   */
+  threads?: number;
+  /**
    * Weights precision to download (computation is f32 either way); default 'int8' (4.8 MB,
    * one scale per output channel), or 'f16' where the manifest lists no int8.
    */
@@ -146,6 +154,8 @@ export interface BackendTimings {
 /** `Glimpse.info`: where the engine runs and why. */
 export interface GlimpseInfo {
   backend: Backend;
+  /** The CPU threads the engine computes on (1 without cross-origin isolation); null on WebGPU. */
+  threads: number | null;
   fallbackReason: string | null;
   notCached: string | null;
   /** null when nothing was compared (a backend asked for by name, or no WebGPU adapter). */

@@ -150,14 +150,14 @@ const NEEDS_FULL_BUILD = new Set([
  * Each wasm build as the page's first engine of it compiled it (`{ module, identity }`),
  * handed to every later engine of that build, or null before one has loaded.
  */
-const compiledWasm = { vision: null, full: null };
+const compiledWasm = { vision: null, full: null, threads: null };
 
 /**
- * Starts an engine of `build` ('vision' | 'full') on `connection`; resolves to what it says of
- * itself.
+ * Starts an engine of `build` ('vision' | 'full' | 'threads') on `connection`; resolves to
+ * what it says of itself.
  */
-async function loadEngine(connection, backend, weights, build) {
-  const message = { type: 'engine.load', backend, weights, build, compiled: compiledWasm[build] };
+async function loadEngine(connection, { backend, weights, build, threads }) {
+  const message = { type: 'engine.load', backend, weights, build, threads, compiled: compiledWasm[build] };
   const { compiled, ...info } = await connection.call(message, [weights]);
   compiledWasm[build] ??= compiled ?? null;
   return info;
@@ -166,6 +166,32 @@ async function loadEngine(connection, backend, weights, build) {
 /** Whether the engine runs on the calling thread: asked for, or Node.js (no web Worker). */
 function onCallingThread(inline) {
   return inline || typeof Worker === 'undefined';
+}
+
+/**
+ * The CPU threads an engine gets: `threads` as asked (default: the machine's cores, at most
+ * 4) where the page is cross-origin isolated (threads share the engine's memory, which
+ * browsers allow only then) and the engine runs in a worker (the page's thread must never
+ * wait on others), else 1.
+ */
+function cpuThreads(threads, inline) {
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
+    throw new InvalidArgumentError(`threads must be a whole number of at least 1, not ${threads}`);
+  }
+  if (!globalThis.crossOriginIsolated || onCallingThread(inline)) return 1;
+  return threads ?? Math.max(1, Math.min(4, globalThis.navigator?.hardwareConcurrency ?? 1));
+}
+
+/**
+ * Which wasm build an engine runs: the full one on the calling thread (and in Node.js); the
+ * threaded one for a CPU engine with more than one thread (also for 'auto', which reaches an
+ * engine only when there is no WebGPU adapter to compare); else the vision build until labels
+ * or captions (`text`) are asked for, then the full one.
+ */
+function buildFor({ backend, inline, threads, text }) {
+  if (onCallingThread(inline)) return 'full';
+  if (backend !== 'webgpu' && threads > 1) return 'threads';
+  return text ? 'full' : 'vision';
 }
 
 function startConnection(inline) {
@@ -179,7 +205,7 @@ export class Glimpse {
   #queue = Promise.resolve();
 
   #models;
-  #options; // { backend, build, inline, dtype, onRestart }: how to start the engine again
+  #options; // { backend, inline, threads, text, dtype, onRestart }: how to start the engine again
   #labelModel = null; // the promise of the label model's loading, once asked for
   #captionModel = null; // likewise for the caption model
   #loaded = { labels: false, caption: false }; // what a new engine must be given again
@@ -216,20 +242,19 @@ export class Glimpse {
    * `onRestart({ reason, backend, fallbackReason })`: the engine stopped (a crash, a lost GPU
    * device) and a new one took its place, with the taught sets and loaded models.
    */
-  static async load({ models = 'models/', backend = 'auto', onProgress, inline = false, dtype, onRestart, __penaltyForTests } = {}) {
+  static async load({ models = 'models/', backend = 'auto', onProgress, inline = false, threads, dtype, onRestart, __penaltyForTests } = {}) {
     if (!BACKENDS.includes(backend)) {
       throw new BackendError(`unknown backend '${backend}' (use ${BACKENDS.map((b) => `'${b}'`).join(', ')})`);
     }
+    const threadCount = cpuThreads(threads, inline);
     const { weights, notCached } = await loadWeights({ modelsUrl: models, dtype, onProgress });
-    // A worker starts on the smaller build and moves to the full one when labels or captions
-    // are first asked for; an engine on the page's thread (or in Node.js) runs the full one.
-    const build = onCallingThread(inline) ? 'full' : 'vision';
     const start = async (on) => {
       const connection = startConnection(inline);
       try {
         // Each engine gets its own copy: the buffer moves to the worker.
         const copy = weights.slice(0);
-        return { connection, info: await loadEngine(connection, on, copy, build) };
+        const build = buildFor({ backend: on, inline, threads: threadCount, text: false });
+        return { connection, info: await loadEngine(connection, { backend: on, weights: copy, build, threads: threadCount }) };
       } catch (error) {
         connection.dispose();
         if (error instanceof BackendError || error instanceof ModelLoadError) throw error;
@@ -245,8 +270,9 @@ export class Glimpse {
     const restartOn = timings ? info.backend : backend;
     return new Glimpse(connection, { ...info, notCached: notCached ?? null, timings }, models, {
       backend: restartOn,
-      build,
       inline,
+      threads: threadCount,
+      text: false,
       dtype,
       onRestart,
     });
@@ -260,8 +286,8 @@ export class Glimpse {
    * WebGPU adapter).
    */
   get info() {
-    const { backend, fallbackReason, notCached, timings } = this.#info;
-    return { backend, fallbackReason, notCached, timings: timings ? { ...timings } : null };
+    const { backend, threads, fallbackReason, notCached, timings } = this.#info;
+    return { backend, threads, fallbackReason, notCached, timings: timings ? { ...timings } : null };
   }
 
   /**
@@ -306,7 +332,7 @@ export class Glimpse {
   async #call(message, transfer) {
     if (this.#disposed) throw new BackendError('the classifier was disposed');
     if (this.#death) await this.#restart();
-    if (NEEDS_FULL_BUILD.has(message.type) && this.#options.build !== 'full') await this.#moveToFullBuild();
+    if (NEEDS_FULL_BUILD.has(message.type) && !this.#options.text) await this.#moveToFullBuild();
     const connection = this.#connection;
     if (message.type === 'teach.new') {
       const key = this.#nextSet++;
@@ -342,7 +368,7 @@ export class Glimpse {
     try {
       const info = await this.#startEngine();
       const fallbackReason = gpuLost ? reason : (this.#info.fallbackReason ?? info.fallbackReason);
-      this.#info = { ...this.#info, backend: info.backend, fallbackReason };
+      this.#info = { ...this.#info, backend: info.backend, threads: info.threads, fallbackReason };
     } catch (error) {
       throw new BackendError(`the engine stopped (${reason}) and could not be started again: ${error.message}`, { cause: error });
     }
@@ -351,17 +377,20 @@ export class Glimpse {
   }
 
   /**
-   * Replaces the engine with one of the full build, the first time labels or captions are
-   * asked for: like a restart (same backend, taught sets carried over), but nothing stopped.
+   * The first time labels or captions are asked for: from now on the engine is one with them.
+   * One of the vision build is replaced with one of the full build, like a restart (same
+   * backend, taught sets carried over) but nothing stopped; the other builds have them already.
    */
   async #moveToFullBuild() {
+    const before = buildFor(this.#options);
+    this.#options.text = true;
+    if (before !== 'vision') return;
     const previous = this.#connection;
-    this.#options.build = 'full';
     try {
-      const { backend } = await this.#startEngine();
-      this.#info = { ...this.#info, backend };
+      const { backend, threads } = await this.#startEngine();
+      this.#info = { ...this.#info, backend, threads };
     } catch (error) {
-      this.#options.build = 'vision';
+      this.#options.text = false;
       throw new BackendError(`the label and caption engine could not start: ${error.message}`, { cause: error });
     }
     previous.dispose();
@@ -373,12 +402,13 @@ export class Glimpse {
    * loaded again when they were. Resolves to what the engine says of itself.
    */
   async #startEngine() {
-    const { backend, build, inline, dtype } = this.#options;
+    const { backend, inline, threads, dtype } = this.#options;
+    const build = buildFor(this.#options);
     const connection = startConnection(inline);
     let info;
     try {
       const { weights } = await loadWeights({ modelsUrl: this.#models, dtype });
-      info = await loadEngine(connection, backend, weights, build);
+      info = await loadEngine(connection, { backend, weights, build, threads });
       for (const set of this.#sets.values()) {
         set.id = await connection.call({ type: 'teach.new' });
         if (set.snapshot) await connection.call({ type: 'teach.import', set: set.id, json: set.snapshot });

@@ -17,6 +17,8 @@ const ENGINE_FILES = [
   '../pkg/glimpse.js',
   '../pkg/glimpse_bg.wasm',
 ];
+/** The threaded build and its pool's worker: only a cross-origin-isolated page runs them. */
+const THREADED_ENGINE_FILES = ['./pool-worker.js', '../pkg/glimpse_threads.js', '../pkg/glimpse_threads_bg.wasm'];
 
 /**
  * Registers `url` (default 'sw.js', beside the page) as the page's service worker, and keeps
@@ -48,7 +50,8 @@ async function keepLoaded() {
     const fetched = entry.initiatorType === 'fetch' || entry.initiatorType === 'xmlhttprequest';
     if (url.origin === location.origin && (!fetched || url.pathname.endsWith('.wasm'))) urls.add(url.href);
   }
-  for (const file of ENGINE_FILES) urls.add(new URL(file, import.meta.url).href);
+  const engineFiles = globalThis.crossOriginIsolated ? [...ENGINE_FILES, ...THREADED_ENGINE_FILES] : ENGINE_FILES;
+  for (const file of engineFiles) urls.add(new URL(file, import.meta.url).href);
   const cache = await caches.open(SHELL_CACHE);
   // One file that cannot be kept (a bundler renamed it) must not stop the others.
   await Promise.all([...urls].map((url) => cache.add(url).catch(() => {})));

@@ -16,7 +16,7 @@
 //! the SIMD abstraction burn's CPU backend uses, so the same source becomes AVX-512/AVX2 code
 //! natively (picked at run time) and SIMD128 code in the browser.
 
-#[cfg(not(target_os = "wasi"))]
+#[cfg(feature = "gpu")]
 use burn::backend::Cube;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
@@ -24,6 +24,8 @@ use burn::backend::{Backend, Flex, backend_extension};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Shape, Tensor, TensorData};
 use macerator::{Scalar, Simd, vload_unaligned, vstore_unaligned};
+
+use crate::runtime::for_each_chunk;
 
 /// TF "SAME" padding of one spatial side for `kernel` and `stride`: the output is
 /// `ceil(size / stride)` and the odd pixel of padding goes after.
@@ -34,9 +36,9 @@ pub fn same_padding(size: usize, kernel: usize, stride: usize) -> (usize, usize)
 }
 
 /// EfficientNet-Lite's fused layers as burn operations.
-// The WASI converter (`glimpse-convert`) is built without wgpu: the CPU alone there.
-#[cfg_attr(not(target_os = "wasi"), backend_extension(Flex, Cube))]
-#[cfg_attr(target_os = "wasi", backend_extension(Flex))]
+// Builds without wgpu (the WASI converter, the browser's threaded module) have the CPU alone.
+#[cfg_attr(feature = "gpu", backend_extension(Flex, Cube))]
+#[cfg_attr(not(feature = "gpu"), backend_extension(Flex))]
 pub trait LiteKernels: Backend {
     /// Depthwise convolution of a channels-last `x` `[N, H, W, C]` with `weight` `[C, 1, k, k]`
     /// (burn's layout for `groups == C`), `bias` `[C]`, TF "SAME" padding and stride
@@ -108,7 +110,7 @@ fn pointwise_by_matmul<B: Backend>(
     B::float_reshape(y, Shape::from([n, h, w, out]))
 }
 
-#[cfg(not(target_os = "wasi"))]
+#[cfg(feature = "gpu")]
 impl LiteKernels for Cube {}
 
 impl LiteKernels for Flex {
@@ -230,13 +232,7 @@ fn pointwise_flex(
             relu6_inplace(out);
         }
     };
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        out.par_chunks_mut(rows * cout).enumerate().for_each(block);
-    }
-    #[cfg(target_arch = "wasm32")]
-    out.chunks_mut(rows * cout).enumerate().for_each(block);
+    for_each_chunk(&mut out, rows * cout, block);
     FlexTensor::from_data(TensorData::new(out, Shape::from([n, h, w, cout])))
 }
 
@@ -309,13 +305,7 @@ pub fn depthwise_nhwc(
         let input = &x[image * h * w * c..(image + 1) * h * w * c];
         depthwise_row(input, out_row, taps, bias, &shape, oh);
     };
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        out.par_chunks_mut(wo * c).enumerate().for_each(row);
-    }
-    #[cfg(target_arch = "wasm32")]
-    out.chunks_mut(wo * c).enumerate().for_each(row);
+    for_each_chunk(&mut out, wo * c, row);
     (out, [n, ho, wo, c])
 }
 

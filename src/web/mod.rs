@@ -14,6 +14,8 @@ mod classify;
 #[cfg(feature = "text")]
 mod labels;
 mod teach;
+#[cfg(feature = "threads")]
+mod threads;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

@@ -12,7 +12,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,7 @@ import {
   ROOT,
   WEIGHTS_PATH,
   classifyThroughEvent,
+  nativeCaption,
   photo,
   serveForTests,
   waitForModel,
@@ -46,14 +47,6 @@ const TINY_TOP = [{ index: 10, label: 'brambling', prob: 0.9 }];
 const TINY_MIN_STEPS = 8;
 
 const suite = serveForTests({ scratchPrefix: 'glimpse-caption-' });
-
-function nativeCaption(file) {
-  const targetDir = process.env.CARGO_TARGET_DIR ?? join(ROOT, 'target');
-  const built = process.env.GLIMPSE_BIN ?? join(targetDir, 'release', 'glimpse');
-  const [command, args] = existsSync(built) ? [built, []] : ['cargo', ['run', '--release', '--quiet', '--']];
-  const output = execFileSync(command, [...args, 'classify', '--json', '--caption', file], { cwd: ROOT, encoding: 'utf8' });
-  return JSON.parse(output)[0].caption;
-}
 
 /** The real caption model's GGUF file, whose tokenizer the tiny one borrows. */
 function realCaptionModel() {

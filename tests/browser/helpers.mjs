@@ -22,7 +22,15 @@ export const WEIGHTS_PATH = '/models/efficientnet-lite0.int8.bpk';
 export const INFERENCE_TIMEOUT = 120_000;
 
 export function requireBuiltArtifacts() {
-  const missing = ['pkg/glimpse.js', 'pkg/glimpse_bg.wasm', 'pkg/glimpse_vision.js', 'pkg/glimpse_vision_bg.wasm', 'models/manifest.json'].filter(
+  const missing = [
+    'pkg/glimpse.js',
+    'pkg/glimpse_bg.wasm',
+    'pkg/glimpse_vision.js',
+    'pkg/glimpse_vision_bg.wasm',
+    'pkg/glimpse_threads.js',
+    'pkg/glimpse_threads_bg.wasm',
+    'models/manifest.json',
+  ].filter(
     (p) => !existsSync(join(ROOT, p)),
   );
   if (missing.length) {
@@ -48,16 +56,23 @@ export function nativeTop1(files) {
   return new Map(JSON.parse(output).map((outcome) => [outcome.file, outcome.top[0]]));
 }
 
+/** The native CLI's caption of `file` (what the browser's must equal, word for word). */
+export function nativeCaption(file) {
+  const [command, prefix] = glimpseCommand();
+  const output = execFileSync(command, [...prefix, 'classify', '--json', '--caption', file], { cwd: ROOT, encoding: 'utf8' });
+  return JSON.parse(output)[0].caption;
+}
+
 /**
  * For a test file: serves the repo (and makes a scratch directory named `scratchPrefix`…)
  * before its tests, and stops (and removes) them after. Returns `{ server, scratch }`, filled
- * in once started.
+ * in once started. `isolated`: the pages cross-origin isolated (as `npm start` serves them).
  */
-export function serveForTests({ scratchPrefix = null } = {}) {
+export function serveForTests({ scratchPrefix = null, isolated = false } = {}) {
   const suite = { server: null, scratch: null };
   before(async () => {
     requireBuiltArtifacts();
-    suite.server = await serve();
+    suite.server = await serve({ isolated });
     if (scratchPrefix) suite.scratch = mkdtempSync(join(tmpdir(), scratchPrefix));
   });
   after(async () => {

@@ -29,6 +29,8 @@ const EXPECTED_FILES = [
   'pkg-convert/glimpse-convert.wasm',
   'pkg/glimpse.js',
   'pkg/glimpse_bg.wasm',
+  'pkg/glimpse_threads.js',
+  'pkg/glimpse_threads_bg.wasm',
   'pkg/glimpse_vision.js',
   'pkg/glimpse_vision_bg.wasm',
   'www/backend-choice.js',
@@ -43,6 +45,7 @@ const EXPECTED_FILES = [
   'www/node.js',
   'www/offline-worker.js',
   'www/offline.js',
+  'www/pool-worker.js',
   'www/teacher.js',
   'www/worker.js',
 ];
