@@ -97,11 +97,14 @@ async function glimpseLaterVisit({ backend, threads, runs }) {
   const samples = [];
   for (let i = 0; i < runs; i++) samples.push(await time());
   const { backend: used, threads: cpuThreads } = glimpse.info;
+  // Where the CPU engine's time goes, layer kind by layer kind (the same replay as `glimpse
+  // bench --profile` natively).
+  const profile = used === 'cpu' ? await glimpse.engineProfile({ runs }) : null;
   glimpse.dispose();
   const another = await loadOnce();
   another.glimpse.dispose();
   const engine = `glimpse ${used === 'webgpu' ? 'WebGPU' : `CPU (wasm SIMD, ${cpuThreads} thread${cpuThreads === 1 ? '' : 's'})`}`;
-  return { engine, used, threads: cpuThreads ?? 1, cachedMs, samePageMs: another.ms, firstMs, samples };
+  return { engine, used, threads: cpuThreads ?? 1, cachedMs, samePageMs: another.ms, firstMs, samples, profile };
 }
 
 /**
@@ -346,6 +349,20 @@ for (const row of rows) {
   console.log(
     `| ${row.engine} | ${fmt(row.networkMs)} | ${fmt(row.cachedMs)} | ${(row.cachedMs / row.networkMs).toFixed(2)}× | ${row.samePageMs === undefined ? '–' : fmt(row.samePageMs)} | ${fmt(row.firstMs)} | ${fmt(median(row.samples))} | ${fmt(Math.min(...row.samples))} | ${ratio} |`,
   );
+}
+const profiled = rows.filter((row) => row.profile);
+if (profiled.length) {
+  // Kinds in the order of the first profile's medians, largest first.
+  const kinds = Object.entries(profiled[0].profile.kinds)
+    .sort(([, a], [, b]) => b.median - a.median)
+    .map(([kind]) => kind);
+  console.log(`\nglimpse's CPU engine per layer kind, one 640×480 frame's forward pass replayed op by op (ms, median | min of ${values.runs}, summed over each kind's layers)\n`);
+  console.log(`| kind | ${profiled.map((row) => `${row.engine} median | min`).join(' | ')} |`);
+  console.log(`|---|${profiled.map(() => '---:|---:').join('|')}|`);
+  const cell = (spread) => (spread ? `${spread.median.toFixed(2)} | ${spread.min.toFixed(2)}` : '– | –');
+  for (const kind of kinds) console.log(`| ${kind} | ${profiled.map((row) => cell(row.profile.kinds[kind])).join(' | ')} |`);
+  console.log(`| sum of the kinds | ${profiled.map((row) => cell(row.profile.total)).join(' | ')} |`);
+  console.log(`| the forward pass, no clocks | ${profiled.map((row) => cell(row.profile.forward)).join(' | ')} |`);
 }
 const wasmSize = (name) => {
   const wasm = readFileSync(join(ROOT, 'pkg', name));

@@ -314,6 +314,7 @@ function started(caption) {
  *   caption.start { top } → id · caption.step { caption } → { piece, token, logit, done, caption? }
  *   caption.cancel { caption }
  *   engine.stats                          → { wasmMemoryBytes, live: { pictures, captions, sets } }
+ *   engine.profile { runs }               → the CPU engine's per-layer profile (Engine.profileLayers)
  *   teach.new → set · teach.drop · teach.add { name, input } · teach.remove { name } ·
  *   teach.train · teach.export → JSON · teach.import { json }   (each with `set`; → the set's summary)
  * (`engine.dispose` is the worker's own: it frees the engine and closes the worker.)
@@ -381,6 +382,8 @@ export class EngineHost {
         return classifyInput(engine, message.input, message.options);
       case 'engine.time':
         return timeInference(engine, message);
+      case 'engine.profile':
+        return typed(() => engine.profileLayers(message.runs));
       case 'engine.stats':
         return {
           wasmMemoryBytes: wasmMemory?.buffer.byteLength ?? 0,

@@ -99,6 +99,25 @@ export interface EngineStats {
   live: { pictures: number; captions: number; sets: number };
 }
 
+/** A median and a minimum, in ms. */
+export interface Spread {
+  median: number;
+  min: number;
+}
+
+/** Where the CPU engine's time goes per 640×480 frame (`engineProfile()`), in ms. */
+export interface LayerProfile {
+  /** Per kind of layer ("expand 1×1", "depthwise 5×5/2", …), summed over its layers. */
+  kinds: Record<string, Spread>;
+  /** The sum of the kinds. */
+  total: Spread;
+  /** The same forward pass without clocks around each layer. */
+  forward: Spread;
+  runs: number;
+  /** The CPU threads it ran on. */
+  threads: number;
+}
+
 export interface LoadProgress {
   loaded: number;
   total: number;
@@ -237,6 +256,8 @@ export declare class Glimpse {
   readonly backend: Backend;
   /** What the engine holds: its wasm memory and the objects alive in it. */
   engineStats(): Promise<EngineStats>;
+  /** Where the CPU engine's time goes per frame, layer kind by kind (rejects on WebGPU). */
+  engineProfile(options?: { runs?: number }): Promise<LayerProfile>;
   /** Why 'auto' fell back to the CPU (or a lost GPU device sent the engine there), or null. */
   readonly fallbackReason: string | null;
   /** Why the downloaded model could not be kept in the browser's cache (a full quota), or null. */

@@ -298,6 +298,15 @@ export class Glimpse {
     return this.#send({ type: 'engine.stats' });
   }
 
+  /**
+   * Where the CPU engine's time goes per frame, for diagnostics and benchmarks: `runs` passes
+   * of one 640×480 frame replayed layer by layer, `{ kinds: { [kind]: { median, min } }, total,
+   * forward, runs, threads }` in ms (`forward`: the same pass without clocks). CPU only.
+   */
+  engineProfile({ runs = 10 } = {}) {
+    return this.#send({ type: 'engine.profile', runs });
+  }
+
   /** 'webgpu' or 'cpu'. */
   get backend() {
     return this.#info.backend;

@@ -12,6 +12,7 @@ pub mod kernels;
 pub mod labels;
 pub mod overlay;
 pub mod preprocess;
+pub mod profile;
 pub mod rollup;
 pub mod teach;
 pub mod wordnet;

@@ -13,6 +13,7 @@ mod caption;
 mod classify;
 #[cfg(feature = "text")]
 mod labels;
+mod profile;
 mod teach;
 #[cfg(feature = "threads")]
 mod threads;

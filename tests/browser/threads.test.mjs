@@ -60,6 +60,27 @@ test('an isolated page classifies on 2 threads with the top-5 of one thread', { 
   });
 });
 
+test('the per-layer profile of the CPU engine runs on its threads', { timeout: 60_000 }, async (t) => {
+  const { server } = isolated;
+  await withBrowser(t, server.url, {}, async ({ page }) => {
+    await page.goto(blankPage(server));
+    const profile = await page.evaluate(async () => {
+      const { Glimpse } = await import('/www/glimpse.js');
+      const glimpse = await Glimpse.load({ models: '/models/', backend: 'cpu', threads: 2 });
+      const profile = await glimpse.engineProfile({ runs: 3 });
+      glimpse.dispose();
+      return profile;
+    });
+    t.diagnostic(`sum of the kinds ${profile.total.median.toFixed(1)} ms, forward ${profile.forward.median.toFixed(1)} ms`);
+    assert.equal(profile.threads, 2);
+    assert.equal(profile.runs, 3);
+    for (const kind of ['expand 1×1', 'project 1×1', 'depthwise 5×5/2', 'head conv 1×1, 320→1280', 'pool + fc']) {
+      assert.ok(profile.kinds[kind]?.min > 0, `${kind} is timed`);
+    }
+    assert.ok(profile.forward.min > 0 && profile.total.min >= profile.kinds['expand 1×1'].min);
+  });
+});
+
 test('a page without the isolation headers runs on one thread and never fetches the threaded build', { timeout: 60_000 }, async (t) => {
   const file = photo('imagenet_08_');
   const native = nativeTop1([file]);
