@@ -124,8 +124,10 @@ async function benchCaption({ backend, threads, runs, warmUp }) {
   if (warmUp) await glimpse.caption(result); // prepares the kernels of each shape
   for (let i = 0; i < runs; i++) samples.push(await glimpse.caption(result));
   const { backend: used, threads: cpuThreads } = glimpse.info;
+  // Where a decoded token's time goes (the same profile as `glimpse bench --profile`).
+  const profile = used === 'cpu' ? await glimpse.captionProfile({ tokens: 32 }) : null;
   glimpse.dispose();
-  return { used, threads: cpuThreads ?? 1, loadMs, samples };
+  return { used, threads: cpuThreads ?? 1, loadMs, samples, profile };
 }
 
 /**
@@ -363,6 +365,13 @@ if (profiled.length) {
   for (const kind of kinds) console.log(`| ${kind} | ${profiled.map((row) => cell(row.profile.kinds[kind])).join(' | ')} |`);
   console.log(`| sum of the kinds | ${profiled.map((row) => cell(row.profile.total)).join(' | ')} |`);
   console.log(`| the forward pass, no clocks | ${profiled.map((row) => cell(row.profile.forward)).join(' | ')} |`);
+  for (const step of Object.keys(profiled[0].profile.frame)) {
+    console.log(`| frame: ${step} | ${profiled.map((row) => cell(row.profile.frame[step])).join(' | ')} |`);
+  }
+  // What classify() spends beyond these (the frame's trip to the worker and back, the top-5):
+  // the frame's median less the medians above, so only a rough figure.
+  const rest = (row) => median(row.samples) - row.profile.forward.median - Object.values(row.profile.frame).reduce((sum, s) => sum + s.median, 0);
+  console.log(`| the rest of classify() (transfer, read-out; medians subtracted) | ${profiled.map((row) => `${rest(row).toFixed(2)} | –`).join(' | ')} |`);
 }
 const wasmSize = (name) => {
   const wasm = readFileSync(join(ROOT, 'pkg', name));
@@ -390,6 +399,19 @@ if (captions.length) {
       `| ${used === 'webgpu' ? 'WebGPU' : `CPU (wasm SIMD, ${threadsName(threads)})`} | ${fmt(loadMs)} | ${prompt} | ${fmt(ttft)} | ${(prompt / (ttft / 1000)).toFixed(0)} | ${decode.toFixed(1)} | ${samples[0].tokens} |`,
     );
   }
+}
+const decodeProfiled = captions.filter((c) => c.profile);
+if (decodeProfiled.length) {
+  const first = decodeProfiled[0].profile;
+  const roles = Object.entries(first.products).sort(([, a], [, b]) => b.median - a.median).map(([role]) => role);
+  const name = ({ threads }) => `CPU, ${threadsName(threads)}`;
+  console.log(`\nA decoded token on the CPU engine, after a ${first.prompt}-token prompt, ${first.tokens} tokens (ms per token, median | min; each role summed over the layers)\n`);
+  console.log(`| part | ${decodeProfiled.map((c) => `${name(c)} median | min`).join(' | ')} |`);
+  console.log(`|---|${decodeProfiled.map(() => '---:|---:').join('|')}|`);
+  const cell = (s) => (s ? `${s.median.toFixed(2)} | ${s.min.toFixed(2)}` : '– | –');
+  for (const role of roles) console.log(`| ${role} | ${decodeProfiled.map((c) => cell(c.profile.products[role])).join(' | ')} |`);
+  console.log(`| the rest (attention over the cache, RoPE, norms, SiLU, adds, embedding, argmax) | ${decodeProfiled.map((c) => cell(c.profile.rest)).join(' | ')} |`);
+  console.log(`| the whole step | ${decodeProfiled.map((c) => cell(c.profile.step)).join(' | ')} |`);
 }
 if (agreement) {
   // The same agreement the browser tests demand of the tiny model: every greedy token, and

@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT, TOOLS, run, succeeds } from './lib.mjs';
 
-const TARGETS = ['gguf', 'gguf_tokenizer', 'burnpack', 'manifest', 'image', 'rgba', 'class_set', 'labels'];
+const TARGETS = ['gguf', 'gguf_tokenizer', 'burnpack', 'manifest', 'image', 'rgba', 'resample', 'class_set', 'labels'];
 // The limits every run holds the targets to: 0 crashes, no input over 1 s, no allocation over
 // 1 GiB (enforced by fuzz/src/lib.rs's allocator, as the build has no sanitizer hooks).
 const LIMITS = ['-rss_limit_mb=2048', '-malloc_limit_mb=1024', '-timeout=1'];

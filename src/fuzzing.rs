@@ -30,6 +30,7 @@ use crate::text::zero_shot::{MAX_LABEL_CHARS, MAX_LABELS, label_text};
 use crate::text::{parse_labels, tidy_labels};
 use crate::vision::cam::Tiling;
 use crate::vision::preprocess::{self, CROP, CropPlan, from_rgba, region_around};
+use crate::vision::resample::{Pixels, resize_window};
 use crate::vision::teach::{ClassSet, FEATURES};
 use crate::vision::wordnet::wordnet;
 
@@ -193,6 +194,44 @@ pub fn rgba(data: &[u8]) {
         return;
     };
     picture(&image, [word(2), word(3), word(4), word(5)]);
+}
+
+/// The crop-only resize ([`crate::vision::resample`]) against the `image` crate's whole resize and crop, byte
+/// for byte: `[source width, height, new width, height, window x, y, width, height, rgba]`
+/// (one byte each, so every picture stays small), then the pixels, repeated to fill.
+pub fn resample(data: &[u8]) {
+    let Some((head, pixels)) = data.split_at_checked(9) else {
+        return;
+    };
+    let at = |i: usize| head[i] as u32;
+    let (sw, sh, nw, nh) = (at(0).max(1), at(1).max(1), at(2).max(1), at(3).max(1));
+    let (wx, wy) = (at(4) % nw, at(5) % nh);
+    let window = [wx, wy, at(6).clamp(1, nw - wx), at(7).clamp(1, nh - wy)];
+    let channels = if head[8] & 1 == 1 { 4 } else { 3 };
+    let len = (sw * sh) as usize * channels;
+    let fill: Vec<u8> = if pixels.is_empty() {
+        (0..len).map(|i| (i * 37) as u8).collect()
+    } else {
+        pixels.iter().copied().cycle().take(len).collect()
+    };
+    let rgb: Vec<u8> = fill
+        .chunks_exact(channels)
+        .flat_map(|px| [px[0], px[1], px[2]])
+        .collect();
+    let image = RgbImage::from_raw(sw, sh, rgb).expect("sized above");
+    let source = if channels == 4 {
+        Pixels::rgba(sw, sh, &fill)
+    } else {
+        Pixels::rgb(&image)
+    };
+    let got = resize_window(source, (nw, nh), window);
+    let resized = image::imageops::resize(&image, nw, nh, image::imageops::FilterType::Triangle);
+    let [x, y, w, h] = window;
+    let want = image::imageops::crop_imm(&resized, x, y, w, h).to_image();
+    assert!(
+        got == want,
+        "{sw}×{sh} → {nw}×{nh}, window {window:?}: not the image crate's pixels"
+    );
 }
 
 /// Everything the crate works out from a picture's size before the network sees it: the

@@ -142,12 +142,14 @@ pub struct BenchArgs {
     /// Leave out the caption model's table (which runs candle's quantized LLaMA as the peer).
     #[arg(long)]
     pub no_caption: bool,
-    /// Also print where the image model's CPU time goes, by kind of layer (one image).
+    /// Also print where the image model's CPU time goes, by kind of layer (one image), and,
+    /// with the caption table, where a decoded token's goes, by matrix.
     #[arg(long)]
     pub profile: bool,
     /// Only the caption model's CPU rows, glimpse and candle side by side, `--runs` times each
-    /// (at least 3): the quick check while working on the decoder.
-    #[arg(long, conflicts_with_all = ["no_caption", "profile"])]
+    /// (at least 3): the quick check while working on the decoder. With `--profile`, also
+    /// where a decoded token's time goes.
+    #[arg(long, conflicts_with = "no_caption")]
     pub caption_cpu: bool,
 }
 

@@ -16,13 +16,14 @@ use glimpse::fuzzing;
 /// Targets whose corpus is generated, not committed (see above).
 const GENERATED: [&str; 3] = ["burnpack", "gguf", "gguf_tokenizer"];
 
-const TARGETS: [(&str, fn(&[u8])); 8] = [
+const TARGETS: [(&str, fn(&[u8])); 9] = [
     ("gguf", fuzzing::gguf),
     ("gguf_tokenizer", fuzzing::gguf_tokenizer),
     ("burnpack", fuzzing::burnpack),
     ("manifest", fuzzing::manifest),
     ("image", fuzzing::image),
     ("rgba", fuzzing::rgba),
+    ("resample", fuzzing::resample),
     ("class_set", fuzzing::class_set),
     ("labels", fuzzing::labels),
 ];
@@ -90,6 +91,7 @@ fn write_seeds() {
     seeds::manifest(&write);
     seeds::images(&write);
     seeds::rgba(&write);
+    seeds::resample(&write);
     seeds::class_set(&write);
     seeds::labels(&write);
 }
@@ -238,6 +240,32 @@ mod seeds {
         write("rgba", "short.rgba", &frame(4, 4, [0, 0, 1, 1], 3));
         write("rgba", "empty.rgba", &frame(0, 0, [0, 0, 0, 0], 0));
         write("rgba", "1x9.rgba", &frame(1, 9, [0, 0, 1, 9], 9));
+    }
+
+    /// `[source w, h, new w, h, window x, y, w, h, rgba]`, then pixels.
+    pub fn resample(write: Write) {
+        let seed = |name: &str, head: [u8; 9], pixels: &[u8]| {
+            write("resample", name, &[&head[..], pixels].concat())
+        };
+        seed(
+            "shrink-rgb",
+            [200, 150, 107, 80, 10, 5, 60, 70, 0],
+            &[9, 200, 31, 77],
+        );
+        seed(
+            "shrink-rgba",
+            [255, 97, 91, 35, 0, 0, 91, 35, 1],
+            &[1, 2, 3, 4, 250],
+        );
+        seed("stretch", [3, 2, 255, 170, 16, 16, 224, 140, 0], &[0, 255]);
+        seed("same-size", [64, 48, 64, 48, 3, 4, 20, 20, 1], &[]);
+        seed(
+            "one-axis",
+            [120, 30, 120, 200, 0, 100, 120, 100, 0],
+            &[5, 6, 7],
+        );
+        seed("empty", [0; 9], &[]);
+        write("resample", "short", &[1, 2, 3]);
     }
 
     fn feature(axis: usize, jitter: f32) -> Vec<f32> {

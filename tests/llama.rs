@@ -20,6 +20,7 @@ use common::models;
 use glimpse::Prediction;
 use glimpse::caption::gguf::Gguf;
 use glimpse::caption::llama::{KvCache, Llama, Storage};
+use glimpse::caption::profile::{profile_decode, synthetic_prompt};
 use glimpse::caption::prompt::prompt;
 use glimpse::caption::tokenizer::from_gguf;
 use glimpse::caption::{Captioner, Choice, Facts};
@@ -338,4 +339,30 @@ fn tiny_llama_seeds() {
             );
         }
     }
+}
+
+#[test]
+fn the_decode_profile_times_every_matrix_role_within_the_step() {
+    fn now() -> f64 {
+        static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+        EPOCH
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_secs_f64()
+            * 1e3
+    }
+    let model = Llama::from_gguf(tiny(), Storage::Quantized, &glimpse::runtime::cpu()).unwrap();
+    let profile = profile_decode(&model, &synthetic_prompt(20), 5, now);
+    assert_eq!((profile.prompt, profile.tokens), (20, 5));
+    let roles: Vec<&str> = profile.products.keys().map(String::as_str).collect();
+    // The tiny model: width 64, 2 layers; its k and v are as wide as q (no grouped heads).
+    for role in ["gate", "up", "down", "output", "q", "k", "v", "o"] {
+        assert!(
+            roles.iter().any(|r| r.split(" (").next().unwrap().split(", ").any(|n| n == role)),
+            "{role} is among {roles:?}"
+        );
+    }
+    let products: f64 = profile.products.values().map(|s| s.median).sum();
+    assert!(profile.step.min > 0.0 && products > 0.0);
+    assert!(products <= profile.step.median * 1.5, "{profile:?}");
 }

@@ -315,6 +315,7 @@ function started(caption) {
  *   caption.cancel { caption }
  *   engine.stats                          → { wasmMemoryBytes, live: { pictures, captions, sets } }
  *   engine.profile { runs }               → the CPU engine's per-layer profile (Engine.profileLayers)
+ *   caption.profile { tokens }            → a decoded token's parts (Engine.profileDecode)
  *   teach.new → set · teach.drop · teach.add { name, input } · teach.remove { name } ·
  *   teach.train · teach.export → JSON · teach.import { json }   (each with `set`; → the set's summary)
  * (`engine.dispose` is the worker's own: it frees the engine and closes the worker.)
@@ -384,6 +385,8 @@ export class EngineHost {
         return timeInference(engine, message);
       case 'engine.profile':
         return typed(() => engine.profileLayers(message.runs));
+      case 'caption.profile':
+        return typed(() => engine.profileDecode(message.tokens));
       case 'engine.stats':
         return {
           wasmMemoryBytes: wasmMemory?.buffer.byteLength ?? 0,

@@ -113,9 +113,24 @@ export interface LayerProfile {
   total: Spread;
   /** The same forward pass without clocks around each layer. */
   forward: Spread;
+  /** The frame's steps before the network: its center crop read from the RGBA bytes, then normalized. */
+  frame: Record<string, Spread>;
   runs: number;
   /** The CPU threads it ran on. */
   threads: number;
+}
+
+/** Where a decoded caption token's time goes (`captionProfile()`), in ms per token. */
+export interface DecodeProfile {
+  /** Per matrix role and shape ("q, o (576×576)", "output (49152×576)", …), summed over the layers. */
+  products: Record<string, Spread>;
+  /** The rest of the step: attention over the cache, RoPE, norms, SiLU, adds, embedding, argmax. */
+  rest: Spread;
+  /** The whole step. */
+  step: Spread;
+  /** Tokens in the cache when the profile began. */
+  prompt: number;
+  tokens: number;
 }
 
 export interface LoadProgress {
@@ -258,6 +273,11 @@ export declare class Glimpse {
   engineStats(): Promise<EngineStats>;
   /** Where the CPU engine's time goes per frame, layer kind by kind (rejects on WebGPU). */
   engineProfile(options?: { runs?: number }): Promise<LayerProfile>;
+  /**
+   * Where a decoded caption token's time goes on the CPU engine (loads the caption model
+   * first): `tokens` greedy tokens after a synthetic 150-token prompt. Rejects on WebGPU.
+   */
+  captionProfile(options?: { tokens?: number }): Promise<DecodeProfile>;
   /** Why 'auto' fell back to the CPU (or a lost GPU device sent the engine there), or null. */
   readonly fallbackReason: string | null;
   /** Why the downloaded model could not be kept in the browser's cache (a full quota), or null. */

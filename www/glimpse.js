@@ -307,6 +307,18 @@ export class Glimpse {
     return this.#send({ type: 'engine.profile', runs });
   }
 
+  /**
+   * Where a decoded caption token's time goes on the CPU engine: `tokens` greedy tokens after a
+   * synthetic 150-token prompt, `{ products: { [role]: { median, min } }, rest, step, prompt,
+   * tokens }` in ms per token (`products` by matrix role, e.g. "gate, up (1536×576)", summed
+   * over the layers; `rest`: attention over the cache, norms and the rest). Loads the caption
+   * model first.
+   */
+  async captionProfile({ tokens = 32 } = {}) {
+    await this.loadCaptionModel();
+    return this.#send({ type: 'caption.profile', tokens });
+  }
+
   /** 'webgpu' or 'cpu'. */
   get backend() {
     return this.#info.backend;

@@ -148,7 +148,7 @@ impl Matrix {
 
     /// `x · Wᵀ` for `x` of shape `[batch, positions, in]`.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        match self {
+        super::profile::timed_product(self.dims(), || match self {
             // Computed as `(W · xᵀ)ᵀ` so the weight is read in its stored layout and only the
             // small activation is transposed.
             Matrix::Dense(w) => {
@@ -159,7 +159,7 @@ impl Matrix {
             }
             Matrix::Blocks(w) => w.forward(x),
             Matrix::Quantized(w) => w.forward(x),
-        }
+        })
     }
 
     /// Rows `ids` (`[n]`) as f32 `[n, in]`: the embedding lookup, which decodes only them.
@@ -409,6 +409,27 @@ impl Llama {
                 .sum::<usize>()
                 + norm_params,
         }
+    }
+
+    /// Each weight matrix a token passes through, by role and shape, in order.
+    pub fn matrix_roles(&self) -> Vec<(&'static str, [usize; 2])> {
+        let mut roles = Vec::new();
+        for block in &self.blocks {
+            let (a, f) = (&block.attn, &block.ffn);
+            for (name, m) in [
+                ("q", &a.q),
+                ("k", &a.k),
+                ("v", &a.v),
+                ("o", &a.o),
+                ("gate", &f.gate),
+                ("up", &f.up),
+                ("down", &f.down),
+            ] {
+                roles.push((name, m.dims()));
+            }
+        }
+        roles.push(("output", self.output_projection().dims()));
+        roles
     }
 
     /// Logits `[1, L, vocab]` for the token ids `tokens` following the positions in `cache`,

@@ -6,6 +6,7 @@
 //! dot products for decoding), read from a GGUF file
 //! ([`gguf`]: the container; [`blocks`]: how each encoding holds its values) with the
 //! tokenizer its metadata holds ([`tokenizer`]). [`Captioner::from_gguf`] loads it all.
+//! [`profile`] times a decoded token's parts.
 
 pub mod blocks;
 pub mod captioner;
@@ -14,6 +15,7 @@ pub mod facts;
 pub mod gguf;
 mod intdot;
 pub mod llama;
+pub mod profile;
 pub mod prompt;
 pub mod quant;
 pub mod tokenizer;

@@ -55,7 +55,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let runs = args.runs.max(3);
     let dir = ensure_models()?;
     if args.caption_cpu {
-        return caption_cpu(&dir, args.threads.max(1), runs);
+        return caption_cpu(&dir, args.threads.max(1), runs, args.profile);
     }
     let photos = photo_inputs(&dir)?;
 
@@ -101,6 +101,10 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             }
         }
         print_llm(&rows, &notes);
+        if args.profile {
+            let profile = super::bench_caption::profile_glimpse(&dir)?;
+            super::bench_caption::print_profile(&profile, args.threads.max(1));
+        }
         match super::bench_caption::measure_captions(&dir) {
             Ok(runs) => super::bench_caption::print_captions(&runs),
             Err(e) => println!("captions end to end: not measured: {e}"),
@@ -110,7 +114,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
 }
 
 /// The caption model's CPU rows alone (`--caption-cpu`).
-fn caption_cpu(dir: &ModelDir, threads: usize, runs: usize) -> Result<ExitCode> {
+fn caption_cpu(dir: &ModelDir, threads: usize, runs: usize, profile: bool) -> Result<ExitCode> {
     use super::bench_caption::{measure_candle, measure_glimpse, print_table};
     let mut rows = vec![measure_glimpse(dir, BackendKind::Cpu, threads, runs)?];
     let mut notes = Vec::new();
@@ -119,6 +123,10 @@ fn caption_cpu(dir: &ModelDir, threads: usize, runs: usize) -> Result<ExitCode> 
         Err(e) => notes.push(format!("candle: not measured: {e}")),
     }
     print_table(&rows, &notes);
+    if profile {
+        let profile = super::bench_caption::profile_glimpse(dir)?;
+        super::bench_caption::print_profile(&profile, threads);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

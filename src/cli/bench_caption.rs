@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use glimpse::caption::llama::{KvCache, Llama, Storage};
+use glimpse::caption::profile::{DecodeProfile, profile_decode, synthetic_prompt};
 use glimpse::provision::{CAPTION_MODEL_NAME, ModelDir};
 use glimpse::{BackendKind, GlimpseError, Result};
 use serde::Deserialize;
@@ -41,9 +42,7 @@ struct CandleLine {
 
 /// Ordinary word-range token ids, the same for both engines.
 fn prompt_ids() -> Vec<u32> {
-    (0..PROMPT_TOKENS as u32)
-        .map(|i| 1000 + (i * 37) % 5000)
-        .collect()
+    synthetic_prompt(PROMPT_TOKENS)
 }
 
 fn next_token(model: &Llama, ids: &[u32], cache: &mut KvCache) -> u32 {
@@ -175,6 +174,46 @@ pub fn measure_candle(dir: &ModelDir, threads: usize, runs: usize) -> Result<Llm
         prefill_tok_s: line.prefill_tok_s,
         decode_tok_s: line.decode_tok_s,
     })
+}
+
+/// Where a decoded token's time goes on the CPU, [`DECODE_TOKENS`] tokens after the prompt.
+pub fn profile_glimpse(dir: &ModelDir) -> Result<DecodeProfile> {
+    let device = open_device(BackendKind::Cpu)?;
+    let model = Llama::from_gguf(
+        &dir.read_file(CAPTION_MODEL_NAME, None)?,
+        Storage::Quantized,
+        &device,
+    )?;
+    Ok(profile_decode(&model, &prompt_ids(), DECODE_TOKENS, now))
+}
+
+/// Milliseconds since the first call: the profile's clock.
+fn now() -> f64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_secs_f64() * 1e3
+}
+
+pub fn print_profile(profile: &DecodeProfile, threads: usize) {
+    println!(
+        "\nA decoded token on the CPU ({threads} thread{}), after a {}-token prompt, {} tokens: ms per token (median | min), each role summed over the layers\n",
+        if threads == 1 { "" } else { "s" },
+        profile.prompt,
+        profile.tokens
+    );
+    println!("| part | median | min |");
+    println!("|---|---:|---:|");
+    let mut products: Vec<_> = profile.products.iter().collect();
+    products.sort_by(|a, b| b.1.median.total_cmp(&a.1.median));
+    for (role, s) in products {
+        println!("| {role} | {:.2} | {:.2} |", s.median, s.min);
+    }
+    let r = &profile.rest;
+    println!(
+        "| the rest (attention over the cache, RoPE, norms, SiLU, adds, embedding, argmax) | {:.2} | {:.2} |",
+        r.median, r.min
+    );
+    let s = &profile.step;
+    println!("| the whole step | {:.2} | {:.2} |", s.median, s.min);
 }
 
 pub fn print_table(rows: &[LlmRow], notes: &[String]) {

@@ -14,11 +14,11 @@
 
 use burn::tensor::Tensor;
 use image::RgbImage;
-use image::imageops::FilterType;
 use serde::Serialize;
 
 use super::classifier::Classifier;
 use super::preprocess::{CROP, normalize, resized_dims};
+use super::resample::{Pixels, resize_window};
 
 /// Pixels of the network's input per cell of its feature map.
 pub const CELL: u32 = 32;
@@ -152,17 +152,36 @@ impl Tiling {
 
     /// The network's inputs, one `[3, 224, 224]` per view, in the order of `views`.
     pub fn inputs(&self, image: &RgbImage) -> Vec<Vec<f32>> {
-        let frame = image::imageops::resize(
-            image,
-            self.cols * CELL,
-            self.rows * CELL,
-            FilterType::Triangle,
+        // The resized frame is computed only where the views lie.
+        let (Some(col0), Some(row0)) = (
+            self.views.iter().map(|v| v.col).min(),
+            self.views.iter().map(|v| v.row).min(),
+        ) else {
+            return Vec::new();
+        };
+        let col1 = self.views.iter().map(|v| v.col).max().unwrap_or(col0);
+        let row1 = self.views.iter().map(|v| v.row).max().unwrap_or(row0);
+        let (x, y) = (col0 * CELL, row0 * CELL);
+        let frame = resize_window(
+            Pixels::rgb(image),
+            (self.cols * CELL, self.rows * CELL),
+            [
+                x,
+                y,
+                (col1 - col0) * CELL + CROP,
+                (row1 - row0) * CELL + CROP,
+            ],
         );
         self.views
             .iter()
             .map(|v| {
-                let crop =
-                    image::imageops::crop_imm(&frame, v.col * CELL, v.row * CELL, CROP, CROP);
+                let crop = image::imageops::crop_imm(
+                    &frame,
+                    v.col * CELL - x,
+                    v.row * CELL - y,
+                    CROP,
+                    CROP,
+                );
                 normalize(&crop.to_image())
             })
             .collect()

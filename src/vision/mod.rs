@@ -13,6 +13,7 @@ pub mod labels;
 pub mod overlay;
 pub mod preprocess;
 pub mod profile;
+pub mod resample;
 pub mod rollup;
 pub mod teach;
 pub mod wordnet;

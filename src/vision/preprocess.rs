@@ -4,9 +4,9 @@
 
 use std::io::Cursor;
 
-use image::imageops::FilterType;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
+use super::resample::{Pixels, resize_window};
 use crate::error::GlimpseError;
 
 /// Side of the square the network sees.
@@ -115,6 +115,16 @@ fn jpeg_has_end_of_image(bytes: &[u8]) -> bool {
 
 /// Wraps a raw RGBA frame (a canvas's `ImageData`, a video frame) without re-encoding it.
 pub fn from_rgba(width: u32, height: u32, rgba: &[u8]) -> Result<RgbImage, GlimpseError> {
+    check_rgba(width, height, rgba)?;
+    let mut rgb = vec![0; width as usize * height as usize * 3];
+    for (to, from) in rgb.chunks_exact_mut(3).zip(rgba.chunks_exact(4)) {
+        to.copy_from_slice(&from[..3]);
+    }
+    Ok(RgbImage::from_raw(width, height, rgb).expect("length checked above"))
+}
+
+/// Refuses a raw RGBA frame whose size is out of bounds or whose bytes do not match it.
+pub fn check_rgba(width: u32, height: u32, rgba: &[u8]) -> Result<(), GlimpseError> {
     check_size(width, height, MAX_PIXELS)?;
     let expected = width as u64 * height as u64 * 4;
     if rgba.len() as u64 != expected {
@@ -123,11 +133,7 @@ pub fn from_rgba(width: u32, height: u32, rgba: &[u8]) -> Result<RgbImage, Glimp
             rgba.len()
         )));
     }
-    let rgb = rgba
-        .chunks_exact(4)
-        .flat_map(|px| [px[0], px[1], px[2]])
-        .collect();
-    Ok(RgbImage::from_raw(width, height, rgb).expect("length checked above"))
+    Ok(())
 }
 
 fn check_size(width: u32, height: u32, max_pixels: u64) -> Result<(), GlimpseError> {
@@ -209,21 +215,32 @@ impl CropPlan {
     }
 }
 
-/// Resize (shorter side → 256) and center-crop to 224×224.
+/// Resize (shorter side → 256) and center-crop to 224×224: the pixels `image`'s triangle
+/// resize gives there, computed for the crop alone ([`resample`]).
 pub fn resize_and_crop(image: &RgbImage) -> RgbImage {
-    let plan = CropPlan::new(image.width(), image.height());
-    let [x, y, tw, th] = plan.trim;
-    let trimmed;
-    let source = if (tw, th) == image.dimensions() {
-        image
-    } else {
-        trimmed = image::imageops::crop_imm(image, x, y, tw, th).to_image();
-        &trimmed
-    };
-    let (w, h) = plan.resized;
-    let resized = image::imageops::resize(source, w, h, FilterType::Triangle);
+    crop_of(Pixels::rgb(image))
+}
+
+/// [`resize_and_crop`] of a raw RGBA frame (a canvas's `ImageData`, `width × height × 4`
+/// bytes), read in place: the same crop as of its [`from_rgba`] copy.
+pub fn resize_and_crop_rgba(
+    width: u32,
+    height: u32,
+    rgba: &[u8],
+) -> Result<RgbImage, GlimpseError> {
+    check_rgba(width, height, rgba)?;
+    Ok(crop_of(Pixels::rgba(width, height, rgba)))
+}
+
+fn crop_of(source: Pixels) -> RgbImage {
+    let (width, height) = source.dimensions();
+    let plan = CropPlan::new(width, height);
     let (left, top) = plan.crop;
-    image::imageops::crop_imm(&resized, left, top, CROP, CROP).to_image()
+    resize_window(
+        source.part(plan.trim),
+        plan.resized,
+        [left, top, CROP, CROP],
+    )
 }
 
 /// A 224×224 RGB crop as the network's planar input, `[3, 224, 224]` flattened.
@@ -252,11 +269,10 @@ pub fn prepare(image: &RgbImage) -> Vec<f32> {
 /// as a view of [`super::cam::Tiling`] is. For a region cut out around an object (nearly square,
 /// see [`region_around`]), where cropping again would cut into the object's margin.
 pub fn prepare_whole(image: &RgbImage) -> Vec<f32> {
-    normalize(&image::imageops::resize(
-        image,
-        CROP,
-        CROP,
-        image::imageops::FilterType::Triangle,
+    normalize(&resize_window(
+        Pixels::rgb(image),
+        (CROP, CROP),
+        [0, 0, CROP, CROP],
     ))
 }
 

@@ -170,7 +170,7 @@ impl Engine {
     /// for `captionStep`.
     #[wasm_bindgen(js_name = captionStartFor)]
     pub fn caption_start_for(&self, picture: &Picture) -> Promise {
-        let image = picture.image.clone();
+        let image = picture.image().clone();
         let classifier = self.classifier.clone();
         let engine = self.caption_handle();
         future_to_promise(async move {

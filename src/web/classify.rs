@@ -13,7 +13,6 @@ use crate::error::GlimpseError;
 use crate::runtime::rows;
 use crate::text::{LabelScore, tidy_labels};
 use crate::vision::cam::{Tiling, Where, view_maps};
-use crate::vision::preprocess::prepare;
 use crate::vision::rollup::{Group, roll_up};
 use crate::vision::teach::TaughtPrediction;
 use crate::vision::{Prediction, top_k};
@@ -136,10 +135,10 @@ impl Engine {
     /// cover, cell, map: Float32Array, width, height, area: [x0, y0, x1, y1] }`.
     pub fn classify(&self, picture: &Picture, options: JsValue) -> Promise {
         let options: Result<ClassifyOptions, _> = serde_wasm_bindgen::from_value(options);
-        let input = prepare(&picture.image);
+        let input = picture.input();
         let mode = options.as_ref().ok().and_then(|o| o.where_.mode());
-        let image = (mode == Some(WhereMode::Whole)).then(|| picture.image.clone());
-        let (width, height) = picture.image.dimensions();
+        let image = (mode == Some(WhereMode::Whole)).then(|| picture.image().clone());
+        let (width, height) = picture.dimensions();
         let classifier = self.classifier.clone();
         #[cfg(feature = "text")]
         let ranker = self.text.ranker.clone();

@@ -18,7 +18,7 @@ mod teach;
 #[cfg(feature = "threads")]
 mod threads;
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -35,7 +35,9 @@ use crate::runtime::{BackendKind, choose_web_device};
 #[cfg(feature = "text")]
 use crate::text::LabelRanker;
 use crate::vision::Classifier;
-use crate::vision::preprocess::{decode, from_rgba};
+use crate::vision::preprocess::{
+    check_rgba, decode, from_rgba, normalize, prepare, resize_and_crop_rgba,
+};
 use crate::vision::teach::ClassSet;
 
 #[wasm_bindgen(start)]
@@ -108,7 +110,12 @@ pub fn compiled_module() -> JsValue {
 /// A decoded picture, upright, ready to classify or to teach from.
 #[wasm_bindgen]
 pub struct Picture {
-    image: RgbImage,
+    /// A raw RGBA frame as it came (`width`, `height`, bytes): classification reads its
+    /// center crop in place, so a camera frame is never copied whole.
+    frame: Option<(u32, u32, Vec<u8>)>,
+    /// The whole picture in RGB, made from `frame` only when something needs all of it
+    /// (where the evidence lies, a caption's regions, a taught example's views).
+    rgb: OnceCell<RgbImage>,
 }
 
 #[wasm_bindgen]
@@ -117,16 +124,46 @@ impl Picture {
     #[wasm_bindgen(js_name = fromEncoded)]
     pub fn from_encoded(bytes: Vec<u8>) -> Result<Picture, JsValue> {
         Ok(Picture {
-            image: decode(&bytes).map_err(js_error)?,
+            frame: None,
+            rgb: OnceCell::from(decode(&bytes).map_err(js_error)?),
         })
     }
 
     /// A raw RGBA frame (`ImageData.data`).
     #[wasm_bindgen(js_name = fromRgba)]
     pub fn from_rgba(width: u32, height: u32, rgba: Vec<u8>) -> Result<Picture, JsValue> {
+        check_rgba(width, height, &rgba).map_err(js_error)?;
         Ok(Picture {
-            image: from_rgba(width, height, &rgba).map_err(js_error)?,
+            frame: Some((width, height, rgba)),
+            rgb: OnceCell::new(),
         })
+    }
+}
+
+impl Picture {
+    /// The whole picture, upright, in RGB.
+    fn image(&self) -> &RgbImage {
+        self.rgb.get_or_init(|| {
+            let (width, height, rgba) = self.frame.as_ref().expect("a picture has pixels");
+            from_rgba(*width, *height, rgba).expect("checked when the frame came")
+        })
+    }
+
+    /// The network's input: the center crop, normalized.
+    fn input(&self) -> Vec<f32> {
+        match (&self.frame, self.rgb.get()) {
+            (Some((width, height, rgba)), None) => normalize(
+                &resize_and_crop_rgba(*width, *height, rgba).expect("checked when the frame came"),
+            ),
+            _ => prepare(self.image()),
+        }
+    }
+
+    fn dimensions(&self) -> (u32, u32) {
+        match &self.frame {
+            Some((width, height, _)) => (*width, *height),
+            None => self.image().dimensions(),
+        }
     }
 }
 

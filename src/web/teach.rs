@@ -69,7 +69,7 @@ impl Engine {
     /// Resolves to the set's summary; the set must be trained again to use it.
     #[wasm_bindgen(js_name = addExample)]
     pub fn add_example(&self, set: u32, name: String, picture: &Picture) -> Promise {
-        let views = augmented_views(&picture.image);
+        let views = augmented_views(picture.image());
         let classifier = self.classifier.clone();
         let sets = self.sets.clone();
         future_to_promise(async move {

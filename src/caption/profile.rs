@@ -1,0 +1,141 @@
+//! Where a decoded token's CPU time goes: each weight matrix's product (grouped by role: the
+//! attention's q, k, v, o, the feed-forward's gate, up and down, the output projection onto
+//! the vocabulary) and the rest of the step (attention over the cache, RoPE, norms, SiLU, the
+//! residual adds, the embedding row, the argmax). Natively `glimpse bench --profile`, in the
+//! browser `Glimpse.captionProfile()`, with the same clock-passing as
+//! [`crate::vision::profile`]. The CPU backend computes each product before it returns, so a
+//! clock around it measures it.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::llama::{KvCache, Llama};
+use crate::vision::profile::Spread;
+
+thread_local! {
+    /// While a profile runs on this thread: its clock and each product's `(dims, ms)`.
+    static PRODUCTS: RefCell<Option<(fn() -> f64, Vec<([usize; 2], f64)>)>> =
+        const { RefCell::new(None) };
+}
+
+/// Runs the product `f` of a `dims` matrix, timing it when a profile is running here.
+pub(crate) fn timed_product<T>(dims: [usize; 2], f: impl FnOnce() -> T) -> T {
+    let Some(now) = PRODUCTS.with_borrow(|p| p.as_ref().map(|(now, _)| *now)) else {
+        return f();
+    };
+    let start = now();
+    let out = f();
+    let ms = now() - start;
+    PRODUCTS.with_borrow_mut(|p| {
+        if let Some((_, times)) = p {
+            times.push((dims, ms));
+        }
+    });
+    out
+}
+
+/// Prompt token ids for a profile or a benchmark: ordinary word-range ids, the same for every
+/// engine and run.
+pub fn synthetic_prompt(len: usize) -> Vec<u32> {
+    (0..len as u32).map(|i| 1000 + (i * 37) % 5000).collect()
+}
+
+/// Milliseconds per decoded token.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecodeProfile {
+    /// Each role's products (its matrices in every layer), per token, e.g. `"q, o (576×576)"`.
+    pub products: BTreeMap<String, Spread>,
+    /// Everything in the step that is not a product.
+    pub rest: Spread,
+    /// The whole step.
+    pub step: Spread,
+    /// Tokens in the cache when the profile began (the prompt).
+    pub prompt: usize,
+    pub tokens: usize,
+}
+
+/// Decodes `tokens` greedy tokens after `prompt`, timing each step and its products with `now`
+/// (ms). A short pass first prepares what is prepared once per shape.
+pub fn profile_decode(
+    model: &Llama,
+    prompt: &[u32],
+    tokens: usize,
+    now: fn() -> f64,
+) -> DecodeProfile {
+    let next = |ids: &[u32], cache: &mut KvCache| -> u32 {
+        model.next_logits(ids, cache).argmax(1).into_scalar::<i64>() as u32
+    };
+    next(&prompt[..prompt.len().min(4)], &mut KvCache::default());
+    let roles = roles(model);
+    let mut cache = KvCache::default();
+    let mut token = next(prompt, &mut cache);
+    let (mut steps, mut rest) = (Vec::new(), Vec::new());
+    let mut by_role: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for _ in 0..tokens.max(1) {
+        PRODUCTS.set(Some((now, Vec::new())));
+        let start = now();
+        token = next(&[token], &mut cache);
+        let step = now() - start;
+        let products = PRODUCTS.take().map(|(_, times)| times).unwrap_or_default();
+        let mut sums: BTreeMap<String, f64> = roles.values().map(|r| (r.clone(), 0.0)).collect();
+        for (dims, ms) in &products {
+            let role = roles.get(dims).cloned().unwrap_or_else(|| shape(*dims));
+            *sums.entry(role).or_default() += ms;
+        }
+        rest.push(step - sums.values().sum::<f64>());
+        for (role, ms) in sums {
+            by_role.entry(role).or_default().push(ms);
+        }
+        steps.push(step);
+    }
+    DecodeProfile {
+        products: by_role
+            .into_iter()
+            .map(|(role, ms)| (role, Spread::of(ms)))
+            .collect(),
+        rest: Spread::of(rest),
+        step: Spread::of(steps),
+        prompt: prompt.len(),
+        tokens: tokens.max(1),
+    }
+}
+
+fn shape([rows, cols]: [usize; 2]) -> String {
+    format!("{rows}×{cols}")
+}
+
+/// The roles of the model's matrices by shape, e.g. `[576, 576] → "q, o (576×576)"` (a
+/// product's shape is all the clock sees).
+fn roles(model: &Llama) -> BTreeMap<[usize; 2], String> {
+    let mut names: BTreeMap<[usize; 2], Vec<&str>> = BTreeMap::new();
+    for (name, dims) in model.matrix_roles() {
+        let list = names.entry(dims).or_default();
+        if !list.contains(&name) {
+            list.push(name);
+        }
+    }
+    names
+        .into_iter()
+        .map(|(dims, list)| (dims, format!("{} ({})", list.join(", "), shape(dims))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn products_are_timed_only_while_a_profile_runs() {
+        fn clock() -> f64 {
+            7.0
+        }
+        assert_eq!(timed_product([2, 3], || 5), 5);
+        assert!(PRODUCTS.with_borrow(|p| p.is_none()));
+        PRODUCTS.set(Some((clock, Vec::new())));
+        timed_product([2, 3], || ());
+        let (_, times) = PRODUCTS.take().unwrap();
+        assert_eq!(times, vec![([2, 3], 0.0)]);
+    }
+}
