@@ -46,19 +46,21 @@ pub fn cpu() -> Device {
 }
 
 /// Runs `task((i, piece))` on each `chunk`-long piece of `out` (the last may be shorter): on
-/// rayon's pool where the build has threads (native; the browser's threaded module), in turn
-/// elsewhere (the browser's single-threaded modules, the WASI converter).
+/// rayon's pool where the build has threads (native; the browser's threaded module) and the
+/// pool more than one, in turn elsewhere (the browser's single-threaded modules, the WASI
+/// converter, `--threads 1`).
 pub fn for_each_chunk<T, F>(out: &mut [T], chunk: usize, task: F)
 where
     T: Send,
     F: Fn((usize, &mut [T])) + Sync + Send,
 {
+    // A pool of one thread would only add its bookkeeping to every piece.
     #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
-    {
+    if rayon::current_num_threads() > 1 {
         use rayon::prelude::*;
         out.par_chunks_mut(chunk).enumerate().for_each(task);
+        return;
     }
-    #[cfg(not(any(not(target_arch = "wasm32"), feature = "threads")))]
     out.chunks_mut(chunk).enumerate().for_each(task);
 }
 

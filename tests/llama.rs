@@ -358,7 +358,9 @@ fn the_decode_profile_times_every_matrix_role_within_the_step() {
     // The tiny model: width 64, 2 layers; its k and v are as wide as q (no grouped heads).
     for role in ["gate", "up", "down", "output", "q", "k", "v", "o"] {
         assert!(
-            roles.iter().any(|r| r.split(" (").next().unwrap().split(", ").any(|n| n == role)),
+            roles
+                .iter()
+                .any(|r| r.split(" (").next().unwrap().split(", ").any(|n| n == role)),
             "{role} is among {roles:?}"
         );
     }

@@ -333,22 +333,24 @@ impl Attention {
         };
         *cache = Some((k.clone(), v.clone()));
 
-        // Each key/value head serves `heads / kv_heads` query heads.
+        // Each key/value head serves `group = heads / kv_heads` query heads. Their queries are
+        // stacked along the positions, `[b, kv_heads, group · len, head_dim]`, so each key and
+        // value is read where it lies instead of being copied `group` times (which, with the
+        // cache growing, was a large part of a decoded token's time outside the products).
         let total = k.dims()[2];
         let group = self.heads / self.kv_heads;
-        let expand = |t: Tensor<4>| {
-            t.reshape([b, self.kv_heads, 1, total, head_dim])
-                .expand([b, self.kv_heads, group, total, head_dim])
-                .reshape([b, self.heads, total, head_dim])
-        };
-        let scores = q.matmul(expand(k).swap_dims(2, 3)) / (head_dim as f64).sqrt();
+        let grouped = [b, self.kv_heads, group * len, total];
+        let q = q.reshape([b, self.kv_heads, group * len, head_dim]);
+        let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt();
         let scores = if len > 1 {
             let mask = causal_mask(len, start, &scores.device());
-            scores + mask
+            (scores.reshape([b, self.heads, len, total]) + mask).reshape(grouped)
         } else {
             scores
         };
-        let context = softmax(scores, 3).matmul(expand(v));
+        let context = softmax(scores, 3)
+            .matmul(v)
+            .reshape([b, self.heads, len, head_dim]);
         self.o
             .forward(context.swap_dims(1, 2).reshape([b, len, hidden]))
     }

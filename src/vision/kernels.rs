@@ -50,18 +50,22 @@ pub trait LiteKernels: Backend {
         stride: usize,
     ) -> FloatTensor<Self> {
         use burn::backend::TensorMetadata;
+        let channels = x.shape().dims::<4>()[3];
         let x = Self::float_permute(x, &[0, 3, 1, 2]);
-        let [_, c, h, w] = x.shape().dims();
-        let k = weight.shape().dims::<4>()[2];
-        let options = ConvOptions::new_with_padding(
-            [stride, stride],
-            [same_padding(h, k, stride), same_padding(w, k, stride)],
-            [1, 1],
-            c,
-        );
-        let y = Self::conv2d(x, weight, Some(bias), options);
-        let y = Self::float_clamp(y, 0.0.into(), 6.0.into());
-        Self::float_permute(y, &[0, 2, 3, 1])
+        same_conv_relu6_channels_last::<Self>(x, weight, bias, stride, channels)
+    }
+
+    /// The stem: a full convolution of a planar `x` `[N, Cin, H, W]` (the network's input)
+    /// with `weight` `[Cout, Cin, k, k]`, `bias` `[Cout]`, TF "SAME" padding and stride
+    /// `stride`, then ReLU6; returns `[N, ceil(H/s), ceil(W/s), Cout]`, channels-last, which is
+    /// where the CPU path turns to channels-last.
+    fn stem_same_relu6(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+    ) -> FloatTensor<Self> {
+        same_conv_relu6_channels_last::<Self>(x, weight, bias, stride, 1)
     }
 
     /// 1×1 convolution of a channels-last `x` `[N, H, W, Cin]` with `weight`
@@ -92,6 +96,29 @@ pub trait LiteKernels: Backend {
     }
 }
 
+/// burn's convolution of a planar `x` with TF "SAME" padding (as asymmetric pairs), then
+/// ReLU6, turned channels-last: the other backends' stem and depthwise layers.
+fn same_conv_relu6_channels_last<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: FloatTensor<B>,
+    stride: usize,
+    groups: usize,
+) -> FloatTensor<B> {
+    use burn::backend::TensorMetadata;
+    let [_, _, h, w] = x.shape().dims();
+    let k = weight.shape().dims::<4>()[2];
+    let options = ConvOptions::new_with_padding(
+        [stride, stride],
+        [same_padding(h, k, stride), same_padding(w, k, stride)],
+        [1, 1],
+        groups,
+    );
+    let y = B::conv2d(x, weight, Some(bias), options);
+    let y = B::float_clamp(y, 0.0.into(), 6.0.into());
+    B::float_permute(y, &[0, 2, 3, 1])
+}
+
 /// burn's own operations for a channels-last 1×1 convolution: one matrix product over all
 /// pixels, then the bias.
 fn pointwise_by_matmul<B: Backend>(
@@ -114,6 +141,27 @@ fn pointwise_by_matmul<B: Backend>(
 impl LiteKernels for Cube {}
 
 impl LiteKernels for Flex {
+    fn stem_same_relu6(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+    ) -> FloatTensor<Self> {
+        let dims: [usize; 4] = x.layout().shape().dims();
+        let [cout, cin, k, _] = weight.layout().shape().dims::<4>();
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        // [Cout, Cin·k·k] → [Cin·k·k, Cout]: each tap's weights for a run of output channels.
+        let taps_per_channel = cin * k * k;
+        let mut taps = vec![0.0; taps_per_channel * cout];
+        for (co, w) in f32s(&weight).chunks_exact(taps_per_channel).enumerate() {
+            for (tap, &v) in w.iter().enumerate() {
+                taps[tap * cout + co] = v;
+            }
+        }
+        let (out, out_dims) = stem_nhwc(f32s(&x), dims, &taps, k, f32s(&bias), stride);
+        FlexTensor::from_data(TensorData::new(out, Shape::from(out_dims)))
+    }
+
     fn depthwise_same_relu6(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -269,6 +317,119 @@ fn f32s(t: &FlexTensor) -> &[f32] {
         .expect("EfficientNet-Lite's CPU kernels take f32 tensors")
 }
 
+/// The stem's full "SAME" convolution + bias + ReLU6: planar `x` `[N, Cin, H, W]`, `taps`
+/// `[Cin·k·k, Cout]`, `bias` `[Cout]`; the output is channels-last. Returns it and its shape.
+pub fn stem_nhwc(
+    x: &[f32],
+    [n, cin, h, w]: [usize; 4],
+    taps: &[f32],
+    k: usize,
+    bias: &[f32],
+    stride: usize,
+) -> (Vec<f32>, [usize; 4]) {
+    let cout = bias.len();
+    assert_eq!(
+        x.len(),
+        n * cin * h * w,
+        "input length does not match its shape"
+    );
+    assert_eq!(taps.len(), cin * k * k * cout, "weights do not match");
+    let g = Geometry::same(h, w, cin, k, stride);
+    let out = by_output_rows(
+        x,
+        n,
+        cin * h * w,
+        g.ho * g.wo * cout,
+        g.wo * cout,
+        |input, row, oh| stem_row(input, row, taps, bias, &g, oh),
+    );
+    (out, [n, g.ho, g.wo, cout])
+}
+
+/// One output row of the stem. Each pixel's window is first gathered from the planes (zeros
+/// where it hangs over the picture's edge, which is what SAME padding adds), then every run of
+/// output channels sums its taps in registers, four vectors at a time so that each input value
+/// is broadcast once per four vectors of weights.
+#[macerator::with_simd]
+fn stem_row<S: Simd>(
+    input: &[f32],
+    out_row: &mut [f32],
+    taps: &[f32],
+    bias: &[f32],
+    g: &Geometry,
+    oh: usize,
+) {
+    let cout = bias.len();
+    let lanes = S::lanes32();
+    let (zero, six) = (0.0f32.splat::<S>(), 6.0f32.splat::<S>());
+    let mut window = vec![0.0f32; g.c * g.k * g.k];
+    let plane = g.h * g.w;
+    for (ow, out) in out_row.chunks_exact_mut(cout).enumerate() {
+        let mut t = 0;
+        for ci in 0..g.c {
+            for kh in 0..g.k {
+                let ih = (oh * g.stride + kh).checked_sub(g.top).filter(|&i| i < g.h);
+                for kw in 0..g.k {
+                    let iw = (ow * g.stride + kw)
+                        .checked_sub(g.left)
+                        .filter(|&i| i < g.w);
+                    window[t] = match (ih, iw) {
+                        (Some(ih), Some(iw)) => input[ci * plane + ih * g.w + iw],
+                        _ => 0.0,
+                    };
+                    t += 1;
+                }
+            }
+        }
+        let mut ch = 0;
+        // SAFETY (each block): `ch` plus the vectors it reads stays within `cout`, and
+        // `taps` holds `window.len()` rows of `cout` weights.
+        while ch + 4 * lanes <= cout {
+            unsafe {
+                let b = bias.as_ptr().add(ch);
+                let mut acc = [
+                    vload_unaligned::<S, _>(b),
+                    vload_unaligned::<S, _>(b.add(lanes)),
+                    vload_unaligned::<S, _>(b.add(2 * lanes)),
+                    vload_unaligned::<S, _>(b.add(3 * lanes)),
+                ];
+                for (tap, &v) in window.iter().enumerate() {
+                    let xv = v.splat::<S>();
+                    let wp = taps.as_ptr().add(tap * cout + ch);
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        *a = xv.mul_add(vload_unaligned::<S, _>(wp.add(j * lanes)), *a);
+                    }
+                }
+                for (j, a) in acc.into_iter().enumerate() {
+                    vstore_unaligned::<S, _>(
+                        out.as_mut_ptr().add(ch + j * lanes),
+                        a.max(zero).min(six),
+                    );
+                }
+            }
+            ch += 4 * lanes;
+        }
+        while ch + lanes <= cout {
+            unsafe {
+                let mut acc = vload_unaligned::<S, _>(bias.as_ptr().add(ch));
+                for (tap, &v) in window.iter().enumerate() {
+                    let wv = vload_unaligned::<S, _>(taps.as_ptr().add(tap * cout + ch));
+                    acc = v.splat::<S>().mul_add(wv, acc);
+                }
+                vstore_unaligned::<S, _>(out.as_mut_ptr().add(ch), acc.max(zero).min(six));
+            }
+            ch += lanes;
+        }
+        for ch in ch..cout {
+            let mut acc = bias[ch];
+            for (tap, &v) in window.iter().enumerate() {
+                acc += v * taps[tap * cout + ch];
+            }
+            out[ch] = acc.clamp(0.0, 6.0);
+        }
+    }
+}
+
 /// Depthwise "SAME" convolution + bias + ReLU6 on channels-last data: `x` `[N, H, W, C]`,
 /// `taps` `[k·k, C]`, `bias` `[C]`. Returns the output and its shape.
 pub fn depthwise_nhwc(
@@ -286,29 +447,43 @@ pub fn depthwise_nhwc(
     );
     assert_eq!(taps.len(), k * k * c, "weights do not match the channels");
     assert_eq!(bias.len(), c, "bias does not match the channels");
-    let (ho, wo) = (h.div_ceil(stride), w.div_ceil(stride));
-    let (top, _) = same_padding(h, k, stride);
-    let (left, _) = same_padding(w, k, stride);
-    let mut out = vec![0.0f32; n * ho * wo * c];
-    let shape = Geometry {
-        h,
-        w,
-        c,
-        k,
-        stride,
-        top,
-        left,
-        wo,
-    };
-    let row = |(index, out_row): (usize, &mut [f32])| {
-        let (image, oh) = (index / ho, index % ho);
-        let input = &x[image * h * w * c..(image + 1) * h * w * c];
-        depthwise_row(input, out_row, taps, bias, &shape, oh);
-    };
-    for_each_chunk(&mut out, wo * c, row);
-    (out, [n, ho, wo, c])
+    let g = Geometry::same(h, w, c, k, stride);
+    let out = by_output_rows(
+        x,
+        n,
+        h * w * c,
+        g.ho * g.wo * c,
+        g.wo * c,
+        |input, row, oh| depthwise_row(input, row, taps, bias, &g, oh),
+    );
+    (out, [n, g.ho, g.wo, c])
 }
 
+/// Runs `row(image, output row, oh)` over every output row of `n` images (`image_len` input
+/// and `out_len` output floats each, rows of `row_len`), on the pool where there is one.
+fn by_output_rows(
+    x: &[f32],
+    n: usize,
+    image_len: usize,
+    out_len: usize,
+    row_len: usize,
+    row: impl Fn(&[f32], &mut [f32], usize) + Sync + Send,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; n * out_len];
+    let rows_per_image = out_len / row_len;
+    for_each_chunk(&mut out, row_len, |(index, out_row)| {
+        let image = index / rows_per_image;
+        row(
+            &x[image * image_len..(image + 1) * image_len],
+            out_row,
+            index % rows_per_image,
+        )
+    });
+    out
+}
+
+/// A "SAME" convolution's sizes: the input's `h × w × c`, the kernel, the stride, the
+/// padding before the first row and column, and the output's `ho × wo`.
 struct Geometry {
     h: usize,
     w: usize,
@@ -317,7 +492,24 @@ struct Geometry {
     stride: usize,
     top: usize,
     left: usize,
+    ho: usize,
     wo: usize,
+}
+
+impl Geometry {
+    fn same(h: usize, w: usize, c: usize, k: usize, stride: usize) -> Self {
+        Geometry {
+            h,
+            w,
+            c,
+            k,
+            stride,
+            top: same_padding(h, k, stride).0,
+            left: same_padding(w, k, stride).0,
+            ho: h.div_ceil(stride),
+            wo: w.div_ceil(stride),
+        }
+    }
 }
 
 /// Taps of one output pixel as (input offset, weight offset) pairs, in floats; 25 covers
@@ -522,6 +714,24 @@ pub fn depthwise_same_relu6(
     ))
 }
 
+/// The stem convolution with TF "SAME" padding, bias and ReLU6: planar `x` `[N, Cin, H, W]`
+/// in, channels-last `[N, H/s, W/s, Cout]` out; `weight` is `[Cout, Cin, k, k]`. Runs the CPU
+/// kernel on the CPU and burn's convolution elsewhere.
+pub fn stem_same_relu6(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    stride: usize,
+) -> Tensor<4> {
+    use burn::backend::Dispatch;
+    Tensor::from_dispatch(<Dispatch as LiteKernels>::stem_same_relu6(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        stride,
+    ))
+}
+
 /// 1×1 convolution on a channels-last tensor `[N, H, W, Cin]` with `weight` `[Cout, Cin, 1, 1]`
 /// and `bias`, then ReLU6 when `relu6`.
 pub fn pointwise(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, relu6: bool) -> Tensor<4> {
@@ -595,6 +805,42 @@ mod tests {
     }
 
     #[test]
+    fn stem_kernel_matches_burns_convolution_on_planar_input() {
+        let device = Device::flex();
+        // Lite0's stem (3→32, 3×3/2) on even and odd sizes, output widths that fill four
+        // vectors, one, or leave a remainder, and a map smaller than the kernel.
+        for (cin, cout, h, w, k, stride) in [
+            (3, 32, 16, 16, 3, 2),
+            (3, 32, 7, 9, 3, 2),
+            (3, 32, 1, 2, 3, 2),
+            (3, 20, 6, 5, 3, 1),
+            (2, 7, 5, 8, 5, 2),
+        ] {
+            let x = Tensor::<4>::random([2, cin, h, w], Distribution::Uniform(-3.0, 3.0), &device);
+            let weight =
+                Tensor::<4>::random([cout, cin, k, k], Distribution::Uniform(-1.0, 1.0), &device);
+            let bias = Tensor::<1>::random([cout], Distribution::Uniform(-1.0, 1.0), &device);
+            let options = ConvOptions::new_with_padding(
+                [stride, stride],
+                [same_padding(h, k, stride), same_padding(w, k, stride)],
+                [1, 1],
+                1,
+            );
+            let expected = conv2d(x.clone(), weight.clone(), Some(bias.clone()), options)
+                .clamp(0.0, 6.0)
+                .permute([0, 2, 3, 1]);
+            let got = stem_same_relu6(x, weight, bias, stride);
+            assert_eq!(
+                got.dims(),
+                expected.dims(),
+                "{cin}→{cout} {k}×{k}/{stride} on {h}×{w}"
+            );
+            got.into_data()
+                .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-4));
+        }
+    }
+
+    #[test]
     fn pointwise_kernel_matches_burns_convolution_with_relu6_and_residual() {
         let device = Device::flex();
         // The last shape spans several blocks of pixels, the final one partial.
@@ -656,8 +902,16 @@ mod tests {
         let bias16 = Tensor::<1>::random([16], Distribution::Uniform(-1.0, 1.0), &cpu);
         let bias24 = Tensor::<1>::random([24], Distribution::Uniform(-1.0, 1.0), &cpu);
         let residual = Tensor::<4>::random([1, 3, 4, 24], Distribution::Uniform(-3.0, 3.0), &cpu);
+        let planar = Tensor::<4>::random([1, 3, 11, 14], Distribution::Uniform(-3.0, 3.0), &cpu);
+        let stem = Tensor::<4>::random([16, 3, 3, 3], Distribution::Uniform(-1.0, 1.0), &cpu);
         let run = |device: &Device| {
             let to = |t: Tensor<4>| t.to_device(device);
+            let s = stem_same_relu6(
+                to(planar.clone()),
+                to(stem.clone()),
+                bias16.clone().to_device(device),
+                2,
+            );
             let y = depthwise_same_relu6(
                 to(x.clone()),
                 to(dw.clone()),
@@ -676,10 +930,11 @@ mod tests {
                 bias24.clone().to_device(device),
                 to(residual.clone()),
             );
-            (a.into_data(), b.into_data())
+            (a.into_data(), b.into_data(), s.into_data())
         };
-        let (cpu_a, cpu_b) = run(&cpu);
-        let (gpu_a, gpu_b) = run(&gpu);
+        let (cpu_a, cpu_b, cpu_s) = run(&cpu);
+        let (gpu_a, gpu_b, gpu_s) = run(&gpu);
+        gpu_s.assert_approx_eq::<f32>(&cpu_s, Tolerance::absolute(1e-4));
         gpu_a.assert_approx_eq::<f32>(&cpu_a, Tolerance::absolute(1e-4));
         gpu_b.assert_approx_eq::<f32>(&cpu_b, Tolerance::absolute(1e-4));
     }
