@@ -301,7 +301,8 @@ export class Glimpse {
   /**
    * Where the CPU engine's time goes per frame, for diagnostics and benchmarks: `runs` passes
    * of one 640×480 frame replayed layer by layer, `{ kinds: { [kind]: { median, min } }, total,
-   * forward, runs, threads }` in ms (`forward`: the same pass without clocks). CPU only.
+   * forward, frame, runs, threads }` in ms (`forward`: the same pass without clocks; `frame`:
+   * the frame's center crop read from its RGBA bytes, and normalized). CPU only.
    */
   engineProfile({ runs = 10 } = {}) {
     return this.#send({ type: 'engine.profile', runs });

@@ -36,6 +36,10 @@ pub(crate) fn timed_product<T>(dims: [usize; 2], f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// The prompt a decode profile or benchmark runs after: about what a caption prompt (three
+/// examples and the request) is.
+pub const PROMPT_TOKENS: usize = 150;
+
 /// Prompt token ids for a profile or a benchmark: ordinary word-range ids, the same for every
 /// engine and run.
 pub fn synthetic_prompt(len: usize) -> Vec<u32> {

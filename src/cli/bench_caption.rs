@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use glimpse::caption::llama::{KvCache, Llama, Storage};
+pub use glimpse::caption::profile::PROMPT_TOKENS;
 use glimpse::caption::profile::{DecodeProfile, profile_decode, synthetic_prompt};
 use glimpse::provision::{CAPTION_MODEL_NAME, ModelDir};
 use glimpse::{BackendKind, GlimpseError, Result};
@@ -14,8 +15,6 @@ use serde::Deserialize;
 
 use super::open_device;
 
-/// Prompt length: about what a caption prompt (three examples and the request) is.
-pub const PROMPT_TOKENS: usize = 150;
 pub const DECODE_TOKENS: usize = 64;
 
 pub struct LlmRow {
@@ -184,13 +183,12 @@ pub fn profile_glimpse(dir: &ModelDir) -> Result<DecodeProfile> {
         Storage::Quantized,
         &device,
     )?;
-    Ok(profile_decode(&model, &prompt_ids(), DECODE_TOKENS, now))
-}
-
-/// Milliseconds since the first call: the profile's clock.
-fn now() -> f64 {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_secs_f64() * 1e3
+    Ok(profile_decode(
+        &model,
+        &prompt_ids(),
+        DECODE_TOKENS,
+        super::bench_profile::now,
+    ))
 }
 
 pub fn print_profile(profile: &DecodeProfile, threads: usize) {

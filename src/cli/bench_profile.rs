@@ -21,8 +21,8 @@ use glimpse::vision::kernels::same_padding;
 use glimpse::vision::profile::{Clock, Profile, Spread, Times, forward_kernels, profile_kernels};
 use glimpse::{Classifier, Result};
 
-/// Milliseconds since the first call: the profile's clock.
-fn now() -> f64 {
+/// Milliseconds since the first call: the profiles' clock.
+pub fn now() -> f64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     EPOCH.get_or_init(Instant::now).elapsed().as_secs_f64() * 1e3
 }

@@ -1,5 +1,7 @@
-//! `Engine.profileLayers`: where the CPU engine's time goes per frame, by kind of layer (the
-//! library's replay, [`crate::vision::profile`], timed with the page's `performance.now()`).
+//! Where the CPU engine's time goes, timed with the page's `performance.now()`:
+//! `Engine.profileLayers`, per frame by kind of layer (the library's replay,
+//! [`crate::vision::profile`]), and `Engine.profileDecode`, per decoded caption token by
+//! matrix role ([`crate::caption::profile`]).
 
 use std::collections::BTreeMap;
 
@@ -7,6 +9,8 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use super::{Engine, js_error, to_js};
+#[cfg(feature = "text")]
+use crate::caption::profile::{PROMPT_TOKENS, profile_decode, synthetic_prompt};
 use crate::error::GlimpseError;
 use crate::runtime::{BackendKind, cpu_threads};
 use crate::vision::preprocess::{normalize, resize_and_crop_rgba};
@@ -35,8 +39,9 @@ struct LayerProfile {
 
 #[wasm_bindgen]
 impl Engine {
-    /// `{ kinds: { [kind]: { median, min } }, total, forward, frame: { [step]: { median, min } }, runs, threads }` over `runs`
-    /// passes of one 640×480 frame (the pattern `engine.time` classifies), on the CPU only.
+    /// `{ kinds: { [kind]: { median, min } }, total, forward, frame: { [step]: { median, min }
+    /// }, runs, threads }` over `runs` passes of one 640×480 frame (the pattern `engine.time`
+    /// classifies), on the CPU only.
     #[wasm_bindgen(js_name = profileLayers)]
     pub fn profile_layers(&self, runs: usize) -> Result<JsValue, JsValue> {
         if self.backend != BackendKind::Cpu {
@@ -79,8 +84,8 @@ impl Engine {
 #[wasm_bindgen]
 impl Engine {
     /// `{ products: { [role]: { median, min } }, rest, step, prompt, tokens }`: ms per decoded
-    /// token after a synthetic 150-token prompt, by matrix role (summed over the layers), on
-    /// the CPU only, with the caption model loaded.
+    /// token after a synthetic prompt of [`PROMPT_TOKENS`] tokens, by matrix role (summed over
+    /// the layers), on the CPU only, with the caption model loaded.
     #[wasm_bindgen(js_name = profileDecode)]
     pub fn profile_decode(&self, tokens: usize) -> Result<JsValue, JsValue> {
         if self.backend != BackendKind::Cpu {
@@ -93,8 +98,8 @@ impl Engine {
                 "the caption model is not loaded".into(),
             ))
         })?;
-        let prompt = crate::caption::profile::synthetic_prompt(150);
-        to_js(&crate::caption::profile::profile_decode(
+        let prompt = synthetic_prompt(PROMPT_TOKENS);
+        to_js(&profile_decode(
             captioner.model(),
             &prompt,
             tokens,
