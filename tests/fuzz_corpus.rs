@@ -16,7 +16,10 @@ use glimpse::fuzzing;
 /// Targets whose corpus is generated, not committed (see above).
 const GENERATED: [&str; 3] = ["burnpack", "gguf", "gguf_tokenizer"];
 
-const TARGETS: [(&str, fn(&[u8])); 9] = [
+/// A fuzz target: what it feeds on its input.
+type Target = fn(&[u8]);
+
+const TARGETS: [(&str, Target); 9] = [
     ("gguf", fuzzing::gguf),
     ("gguf_tokenizer", fuzzing::gguf_tokenizer),
     ("burnpack", fuzzing::burnpack),

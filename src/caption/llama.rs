@@ -12,6 +12,11 @@
 //! f32, the reference path they are
 //! checked against. Weights keep GGUF's layout, so RoPE rotates adjacent pairs
 //! `(x[2i], x[2i+1])` of each head (llama.cpp's converter reorders the q/k rows for it).
+//!
+//! Decoding on the CPU, a block's norms, products, rotation, gating and residual adds run on
+//! the activations' values (`Block::decode_on_values`), with burn's operations for attention
+//! over the cache alone; everywhere else (a prompt, WebGPU, f32 weights) the block is burn
+//! operations throughout. The cache is written in place (`LayerCache`).
 
 use burn::backend::DispatchDevice;
 use burn::module::Param;
@@ -21,7 +26,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::blocks::dequantize;
 use super::gguf::{Gguf, GgufError, TensorInfo, Value};
-use super::quant::{BlockMatrix, QuantizedMatrix};
+use super::quant::{BlockMatrix, GEMM_FROM_ROWS, QuantizedMatrix};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
@@ -238,10 +243,69 @@ pub struct Llama {
     pub device: Device,
 }
 
-/// Keys and values of the positions seen so far, per layer: `[1, kv_heads, positions, head_dim]`.
+/// Keys and values of the positions seen so far, per layer.
 #[derive(Default)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    layers: Vec<Option<LayerCache>>,
+}
+
+/// One layer's keys and values: `[1, kv_heads, capacity, head_dim]` buffers whose first `len`
+/// positions are filled. A step writes its positions into them in place and attends through a
+/// view of the filled part, instead of concatenating (copying) the whole cache every token;
+/// the buffers grow by doubling.
+struct LayerCache {
+    keys: Tensor<4>,
+    values: Tensor<4>,
+    len: usize,
+}
+
+/// Room a layer's cache starts with past the prompt: most captions fit without a regrowth.
+const CACHE_HEADROOM: usize = 64;
+
+impl LayerCache {
+    /// Appends `keys` and `values` (`[1, kv_heads, n, head_dim]`) after the filled positions,
+    /// and returns views of every filled position.
+    fn append(
+        cache: &mut Option<LayerCache>,
+        keys: Tensor<4>,
+        values: Tensor<4>,
+    ) -> (Tensor<4>, Tensor<4>) {
+        let [b, heads, n, d] = keys.dims();
+        let mut layer = match cache.take() {
+            Some(layer) => layer,
+            None => {
+                let device = keys.device();
+                LayerCache {
+                    keys: Tensor::zeros([b, heads, n + CACHE_HEADROOM, d], &device),
+                    values: Tensor::zeros([b, heads, n + CACHE_HEADROOM, d], &device),
+                    len: 0,
+                }
+            }
+        };
+        let total = layer.len + n;
+        let capacity = layer.keys.dims()[2];
+        if total > capacity {
+            let grown = total.max(2 * capacity);
+            let grow = |buffer: Tensor<4>| {
+                let extra = Tensor::zeros([b, heads, grown - layer.len, d], &buffer.device());
+                Tensor::cat(vec![buffer.narrow(2, 0, layer.len), extra], 2)
+            };
+            layer.keys = grow(layer.keys);
+            layer.values = grow(layer.values);
+        }
+        // Only the cache holds the buffers here (the last step's views are gone), so the CPU
+        // backend writes in place.
+        let at = [0..b, 0..heads, layer.len..total, 0..d];
+        layer.keys = layer.keys.slice_assign(at.clone(), keys);
+        layer.values = layer.values.slice_assign(at, values);
+        layer.len = total;
+        let views = (
+            layer.keys.clone().narrow(2, 0, total),
+            layer.values.clone().narrow(2, 0, total),
+        );
+        *cache = Some(layer);
+        views
+    }
 }
 
 impl KvCache {
@@ -249,23 +313,22 @@ impl KvCache {
         self.layers
             .first()
             .and_then(|l| l.as_ref())
-            .map_or(0, |(k, _)| k.dims()[2])
+            .map_or(0, |layer| layer.len)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Forgets every position from `len` on (a caption taking a word back).
+    /// Forgets every position from `len` on (a caption taking a word back): they are
+    /// overwritten by the next positions.
     pub fn truncate(&mut self, len: usize) {
         for layer in &mut self.layers {
-            *layer = match layer.take() {
-                Some((k, v)) if len > 0 && k.dims()[2] > len => {
-                    Some((k.narrow(2, 0, len), v.narrow(2, 0, len)))
-                }
-                Some(_) if len == 0 => None,
-                other => other,
-            };
+            if len == 0 {
+                *layer = None;
+            } else if let Some(layer) = layer {
+                layer.len = layer.len.min(len);
+            }
         }
     }
 }
@@ -277,28 +340,90 @@ impl FeedForward {
     }
 }
 
-/// Rotates adjacent pairs of each head by position-dependent angles. `x`: `[1, heads, L, D]`.
-fn rope(x: Tensor<4>, start: usize, base: f32) -> Tensor<4> {
-    let [b, h, len, d] = x.dims();
-    let half = d / 2;
-    let mut cos = Vec::with_capacity(len * half);
-    let mut sin = Vec::with_capacity(len * half);
-    for pos in start..start + len {
-        for i in 0..half {
-            let angle = pos as f32 * base.powf(-2.0 * i as f32 / d as f32);
-            cos.push(angle.cos());
-            sin.push(angle.sin());
+/// The rotary position angles of positions `start..start + len` (`[len, head_dim / 2]`),
+/// computed once per pass and shared by every layer's queries and keys.
+struct Rotation {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    half: usize,
+    /// The same as `[1, 1, len, head_dim / 2]` tensors, off the CPU (where the rotation runs
+    /// as burn operations).
+    tensors: Option<(Tensor<4>, Tensor<4>)>,
+}
+
+impl Rotation {
+    fn new(start: usize, len: usize, head_dim: usize, base: f32, device: &Device) -> Self {
+        let half = head_dim / 2;
+        let mut cos = Vec::with_capacity(len * half);
+        let mut sin = Vec::with_capacity(len * half);
+        for pos in start..start + len {
+            for i in 0..half {
+                let angle = pos as f32 * base.powf(-2.0 * i as f32 / head_dim as f32);
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        let on_cpu = matches!(device.as_dispatch(), DispatchDevice::Flex(_));
+        let tensors = (!on_cpu).then(|| {
+            let tensor = |v: &[f32]| {
+                Tensor::<4>::from_data(TensorData::new(v.to_vec(), [1, 1, len, half]), device)
+            };
+            (tensor(&cos), tensor(&sin))
+        });
+        Self {
+            cos,
+            sin,
+            half,
+            tensors,
         }
     }
-    let device = x.device();
-    let cos = Tensor::<4>::from_data(TensorData::new(cos, [1, 1, len, half]), &device);
-    let sin = Tensor::<4>::from_data(TensorData::new(sin, [1, 1, len, half]), &device);
-    let pairs = x.reshape([b, h, len, half, 2]);
-    let even = pairs.clone().narrow(4, 0, 1).reshape([b, h, len, half]);
-    let odd = pairs.narrow(4, 1, 1).reshape([b, h, len, half]);
-    let rotated_even = even.clone() * cos.clone() - odd.clone() * sin.clone();
-    let rotated_odd = even * sin + odd * cos;
-    Tensor::stack::<5>(vec![rotated_even, rotated_odd], 4).reshape([b, h, len, d])
+
+    /// [`Rotation::apply`] on host values `[b, len, heads · head_dim]`, in place.
+    fn rotate_values(&self, values: &mut [f32], heads: usize) {
+        let half = self.half;
+        let len = self.cos.len() / half;
+        let width = heads * 2 * half;
+        for (row, pos) in values.chunks_exact_mut(width).zip((0..len).cycle()) {
+            let cos = &self.cos[pos * half..(pos + 1) * half];
+            let sin = &self.sin[pos * half..(pos + 1) * half];
+            for head in row.chunks_exact_mut(2 * half) {
+                for ((pair, &c), &s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
+                    let (even, odd) = (pair[0], pair[1]);
+                    pair[0] = even * c - odd * s;
+                    pair[1] = even * s + odd * c;
+                }
+            }
+        }
+    }
+
+    /// Rotates adjacent pairs of each head of `x` `[b, len, heads · head_dim]` by its
+    /// position's angles; returns the heads apart, `[b, heads, len, head_dim]`. On the CPU it
+    /// is one pass over the values rather than a dozen small tensor operations per call.
+    fn apply(&self, x: Tensor<3>, heads: usize) -> Tensor<4> {
+        let [b, len, width] = x.dims();
+        let (d, half) = (width / heads, width / heads / 2);
+        let device = x.device();
+        let x = match &self.tensors {
+            None => {
+                let mut values = x
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .expect("f32 activations");
+                self.rotate_values(&mut values, heads);
+                Tensor::<3>::from_data(TensorData::new(values, [b, len, width]), &device)
+            }
+            Some((cos, sin)) => {
+                let pairs = x.reshape([b, len, heads, half, 2]).swap_dims(1, 2);
+                let even = pairs.clone().narrow(4, 0, 1).reshape([b, heads, len, half]);
+                let odd = pairs.narrow(4, 1, 1).reshape([b, heads, len, half]);
+                let rotated_even = even.clone() * cos.clone() - odd.clone() * sin.clone();
+                let rotated_odd = even * sin.clone() + odd * cos.clone();
+                let rotated = Tensor::stack::<5>(vec![rotated_even, rotated_odd], 4);
+                return rotated.reshape([b, heads, len, d]);
+            }
+        };
+        x.reshape([b, len, heads, d]).swap_dims(1, 2)
+    }
 }
 
 impl Attention {
@@ -306,54 +431,174 @@ impl Attention {
         &self,
         x: Tensor<3>,
         start: usize,
-        rope_base: f32,
-        cache: &mut Option<(Tensor<4>, Tensor<4>)>,
+        rotation: &Rotation,
+        cache: &mut Option<LayerCache>,
     ) -> Tensor<3> {
         let [b, len, hidden] = x.dims();
-        let head_dim = hidden / self.heads;
-        let split =
-            |t: Tensor<3>, heads: usize| t.reshape([b, len, heads, head_dim]).swap_dims(1, 2);
-        let q = rope(
-            split(self.q.forward(x.clone()), self.heads),
-            start,
-            rope_base,
-        );
-        let k = rope(
-            split(self.k.forward(x.clone()), self.kv_heads),
-            start,
-            rope_base,
-        );
-        let v = split(self.v.forward(x), self.kv_heads);
-        let (k, v) = match cache.take() {
-            Some((past_k, past_v)) => (
-                Tensor::cat(vec![past_k, k], 2),
-                Tensor::cat(vec![past_v, v], 2),
-            ),
-            None => (k, v),
-        };
-        *cache = Some((k.clone(), v.clone()));
+        let v = self
+            .v
+            .forward(x.clone())
+            .reshape([b, len, self.kv_heads, hidden / self.heads])
+            .swap_dims(1, 2);
+        let q = rotation.apply(self.q.forward(x.clone()), self.heads);
+        let k = rotation.apply(self.k.forward(x), self.kv_heads);
+        self.o.forward(self.attend([q, k, v], start, cache))
+    }
+
+    /// The queries `[b, heads, len, head_dim]` over the cache with the keys and values
+    /// (`[b, kv_heads, len, head_dim]`) appended: the heads' contexts side by side,
+    /// `[b, len, hidden]`, before the output projection.
+    fn attend(
+        &self,
+        [q, k, v]: [Tensor<4>; 3],
+        start: usize,
+        cache: &mut Option<LayerCache>,
+    ) -> Tensor<3> {
+        let [b, heads, len, head_dim] = q.dims();
+        let (k, v) = LayerCache::append(cache, k, v);
 
         // Each key/value head serves `group = heads / kv_heads` query heads. Their queries are
         // stacked along the positions, `[b, kv_heads, group · len, head_dim]`, so each key and
         // value is read where it lies instead of being copied `group` times (which, with the
         // cache growing, was a large part of a decoded token's time outside the products).
         let total = k.dims()[2];
-        let group = self.heads / self.kv_heads;
+        let group = heads / self.kv_heads;
         let grouped = [b, self.kv_heads, group * len, total];
         let q = q.reshape([b, self.kv_heads, group * len, head_dim]);
         let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt();
         let scores = if len > 1 {
             let mask = causal_mask(len, start, &scores.device());
-            (scores.reshape([b, self.heads, len, total]) + mask).reshape(grouped)
+            (scores.reshape([b, heads, len, total]) + mask).reshape(grouped)
         } else {
             scores
         };
-        let context = softmax(scores, 3)
+        softmax(scores, 3)
             .matmul(v)
-            .reshape([b, self.heads, len, head_dim]);
-        self.o
-            .forward(context.swap_dims(1, 2).reshape([b, len, hidden]))
+            .reshape([b, heads, len, head_dim])
+            .swap_dims(1, 2)
+            .reshape([b, len, heads * head_dim])
     }
+}
+
+impl Block {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        start: usize,
+        rotation: &Rotation,
+        cache: &mut Option<LayerCache>,
+    ) -> Tensor<3> {
+        if let Some(decoded) = self.decode_on_values(&x, start, rotation, cache) {
+            return decoded;
+        }
+        let x = x.clone()
+            + self
+                .attn
+                .forward(self.attn_norm.forward(x), start, rotation, cache);
+        x.clone() + self.ffn.forward(self.ffn_norm.forward(x))
+    }
+
+    /// The block for a few positions on the CPU (decoding): the norms, the seven products,
+    /// the rotation, the gating and the residual adds run on the values, and only attention
+    /// over the cache is tensor operations; this replaces about 90 small tensor operations per
+    /// block (each allocating, on inputs of a few hundred values) with about 25, most of them
+    /// attention's. `None` where
+    /// the block runs as tensor operations: other devices, f32 weights, or a prompt (which
+    /// the backend's matrix product serves better).
+    fn decode_on_values(
+        &self,
+        x: &Tensor<3>,
+        start: usize,
+        rotation: &Rotation,
+        cache: &mut Option<LayerCache>,
+    ) -> Option<Tensor<3>> {
+        let matrices = [
+            &self.attn.q,
+            &self.attn.k,
+            &self.attn.v,
+            &self.attn.o,
+            &self.ffn.gate,
+            &self.ffn.up,
+            &self.ffn.down,
+        ];
+        let [q, k, v, o, gate, up, down] = matrices.map(|m| match m {
+            Matrix::Blocks(w) => Some(w),
+            _ => None,
+        });
+        let (q, k, v, o, gate, up, down) = (q?, k?, v?, o?, gate?, up?, down?);
+        let [b, len, hidden] = x.dims();
+        let m = b * len;
+        if m >= GEMM_FROM_ROWS || rotation.tensors.is_some() {
+            return None;
+        }
+        let product = |w: &BlockMatrix, values: &[f32]| {
+            super::profile::timed_product(w.dims(), || w.dot_values(values, m))
+                .expect("m < GEMM_FROM_ROWS, checked above")
+        };
+        let device = x.device();
+        let mut residual = x
+            .clone()
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32 activations");
+
+        let normed = rms_norm_values(&residual, &self.attn_norm);
+        let (heads, kv_heads) = (self.attn.heads, self.attn.kv_heads);
+        let head_dim = hidden / heads;
+        let mut queries = product(q, &normed);
+        let mut keys = product(k, &normed);
+        let values = product(v, &normed);
+        rotation.rotate_values(&mut queries, heads);
+        rotation.rotate_values(&mut keys, kv_heads);
+        let split = |values: Vec<f32>, heads: usize| {
+            Tensor::<4>::from_data(TensorData::new(values, [b, len, heads, head_dim]), &device)
+                .swap_dims(1, 2)
+        };
+        let qkv = [
+            split(queries, heads),
+            split(keys, kv_heads),
+            split(values, kv_heads),
+        ];
+        let context = self.attn.attend(qkv, start, cache).into_data();
+        let context = context.as_slice::<f32>().expect("f32 activations");
+        for (r, a) in residual.iter_mut().zip(product(o, context)) {
+            *r += a;
+        }
+
+        let normed = rms_norm_values(&residual, &self.ffn_norm);
+        let mut gated = product(gate, &normed);
+        for (g, u) in gated.iter_mut().zip(product(up, &normed)) {
+            // SiLU as burn's CPU backend computes it, then the gate.
+            let sigmoid = if *g >= 0.0 {
+                1.0 / (1.0 + (-*g).exp())
+            } else {
+                let e = g.exp();
+                e / (1.0 + e)
+            };
+            *g = *g * sigmoid * u;
+        }
+        for (r, f) in residual.iter_mut().zip(product(down, &gated)) {
+            *r += f;
+        }
+        Some(Tensor::from_data(
+            TensorData::new(residual, [b, len, hidden]),
+            &device,
+        ))
+    }
+}
+
+/// [`RmsNorm::forward`] on host rows (the last dimension being the norm's width).
+fn rms_norm_values(x: &[f32], norm: &RmsNorm) -> Vec<f32> {
+    let gamma = norm.gamma.val().into_data();
+    let gamma = gamma.as_slice::<f32>().expect("f32 norm weights");
+    let epsilon = norm.epsilon as f32;
+    let mut out = Vec::with_capacity(x.len());
+    for row in x.chunks_exact(gamma.len()) {
+        let mean = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+        let rms = (mean + epsilon).sqrt();
+        out.extend(row.iter().zip(gamma).map(|(v, g)| v / rms * g));
+    }
+    out
 }
 
 /// `[1, 1, len, start + len]`: 0 where query `i` may see key `j` (j ≤ start + i), else −∞.
@@ -465,15 +710,13 @@ impl Llama {
             .embedding
             .rows(&ids, &self.device)
             .reshape([1, ids.len(), hidden]);
+        let head_dim = self
+            .blocks
+            .first()
+            .map_or(hidden, |b| hidden / b.attn.heads);
+        let rotation = Rotation::new(start, ids.len(), head_dim, self.rope_base, &self.device);
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            x = x.clone()
-                + block.attn.forward(
-                    block.attn_norm.forward(x),
-                    start,
-                    self.rope_base,
-                    layer_cache,
-                );
-            x = x.clone() + block.ffn.forward(block.ffn_norm.forward(x));
+            x = block.forward(x, start, &rotation, layer_cache);
         }
         self.norm.forward(x)
     }

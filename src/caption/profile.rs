@@ -14,10 +14,12 @@ use serde::Serialize;
 use super::llama::{KvCache, Llama};
 use crate::vision::profile::Spread;
 
+/// A running profile's clock and each product's `(dims, ms)`.
+type ProductTimes = (fn() -> f64, Vec<([usize; 2], f64)>);
+
 thread_local! {
-    /// While a profile runs on this thread: its clock and each product's `(dims, ms)`.
-    static PRODUCTS: RefCell<Option<(fn() -> f64, Vec<([usize; 2], f64)>)>> =
-        const { RefCell::new(None) };
+    /// While a profile runs on this thread: its clock and the products timed so far.
+    static PRODUCTS: RefCell<Option<ProductTimes>> = const { RefCell::new(None) };
 }
 
 /// Runs the product `f` of a `dims` matrix, timing it when a profile is running here.

@@ -33,7 +33,7 @@ use super::intdot::{BLOCK, QRows, block_dots};
 use crate::runtime::for_each_chunk;
 
 /// Activation rows from which a product switches from row dots to tiles on the backend's GEMM.
-const GEMM_FROM_ROWS: usize = 8;
+pub(crate) const GEMM_FROM_ROWS: usize = 8;
 /// f32 values decoded per tile on the GEMM path (4 MiB).
 const TILE_VALUES: usize = 1 << 20;
 /// Weight rows per parallel task when decoding rows for the GEMM path.
@@ -140,6 +140,13 @@ impl BlockMatrix {
             }
         };
         for_each_chunk(out, ROWS_PER_TASK * cols, task);
+    }
+
+    /// `x · Wᵀ` for host values `x` `[m, cols]`: `[m, rows]`, when the product runs on the
+    /// values directly (fewer than [`GEMM_FROM_ROWS`] rows, as in decoding); `None` for a
+    /// product that belongs on the backend's matrix product.
+    pub fn dot_values(&self, x: &[f32], m: usize) -> Option<Vec<f32>> {
+        (m < GEMM_FROM_ROWS).then(|| self.dot_rows(x, m))
     }
 
     /// `x · Wᵀ` for `x` of shape `[m, cols]` (row-major): `[m, rows]`, row-major.
