@@ -142,11 +142,11 @@ impl BlockMatrix {
         for_each_chunk(out, ROWS_PER_TASK * cols, task);
     }
 
-    /// `x · Wᵀ` for host values `x` `[m, cols]`: `[m, rows]`, when the product runs on the
-    /// values directly (fewer than [`GEMM_FROM_ROWS`] rows, as in decoding); `None` for a
-    /// product that belongs on the backend's matrix product.
-    pub fn dot_values(&self, x: &[f32], m: usize) -> Option<Vec<f32>> {
-        (m < GEMM_FROM_ROWS).then(|| self.dot_rows(x, m))
+    /// `x · Wᵀ` for host values `x` `[m, cols]`: `[m, rows]`. For fewer than
+    /// [`GEMM_FROM_ROWS`] rows (decoding); more belong on the backend's matrix product.
+    pub fn dot_values(&self, x: &[f32], m: usize) -> Vec<f32> {
+        debug_assert!(m < GEMM_FROM_ROWS);
+        self.dot_rows(x, m)
     }
 
     /// `x · Wᵀ` for `x` of shape `[m, cols]` (row-major): `[m, rows]`, row-major.
