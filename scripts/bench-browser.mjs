@@ -97,9 +97,9 @@ async function glimpseLaterVisit({ backend, threads, runs }) {
   const samples = [];
   for (let i = 0; i < runs; i++) samples.push(await time());
   const { backend: used, threads: cpuThreads } = glimpse.info;
-  // Where the CPU engine's time goes, layer kind by layer kind (the same replay as `glimpse
-  // bench --profile` natively).
-  const profile = used === 'cpu' ? await glimpse.engineProfile({ runs }) : null;
+  // Where the engine's time goes, layer kind by layer kind (on the CPU the replay `glimpse bench
+  // --profile` runs natively; on WebGPU each layer is waited for by reading its output back).
+  const profile = await glimpse.engineProfile({ runs });
   glimpse.dispose();
   const another = await loadOnce();
   another.glimpse.dispose();
@@ -352,26 +352,39 @@ for (const row of rows) {
     `| ${row.engine} | ${fmt(row.networkMs)} | ${fmt(row.cachedMs)} | ${(row.cachedMs / row.networkMs).toFixed(2)}× | ${row.samePageMs === undefined ? '–' : fmt(row.samePageMs)} | ${fmt(row.firstMs)} | ${fmt(median(row.samples))} | ${fmt(Math.min(...row.samples))} | ${ratio} |`,
   );
 }
-const profiled = rows.filter((row) => row.profile);
-if (profiled.length) {
-  // Kinds in the order of the first profile's medians, largest first.
+const cell = (spread) => (spread ? `${spread.median.toFixed(2)} | ${spread.min.toFixed(2)}` : '– | –');
+/** The per-layer-kind table of `profiled` rows' profiles, kinds by the first's medians. */
+function printProfile(profiled, title, runs) {
   const kinds = Object.entries(profiled[0].profile.kinds)
     .sort(([, a], [, b]) => b.median - a.median)
     .map(([kind]) => kind);
-  console.log(`\nglimpse's CPU engine per layer kind, one 640×480 frame's forward pass replayed op by op (ms, median | min of ${values.runs}, summed over each kind's layers)\n`);
+  console.log(`\n${title} (ms, median | min of ${runs}, summed over each kind's layers)\n`);
   console.log(`| kind | ${profiled.map((row) => `${row.engine} median | min`).join(' | ')} |`);
   console.log(`|---|${profiled.map(() => '---:|---:').join('|')}|`);
-  const cell = (spread) => (spread ? `${spread.median.toFixed(2)} | ${spread.min.toFixed(2)}` : '– | –');
   for (const kind of kinds) console.log(`| ${kind} | ${profiled.map((row) => cell(row.profile.kinds[kind])).join(' | ')} |`);
   console.log(`| sum of the kinds | ${profiled.map((row) => cell(row.profile.total)).join(' | ')} |`);
-  console.log(`| the forward pass, no clocks | ${profiled.map((row) => cell(row.profile.forward)).join(' | ')} |`);
-  for (const step of Object.keys(profiled[0].profile.frame)) {
-    console.log(`| frame: ${step} | ${profiled.map((row) => cell(row.profile.frame[step])).join(' | ')} |`);
+}
+const profiledCpu = rows.filter((row) => row.profile?.backend === 'cpu');
+if (profiledCpu.length) {
+  printProfile(profiledCpu, "glimpse's CPU engine per layer kind, one 640×480 frame's forward pass replayed op by op", values.runs);
+  console.log(`| the forward pass, no clocks | ${profiledCpu.map((row) => cell(row.profile.forward)).join(' | ')} |`);
+  for (const step of Object.keys(profiledCpu[0].profile.frame)) {
+    console.log(`| frame: ${step} | ${profiledCpu.map((row) => cell(row.profile.frame[step])).join(' | ')} |`);
   }
   // What classify() spends beyond these (the frame's trip to the worker and back, the top-5):
   // the frame's median less the medians above, so only a rough figure.
   const rest = (row) => median(row.samples) - row.profile.forward.median - Object.values(row.profile.frame).reduce((sum, s) => sum + s.median, 0);
-  console.log(`| the rest of classify() (transfer, read-out; medians subtracted) | ${profiled.map((row) => `${rest(row).toFixed(2)} | –`).join(' | ')} |`);
+  console.log(`| the rest of classify() (transfer, read-out; medians subtracted) | ${profiledCpu.map((row) => `${rest(row).toFixed(2)} | –`).join(' | ')} |`);
+}
+const profiledGpu = rows.filter((row) => row.profile?.backend === 'webgpu');
+if (profiledGpu.length) {
+  printProfile(
+    profiledGpu,
+    "glimpse's WebGPU engine per layer kind, one frame's forward pass, each layer waited for by reading its output back, less a second read of it",
+    values['gpu-runs'],
+  );
+  console.log(`| the second reads, taken off (${profiledGpu[0].profile.layers} per pass) | ${profiledGpu.map((row) => cell(row.profile.readbacks)).join(' | ')} |`);
+  console.log(`| the forward pass, no clocks (one read) | ${profiledGpu.map((row) => cell(row.profile.forward)).join(' | ')} |`);
 }
 const wasmSize = (name) => {
   const wasm = readFileSync(join(ROOT, 'pkg', name));

@@ -47,6 +47,28 @@ impl GlimpseError {
         }
     }
 
+    /// A failed read of a result from the device (burn's `into_data_async`), in one line.
+    pub fn read_failed(e: impl std::fmt::Debug) -> Self {
+        let detail = format!("{e:?}");
+        // cubecl-wgpu hears of a lost device through wgpu's device-lost callback and fails every
+        // later read as "The device is poisoned", caused by wgpu's reason ("Destroyed: …").
+        if detail.contains("device is poisoned") {
+            let reason = detail
+                .lines()
+                .map(str::trim)
+                .take_while(|line| *line != "Backtrace:")
+                .filter(|line| !line.is_empty() && *line != "Caused by:")
+                .last()
+                .unwrap_or_default();
+            return GlimpseError::Backend(format!("the GPU device was lost (wgpu: {reason})"));
+        }
+        // burn's errors span lines ("Caused by:"); a message is one line.
+        let detail = detail.split_whitespace().collect::<Vec<_>>().join(" ");
+        GlimpseError::Backend(format!(
+            "reading the result from the device failed: {detail}"
+        ))
+    }
+
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let context = context.into();
         move |source| GlimpseError::Io { context, source }

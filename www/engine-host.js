@@ -314,7 +314,7 @@ function started(caption) {
  *   caption.start { top } → id · caption.step { caption } → { piece, token, logit, done, caption? }
  *   caption.cancel { caption }
  *   engine.stats                          → { wasmMemoryBytes, live: { pictures, captions, sets } }
- *   engine.profile { runs }               → the CPU engine's per-layer profile (Engine.profileLayers)
+ *   engine.profile { runs }               → the engine's per-layer profile (Engine.profileLayers)
  *   caption.profile { tokens }            → a decoded token's parts (Engine.profileDecode)
  *   teach.new → set · teach.drop · teach.add { name, input } · teach.remove { name } ·
  *   teach.train · teach.export → JSON · teach.import { json }   (each with `set`; → the set's summary)

@@ -105,9 +105,12 @@ export interface Spread {
   min: number;
 }
 
-/** Where the CPU engine's time goes per 640×480 frame (`engineProfile()`), in ms. */
+/** Where the engine's time goes per 640×480 frame (`engineProfile()`), in ms. */
 export interface LayerProfile {
-  /** Per kind of layer ("expand 1×1", "depthwise 5×5/2", …), summed over its layers. */
+  /**
+   * Per kind of layer ("expand 1×1", "depthwise 5×5/2", …), summed over its layers. On WebGPU
+   * each layer's time ends when its output has been read back, less a second read of it.
+   */
   kinds: Record<string, Spread>;
   /** The sum of the kinds. */
   total: Spread;
@@ -116,8 +119,13 @@ export interface LayerProfile {
   /** The frame's steps before the network: its center crop read from the RGBA bytes, then normalized. */
   frame: Record<string, Spread>;
   runs: number;
-  /** The CPU threads it ran on. */
-  threads: number;
+  backend: Backend;
+  /** The CPU threads it ran on; null on WebGPU. */
+  threads: number | null;
+  /** WebGPU only: per pass, the second reads of the layers' outputs, taken off the kinds. */
+  readbacks?: Spread;
+  /** WebGPU only: the layers timed per pass. */
+  layers?: number;
 }
 
 /** Where a decoded caption token's time goes (`captionProfile()`), in ms per token. */
@@ -271,7 +279,7 @@ export declare class Glimpse {
   readonly backend: Backend;
   /** What the engine holds: its wasm memory and the objects alive in it. */
   engineStats(): Promise<EngineStats>;
-  /** Where the CPU engine's time goes per frame, layer kind by kind (rejects on WebGPU). */
+  /** Where the engine's time goes per frame, layer kind by kind, on the CPU or WebGPU. */
   engineProfile(options?: { runs?: number }): Promise<LayerProfile>;
   /**
    * Where a decoded caption token's time goes on the CPU engine (loads the caption model

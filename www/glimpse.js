@@ -299,10 +299,12 @@ export class Glimpse {
   }
 
   /**
-   * Where the CPU engine's time goes per frame, for diagnostics and benchmarks: `runs` passes
-   * of one 640×480 frame replayed layer by layer, `{ kinds: { [kind]: { median, min } }, total,
-   * forward, frame, runs, threads }` in ms (`forward`: the same pass without clocks; `frame`:
-   * the frame's center crop read from its RGBA bytes, and normalized). CPU only.
+   * Where the engine's time goes per frame, for diagnostics and benchmarks: `runs` passes of
+   * one 640×480 frame replayed layer by layer, `{ kinds: { [kind]: { median, min } }, total,
+   * forward, frame, runs, backend, threads }` in ms (`forward`: the same pass without clocks;
+   * `frame`: the frame's center crop read from its RGBA bytes, and normalized). On WebGPU
+   * each layer is waited for by reading its output back, less a second read of it
+   * (`readbacks`: those reads per pass; `layers`: how many a pass has).
    */
   engineProfile({ runs = 10 } = {}) {
     return this.#send({ type: 'engine.profile', runs });

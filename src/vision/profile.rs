@@ -1,8 +1,13 @@
-//! Where the image model's CPU time goes, by kind of layer: the forward pass of the CPU path
-//! (channels-last, [`super::kernels`]) replayed op by op with a clock around each, natively
-//! (`glimpse bench --profile`) and in the browser (`Glimpse.engineProfile`). The CPU backend
-//! runs each op eagerly, so a clock around an op measures that op. The clock is the caller's:
-//! `Instant` natively, `performance.now()` in the browser, where `Instant` is not available.
+//! Where the image model's time goes, by kind of layer, natively (`glimpse bench --profile`)
+//! and in the browser (`Glimpse.engineProfile`). The clock is the caller's: `Instant`
+//! natively, `performance.now()` in the browser, where `Instant` is not available.
+//!
+//! On the CPU the forward pass of its own path (channels-last, [`super::kernels`]) is replayed
+//! op by op with a clock around each: the CPU backend runs each op eagerly, so a clock around
+//! an op measures that op. On the GPU ([`profile_gpu`]) ops are queued and run later, so each
+//! layer of the GPU's path (burn's convolutions, channels-first) is closed by reading its
+//! output back, which waits for it, and a second read of the same output, which has nothing to
+//! wait for, is taken off the layer's time.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +18,7 @@ use serde::Serialize;
 use super::Classifier;
 use super::efficientnet::{EfficientNet, EfficientNetConfig};
 use super::kernels::{depthwise_same_relu6, pointwise, pointwise_add, stem_same_relu6};
+use crate::error::{GlimpseError, Result};
 
 /// Milliseconds of one forward pass per kind of layer, summed over its layers.
 pub type Times = BTreeMap<String, f64>;
@@ -181,4 +187,164 @@ pub fn profile_kernels(
         plain.push(now() - start);
     }
     (Profile::of(passes), Spread::of(plain))
+}
+
+/// The GPU path's profile: per kind of layer, each layer's time from its dispatch to its
+/// output read back, less what reading that output again takes once it is there.
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuProfile {
+    #[serde(flatten)]
+    pub profile: Profile,
+    /// The forward pass without clocks: the logits read back once, at the end.
+    pub forward: Spread,
+    /// Per pass, the layers' outputs read back again after they were there: what was taken off
+    /// the kinds (the copy to a mappable buffer and its map, with no work ahead of it).
+    pub readbacks: Spread,
+    /// The layers timed in a pass.
+    pub layers: usize,
+}
+
+/// Reads all of `x` back, which waits for the work that computes it. In Chromium's WebGPU each
+/// kind then took about the same time pass after pass, and the kinds summed to the plain pass.
+/// Natively on Mesa's lavapipe, reads did not reliably wait (reading one value, or all of them:
+/// some layers took no time and a later one all of theirs), which is why the CLI does not
+/// print this profile.
+async fn read_back<const D: usize>(x: &Tensor<D>) -> Result<()> {
+    x.clone()
+        .into_data_async()
+        .await
+        .map_err(GlimpseError::read_failed)?;
+    Ok(())
+}
+
+/// Like [`Clock`] for a backend that queues its work: each layer is waited for by reading its
+/// output back, and a second read of it, with nothing left to wait for, is taken off.
+struct GpuClock<'a> {
+    times: Times,
+    readbacks: f64,
+    layers: usize,
+    now: &'a dyn Fn() -> f64,
+}
+
+impl GpuClock<'_> {
+    async fn time<const D: usize>(
+        &mut self,
+        kind: &str,
+        f: impl FnOnce() -> Tensor<D>,
+    ) -> Result<Tensor<D>> {
+        let start = (self.now)();
+        let out = f();
+        read_back(&out).await?;
+        let done = (self.now)();
+        read_back(&out).await?;
+        let read = (self.now)() - done;
+        *self.times.entry(kind.to_string()).or_default() += (done - start - read).max(0.0);
+        self.readbacks += read;
+        self.layers += 1;
+        Ok(out)
+    }
+}
+
+/// The GPU path's forward pass (what [`EfficientNet::feature_map`] runs off the CPU: burn's
+/// convolutions channels-first, ReLU6 and the residual add as their own ops), each layer timed
+/// under the kind the CPU's replay gives it, so that the two profiles line up.
+async fn forward_gpu(
+    model: &EfficientNet,
+    images: Tensor<4>,
+    clock: &mut GpuClock<'_>,
+) -> Result<Tensor<2>> {
+    let relu6 = |x: Tensor<4>| x.clamp(0.0, 6.0);
+    let stem = &model.conv_stem;
+    let mut x = clock
+        .time("stem conv 3×3/2, 3→32", || relu6(stem.forward(images)))
+        .await?;
+    for (block, config) in model
+        .blocks
+        .iter()
+        .zip(EfficientNetConfig::lite0().blocks())
+    {
+        let input = x.clone();
+        if let Some(e) = &block.expand_conv {
+            x = clock.time("expand 1×1", || relu6(e.forward(x))).await?;
+        }
+        let (k, s) = (config.kernel, config.stride);
+        let d = &block.depthwise_conv;
+        x = clock
+            .time(&format!("depthwise {k}×{k}/{s}"), || relu6(d.forward(x)))
+            .await?;
+        let p = &block.project_conv;
+        x = clock
+            .time("project 1×1", || {
+                let x = p.forward(x);
+                if block.residual { x + input } else { x }
+            })
+            .await?;
+    }
+    let h = &model.conv_head;
+    x = clock
+        .time("head conv 1×1, 320→1280", || relu6(h.forward(x)))
+        .await?;
+    clock
+        .time("pool + fc", || model.fc.forward(EfficientNet::pool(x)))
+        .await
+}
+
+/// The GPU path's per-layer profile over `runs` passes of `input` (one prepared 224×224
+/// image) on `classifier`'s device, with the plain forward pass beside it. Async because the
+/// browser can read a GPU's results only that way. Checks first that the replay computes what
+/// the model computes.
+pub async fn profile_gpu(
+    classifier: &Classifier,
+    input: &[f32],
+    runs: usize,
+    now: &dyn Fn() -> f64,
+) -> Result<GpuProfile> {
+    let model = classifier.model();
+    let batch = || classifier.batch(&[input.to_vec()]);
+    let read = |logits: Tensor<2>| async move {
+        logits
+            .into_data_async()
+            .await
+            .map_err(GlimpseError::read_failed)
+    };
+    let new_clock = || GpuClock {
+        times: Times::new(),
+        readbacks: 0.0,
+        layers: 0,
+        now,
+    };
+    // These first passes also prepare every kernel, which the timed passes must not pay for.
+    let reference = read(classifier.logits(batch())).await?;
+    let replayed = read(forward_gpu(model, batch(), &mut new_clock()).await?).await?;
+    let worst = reference
+        .iter::<f32>()
+        .zip(replayed.iter::<f32>())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    if worst > 1e-3 {
+        return Err(GlimpseError::Backend(format!(
+            "the GPU profile's replay does not compute the model's logits (off by {worst})"
+        )));
+    }
+
+    let (mut passes, mut plain, mut readbacks) = (Vec::new(), Vec::new(), Vec::new());
+    let mut layers = 0;
+    for _ in 0..runs.max(1) {
+        let mut clock = new_clock();
+        forward_gpu(model, batch(), &mut clock).await?;
+        layers = clock.layers;
+        readbacks.push(clock.readbacks);
+        passes.push(clock.times);
+
+        let x = batch();
+        let start = now();
+        read(classifier.logits(x)).await?;
+        plain.push(now() - start);
+    }
+    Ok(GpuProfile {
+        profile: Profile::of(passes),
+        forward: Spread::of(plain),
+        readbacks: Spread::of(readbacks),
+        layers,
+    })
 }

@@ -69,26 +69,7 @@ fn to_js(value: &impl Serialize) -> Result<JsValue, JsValue> {
 }
 
 fn read_failed(e: impl std::fmt::Debug) -> JsValue {
-    let detail = format!("{e:?}");
-    // cubecl-wgpu hears of a lost device through wgpu's device-lost callback and fails every
-    // later read as "The device is poisoned", caused by wgpu's reason ("Destroyed: …").
-    if detail.contains("device is poisoned") {
-        let reason = detail
-            .lines()
-            .map(str::trim)
-            .take_while(|line| *line != "Backtrace:")
-            .filter(|line| !line.is_empty() && *line != "Caused by:")
-            .last()
-            .unwrap_or_default();
-        return js_error(GlimpseError::Backend(format!(
-            "the GPU device was lost (wgpu: {reason})"
-        )));
-    }
-    // burn's errors span lines ("Caused by:"); a message is one line.
-    let detail = detail.split_whitespace().collect::<Vec<_>>().join(" ");
-    js_error(GlimpseError::Backend(format!(
-        "reading the result from the device failed: {detail}"
-    )))
+    js_error(GlimpseError::read_failed(e))
 }
 
 /// Panics inside the engine, as a bug would: with `panic = "abort"` the panic is a wasm trap

@@ -1,20 +1,23 @@
-//! Where the CPU engine's time goes, timed with the page's `performance.now()`:
-//! `Engine.profileLayers`, per frame by kind of layer (the library's replay,
-//! [`crate::vision::profile`]), and `Engine.profileDecode`, per decoded caption token by
+//! Where the engine's time goes, timed with the page's `performance.now()`:
+//! `Engine.profileLayers`, per frame by kind of layer on the CPU or WebGPU (the library's
+//! replays, [`crate::vision::profile`]), and `Engine.profileDecode`, per decoded caption token by
 //! matrix role ([`crate::caption::profile`]).
 
 use std::collections::BTreeMap;
 
+use js_sys::Promise;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
 
 use super::{Engine, js_error, to_js};
 #[cfg(feature = "text")]
 use crate::caption::profile::{PROMPT_TOKENS, profile_decode, synthetic_prompt};
+#[cfg(feature = "text")]
 use crate::error::GlimpseError;
 use crate::runtime::{BackendKind, cpu_threads};
 use crate::vision::preprocess::{normalize, resize_and_crop_rgba};
-use crate::vision::profile::{Profile, Spread, profile_kernels};
+use crate::vision::profile::{Profile, Spread, profile_gpu, profile_kernels};
 
 #[wasm_bindgen]
 extern "C" {
@@ -30,25 +33,30 @@ struct LayerProfile {
     profile: Profile,
     /// The forward pass without clocks.
     forward: Spread,
+    /// On WebGPU: per pass, the reads of the layers' outputs taken off the kinds, and how
+    /// many layers a pass has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    readbacks: Option<Spread>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layers: Option<usize>,
     /// The frame's way to the network's input, step by step (ms): its center crop read from
     /// the RGBA bytes in place, and that crop normalized.
     frame: BTreeMap<String, Spread>,
     runs: usize,
-    threads: usize,
+    backend: &'static str,
+    /// The CPU engine's threads; none on WebGPU.
+    threads: Option<usize>,
 }
 
 #[wasm_bindgen]
 impl Engine {
     /// `{ kinds: { [kind]: { median, min } }, total, forward, frame: { [step]: { median, min }
-    /// }, runs, threads }` over `runs` passes of one 640×480 frame (the pattern `engine.time`
-    /// classifies), on the CPU only.
+    /// }, runs, backend, threads }` over `runs` passes of one 640×480 frame (the pattern
+    /// `engine.time` classifies). On WebGPU each layer is waited for by reading its output
+    /// back, less a second read of it; the result also has `readbacks` (those reads per pass,
+    /// taken off the kinds) and `layers` (how many a pass has).
     #[wasm_bindgen(js_name = profileLayers)]
-    pub fn profile_layers(&self, runs: usize) -> Result<JsValue, JsValue> {
-        if self.backend != BackendKind::Cpu {
-            return Err(js_error(GlimpseError::Backend(
-                "the per-layer profile is of the CPU engine; this one runs on WebGPU".into(),
-            )));
-        }
+    pub fn profile_layers(&self, runs: usize) -> Promise {
         let (width, height) = (640, 480);
         let pixels: Vec<u8> = (0..width * height * 4).map(|i| (i * 37) as u8).collect();
         let mut crop_ms = Vec::new();
@@ -56,7 +64,10 @@ impl Engine {
         let mut input = Vec::new();
         for _ in 0..runs.max(1) {
             let start = performance_now();
-            let crop = resize_and_crop_rgba(width, height, &pixels).map_err(js_error)?;
+            let crop = match resize_and_crop_rgba(width, height, &pixels) {
+                Ok(crop) => crop,
+                Err(e) => return Promise::reject(&js_error(e)),
+            };
             let cropped = performance_now();
             input = normalize(&crop);
             normalize_ms.push(performance_now() - cropped);
@@ -69,14 +80,45 @@ impl Engine {
             ),
             ("normalize".to_string(), Spread::of(normalize_ms)),
         ]);
-        let (profile, forward) = profile_kernels(&self.classifier, &input, runs, &performance_now);
-        to_js(&LayerProfile {
-            profile,
-            forward,
-            frame,
-            runs,
-            threads: cpu_threads(),
+        let backend = self.backend.web_name();
+        if self.backend == BackendKind::Cpu {
+            let (profile, forward) =
+                profile_kernels(&self.classifier, &input, runs, &performance_now);
+            return settled(to_js(&LayerProfile {
+                profile,
+                forward,
+                readbacks: None,
+                layers: None,
+                frame,
+                runs,
+                backend,
+                threads: Some(cpu_threads()),
+            }));
+        }
+        let classifier = self.classifier.clone();
+        future_to_promise(async move {
+            let gpu = profile_gpu(&classifier, &input, runs, &performance_now)
+                .await
+                .map_err(js_error)?;
+            to_js(&LayerProfile {
+                profile: gpu.profile,
+                forward: gpu.forward,
+                readbacks: Some(gpu.readbacks),
+                layers: Some(gpu.layers),
+                frame,
+                runs,
+                backend,
+                threads: None,
+            })
         })
+    }
+}
+
+/// A result computed already, as the promise the method's other branch returns.
+fn settled(result: Result<JsValue, JsValue>) -> Promise {
+    match result {
+        Ok(value) => Promise::resolve(&value),
+        Err(error) => Promise::reject(&error),
     }
 }
 

@@ -1,7 +1,8 @@
 // (a) WebGPU in Chromium (SwiftShader): photos picked in the file input get the native CLI's
 // top-1 class and the badge says WebGPU. (g) Nothing leaves the page's origin. 'auto' times
 // both backends, keeps the faster, and remembers the choice for the browser, GPU and build.
-// SwiftShader emulates the GPU on the CPU, so this file keeps to two inferences.
+// The per-layer profile also runs on WebGPU. SwiftShader emulates the GPU on the CPU, so this
+// file keeps to a few inferences.
 // Budget: under 60 s on the 2-core development machine, where WebGPU is SwiftShader
 // (`{ timeout: 60_000 }`; measured 2026-11-30 with a build running beside it: 15.3 s).
 
@@ -105,5 +106,29 @@ test("'auto' follows the measurement: whichever backend is made the slower, the 
       assert.ok(classified);
     }
     t.diagnostic(`CPU slower → ${chosen.cpu.backend}; WebGPU slower → ${chosen.webgpu.backend}`);
+  });
+});
+
+test('on WebGPU the per-layer profile times every kind of layer the CPU profile has, each waited for by reading it back', { timeout: 60_000 }, async (t) => {
+  await withBrowser(t, server.url, { webgpu: true }, async ({ page }) => {
+    await page.goto(new URL('/tests/browser/blank.html', server.url).href);
+    const profile = await page.evaluate(async () => {
+      const { Glimpse } = await import('/www/glimpse.js');
+      const glimpse = await Glimpse.load({ models: '/models/', backend: 'webgpu' });
+      const profile = await glimpse.engineProfile({ runs: 1 });
+      glimpse.dispose();
+      return profile;
+    });
+    t.diagnostic(
+      `sum of the kinds ${profile.total.median.toFixed(1)} ms (reads taken off: ${profile.readbacks.median.toFixed(1)} ms), forward ${profile.forward.median.toFixed(1)} ms`,
+    );
+    assert.deepEqual([profile.backend, profile.threads, profile.runs], ['webgpu', null, 1]);
+    // The kinds of Lite0's layers, named as the CPU profile names them.
+    const kinds = ['depthwise 3×3/1', 'depthwise 3×3/2', 'depthwise 5×5/1', 'depthwise 5×5/2', 'expand 1×1', 'head conv 1×1, 320→1280', 'pool + fc', 'project 1×1', 'stem conv 3×3/2, 3→32'];
+    assert.deepEqual(Object.keys(profile.kinds).sort(), kinds);
+    for (const kind of kinds) assert.ok(profile.kinds[kind].min > 0, `${kind} is timed`);
+    // The stem, 15 expansions, 16 depthwise and 16 projections, the head, pool + fc.
+    assert.equal(profile.layers, 50);
+    assert.ok(profile.readbacks.min > 0 && profile.forward.min > 0);
   });
 });
