@@ -16,7 +16,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Tensor, TensorData};
-use glimpse::vision::efficientnet::{EfficientNet, EfficientNetConfig};
+use glimpse::vision::efficientnet::EfficientNet;
 use glimpse::vision::kernels::same_padding;
 use glimpse::vision::profile::{Clock, Profile, Spread, Times, forward_kernels, profile_kernels};
 use glimpse::{Classifier, Result};
@@ -65,18 +65,16 @@ fn forward(model: &EfficientNet, images: Tensor<4>, times: &mut Times) -> Tensor
     let clock = &mut Clock { times, now: &now };
     let mut x = conv(clock, "stem conv 3×3/2, 3→32", &model.conv_stem, images);
     x = relu6(clock, x);
-    for (block, config) in model
-        .blocks
-        .iter()
-        .zip(EfficientNetConfig::lite0().blocks())
-    {
+    for block in &model.blocks {
         let input = x.clone();
         if let Some(expand) = &block.expand_conv {
             x = conv(clock, "expand 1×1", expand, x);
             x = relu6(clock, x);
         }
-        let k = config.kernel;
-        let s = config.stride;
+        let (k, s) = (
+            block.depthwise_conv.kernel_size[0],
+            block.depthwise_conv.stride[0],
+        );
         x = conv(
             clock,
             &format!("depthwise {k}×{k}/{s}"),

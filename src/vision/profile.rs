@@ -16,7 +16,7 @@ use burn::tensor::{Tensor, TensorData};
 use serde::Serialize;
 
 use super::Classifier;
-use super::efficientnet::{EfficientNet, EfficientNetConfig};
+use super::efficientnet::EfficientNet;
 use super::kernels::{depthwise_same_relu6, pointwise, pointwise_add, stem_same_relu6};
 use crate::error::{GlimpseError, Result};
 
@@ -66,19 +66,15 @@ pub fn forward_kernels(model: &EfficientNet, images: Tensor<4>, clock: &mut Cloc
     let mut x = clock.time_tensor("stem conv 3×3/2, 3→32", || {
         stem_same_relu6(images, stem.weight.val(), bias(stem), stem.stride[0])
     });
-    for (block, config) in model
-        .blocks
-        .iter()
-        .zip(EfficientNetConfig::lite0().blocks())
-    {
+    for block in &model.blocks {
         let input = x.clone();
         if let Some(e) = &block.expand_conv {
             x = clock.time_tensor("expand 1×1", || {
                 pointwise(x, e.weight.val(), bias(e), true)
             });
         }
-        let (k, s) = (config.kernel, config.stride);
         let d = &block.depthwise_conv;
+        let (k, s) = (d.kernel_size[0], d.stride[0]);
         x = clock.time_tensor(&format!("depthwise {k}×{k}/{s}"), || {
             depthwise_same_relu6(x, d.weight.val(), bias(d), s)
         });
@@ -258,17 +254,13 @@ async fn forward_gpu(
     let mut x = clock
         .time("stem conv 3×3/2, 3→32", || relu6(stem.forward(images)))
         .await?;
-    for (block, config) in model
-        .blocks
-        .iter()
-        .zip(EfficientNetConfig::lite0().blocks())
-    {
+    for block in &model.blocks {
         let input = x.clone();
         if let Some(e) = &block.expand_conv {
             x = clock.time("expand 1×1", || relu6(e.forward(x))).await?;
         }
-        let (k, s) = (config.kernel, config.stride);
         let d = &block.depthwise_conv;
+        let (k, s) = (d.kernel_size[0], d.stride[0]);
         x = clock
             .time(&format!("depthwise {k}×{k}/{s}"), || relu6(d.forward(x)))
             .await?;
