@@ -202,9 +202,8 @@ pub struct GpuProfile {
 
 /// Reads all of `x` back, which waits for the work that computes it. In Chromium's WebGPU each
 /// kind then took about the same time pass after pass, and the kinds summed to the plain pass.
-/// Natively on Mesa's lavapipe, reads did not reliably wait (reading one value, or all of them:
-/// some layers took no time and a later one all of theirs), which is why the CLI does not
-/// print this profile.
+/// Natively on Mesa's lavapipe the same replay's times were not usable (some layers took no
+/// time and a later one all of theirs), which is why the CLI does not print this profile.
 async fn read_back<const D: usize>(x: &Tensor<D>) -> Result<()> {
     x.clone()
         .into_data_async()
