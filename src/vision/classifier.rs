@@ -30,6 +30,7 @@ impl Classifier {
     pub fn from_burnpack(bytes: Vec<u8>, device: Device) -> Result<Self> {
         let mut model = EfficientNetConfig::lite0().init(&device);
         load_burnpack(&mut model, bytes, "EfficientNet-Lite0")?;
+        let model = model.laid_out_for_device();
         Ok(Self { model, device })
     }
 

@@ -225,6 +225,16 @@ impl MbConv {
     }
 }
 
+/// `conv` with the same weights stored input-channel-major (see
+/// [`EfficientNet::laid_out_for_device`]).
+fn input_channel_major(mut conv: Conv2d) -> Conv2d {
+    conv.weight = conv.weight.map(|w| {
+        let device = w.device();
+        Tensor::<4>::from_data(w.swap_dims(0, 1).into_data(), &device).swap_dims(0, 1)
+    });
+    conv
+}
+
 fn bias(conv: &Conv2d) -> Tensor<1> {
     let bias = conv.bias.as_ref().map(|b| b.val());
     bias.unwrap_or_else(|| Tensor::zeros([conv.weight.dims()[0]], &conv.weight.device()))
@@ -281,6 +291,25 @@ impl EfficientNet {
             .reshape([n, c])
     }
 
+    /// The network with its weights laid out for its device's kernels, which loading does
+    /// once. On the CPU every 1×1 convolution's weights are stored input-channel-major: burn's
+    /// operations still see `[Cout, Cin, 1, 1]` (a transposed view), while the CPU kernel
+    /// reads them as the `[Cin, Cout]` matrix it multiplies by, in place. Other devices keep
+    /// burn's layout.
+    pub fn laid_out_for_device(mut self) -> Self {
+        if !channels_last(&self.conv_head.weight.device()) {
+            return self;
+        }
+        for block in &mut self.blocks {
+            if let Some(expand) = block.expand_conv.take() {
+                block.expand_conv = Some(input_channel_major(expand));
+            }
+            block.project_conv = input_channel_major(block.project_conv.clone());
+        }
+        self.conv_head = input_channel_major(self.conv_head);
+        self
+    }
+
     /// Logits `[N, 1000]` for normalized images `[N, 3, H, W]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         self.fc.forward(self.features(images))
@@ -302,6 +331,24 @@ mod tests {
             "32 → 16 channels cannot add the input"
         );
         assert!(blocks[2].has_residual());
+    }
+
+    #[test]
+    fn weights_laid_out_for_the_cpu_kernel_are_the_same_weights() {
+        use burn::tensor::Distribution;
+        let device = Device::flex();
+        let mut conv = conv(24, 40, 1, 1, 1, &device);
+        conv.weight = conv
+            .weight
+            .map(|w| w.random_like(Distribution::Uniform(-1.0, 1.0)));
+        let x = Tensor::<4>::random([1, 5, 7, 40], Distribution::Uniform(-3.0, 3.0), &device);
+        let before = pointwise(x.clone(), conv.weight.val(), bias(&conv), true);
+        let weight = conv.weight.val().into_data();
+        let conv = input_channel_major(conv);
+        assert_eq!(conv.weight.val().into_data(), weight);
+        pointwise(x, conv.weight.val(), bias(&conv), true)
+            .into_data()
+            .assert_eq(&before.into_data(), true);
     }
 
     #[test]
