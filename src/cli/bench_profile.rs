@@ -18,7 +18,9 @@ use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Tensor, TensorData};
 use glimpse::vision::efficientnet::EfficientNet;
 use glimpse::vision::kernels::same_padding;
-use glimpse::vision::profile::{Clock, Profile, Spread, Times, forward_kernels, profile_kernels};
+use glimpse::vision::profile::{
+    Clock, Profile, Spread, Times, forward_kernels, kind, profile_kernels,
+};
 use glimpse::{Classifier, Result};
 
 /// Milliseconds since the first call: the profiles' clock.
@@ -63,33 +65,28 @@ fn relu6(clock: &mut Clock, x: Tensor<4>) -> Tensor<4> {
 /// kernels), each timed under its kind.
 fn forward(model: &EfficientNet, images: Tensor<4>, times: &mut Times) -> Tensor<2> {
     let clock = &mut Clock { times, now: &now };
-    let mut x = conv(clock, "stem conv 3×3/2, 3→32", &model.conv_stem, images);
+    let mut x = conv(clock, kind::STEM, &model.conv_stem, images);
     x = relu6(clock, x);
     for block in &model.blocks {
         let input = x.clone();
         if let Some(expand) = &block.expand_conv {
-            x = conv(clock, "expand 1×1", expand, x);
+            x = conv(clock, kind::EXPAND, expand, x);
             x = relu6(clock, x);
         }
         let (k, s) = (
             block.depthwise_conv.kernel_size[0],
             block.depthwise_conv.stride[0],
         );
-        x = conv(
-            clock,
-            &format!("depthwise {k}×{k}/{s}"),
-            &block.depthwise_conv,
-            x,
-        );
+        x = conv(clock, &kind::depthwise(k, s), &block.depthwise_conv, x);
         x = relu6(clock, x);
-        x = conv(clock, "project 1×1", &block.project_conv, x);
+        x = conv(clock, kind::PROJECT, &block.project_conv, x);
         if block.residual {
             x = clock.time_tensor("residual add (separate pass)", || x + input);
         }
     }
-    x = conv(clock, "head conv 1×1, 320→1280", &model.conv_head, x);
+    x = conv(clock, kind::HEAD, &model.conv_head, x);
     x = relu6(clock, x);
-    clock.time("pool + fc", || {
+    clock.time(kind::POOL_FC, || {
         let logits = model.fc.forward(EfficientNet::pool(x));
         let _ = std::hint::black_box(logits.clone().into_data());
         logits

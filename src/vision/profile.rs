@@ -23,6 +23,21 @@ use crate::error::{GlimpseError, Result};
 /// Milliseconds of one forward pass per kind of layer, summed over its layers.
 pub type Times = BTreeMap<String, f64>;
 
+/// The kinds every replay (the CPU kernels', the GPU's, the CLI's of burn's own operations)
+/// times its layers under, so that their profiles line up row by row.
+pub mod kind {
+    pub const STEM: &str = "stem conv 3×3/2, 3→32";
+    pub const EXPAND: &str = "expand 1×1";
+    pub const PROJECT: &str = "project 1×1";
+    pub const HEAD: &str = "head conv 1×1, 320→1280";
+    pub const POOL_FC: &str = "pool + fc";
+
+    /// A depthwise layer of kernel `k` and stride `s`, e.g. "depthwise 5×5/2".
+    pub fn depthwise(k: usize, s: usize) -> String {
+        format!("depthwise {k}×{k}/{s}")
+    }
+}
+
 /// Adds each timed op's milliseconds to its kind, reading `now` (ms) around it.
 pub struct Clock<'a> {
     pub times: &'a mut Times,
@@ -63,23 +78,21 @@ pub fn bias(conv: &Conv2d) -> Tensor<1> {
 pub fn forward_kernels(model: &EfficientNet, images: Tensor<4>, clock: &mut Clock) -> Tensor<2> {
     let stem = &model.conv_stem;
     // The stem reads the planar input and writes channels-last, with its ReLU6.
-    let mut x = clock.time_tensor("stem conv 3×3/2, 3→32", || {
+    let mut x = clock.time_tensor(kind::STEM, || {
         stem_same_relu6(images, stem.weight.val(), bias(stem), stem.stride[0])
     });
     for block in &model.blocks {
         let input = x.clone();
         if let Some(e) = &block.expand_conv {
-            x = clock.time_tensor("expand 1×1", || {
-                pointwise(x, e.weight.val(), bias(e), true)
-            });
+            x = clock.time_tensor(kind::EXPAND, || pointwise(x, e.weight.val(), bias(e), true));
         }
         let d = &block.depthwise_conv;
         let (k, s) = (d.kernel_size[0], d.stride[0]);
-        x = clock.time_tensor(&format!("depthwise {k}×{k}/{s}"), || {
+        x = clock.time_tensor(&kind::depthwise(k, s), || {
             depthwise_same_relu6(x, d.weight.val(), bias(d), s)
         });
         let p = &block.project_conv;
-        x = clock.time_tensor("project 1×1", || {
+        x = clock.time_tensor(kind::PROJECT, || {
             if block.residual {
                 pointwise_add(x, p.weight.val(), bias(p), input)
             } else {
@@ -88,10 +101,8 @@ pub fn forward_kernels(model: &EfficientNet, images: Tensor<4>, clock: &mut Cloc
         });
     }
     let h = &model.conv_head;
-    x = clock.time_tensor("head conv 1×1, 320→1280", || {
-        pointwise(x, h.weight.val(), bias(h), true)
-    });
-    clock.time("pool + fc", || {
+    x = clock.time_tensor(kind::HEAD, || pointwise(x, h.weight.val(), bias(h), true));
+    clock.time(kind::POOL_FC, || {
         let logits = model
             .fc
             .forward(EfficientNet::pool(x.permute([0, 3, 1, 2])));
@@ -204,12 +215,11 @@ pub struct GpuProfile {
 /// kind then took about the same time pass after pass, and the kinds summed to the plain pass.
 /// Natively on Mesa's lavapipe the same replay's times were not usable (some layers took no
 /// time and a later one all of theirs), which is why the CLI does not print this profile.
-async fn read_back<const D: usize>(x: &Tensor<D>) -> Result<()> {
+async fn read_back<const D: usize>(x: &Tensor<D>) -> Result<TensorData> {
     x.clone()
         .into_data_async()
         .await
-        .map_err(GlimpseError::read_failed)?;
-    Ok(())
+        .map_err(GlimpseError::read_failed)
 }
 
 /// Like [`Clock`] for a backend that queues its work: each layer is waited for by reading its
@@ -251,32 +261,30 @@ async fn forward_gpu(
     let relu6 = |x: Tensor<4>| x.clamp(0.0, 6.0);
     let stem = &model.conv_stem;
     let mut x = clock
-        .time("stem conv 3×3/2, 3→32", || relu6(stem.forward(images)))
+        .time(kind::STEM, || relu6(stem.forward(images)))
         .await?;
     for block in &model.blocks {
         let input = x.clone();
         if let Some(e) = &block.expand_conv {
-            x = clock.time("expand 1×1", || relu6(e.forward(x))).await?;
+            x = clock.time(kind::EXPAND, || relu6(e.forward(x))).await?;
         }
         let d = &block.depthwise_conv;
         let (k, s) = (d.kernel_size[0], d.stride[0]);
         x = clock
-            .time(&format!("depthwise {k}×{k}/{s}"), || relu6(d.forward(x)))
+            .time(&kind::depthwise(k, s), || relu6(d.forward(x)))
             .await?;
         let p = &block.project_conv;
         x = clock
-            .time("project 1×1", || {
+            .time(kind::PROJECT, || {
                 let x = p.forward(x);
                 if block.residual { x + input } else { x }
             })
             .await?;
     }
     let h = &model.conv_head;
-    x = clock
-        .time("head conv 1×1, 320→1280", || relu6(h.forward(x)))
-        .await?;
+    x = clock.time(kind::HEAD, || relu6(h.forward(x))).await?;
     clock
-        .time("pool + fc", || model.fc.forward(EfficientNet::pool(x)))
+        .time(kind::POOL_FC, || model.fc.forward(EfficientNet::pool(x)))
         .await
 }
 
@@ -292,12 +300,6 @@ pub async fn profile_gpu(
 ) -> Result<GpuProfile> {
     let model = classifier.model();
     let batch = || classifier.batch(&[input.to_vec()]);
-    let read = |logits: Tensor<2>| async move {
-        logits
-            .into_data_async()
-            .await
-            .map_err(GlimpseError::read_failed)
-    };
     let new_clock = || GpuClock {
         times: Times::new(),
         readbacks: 0.0,
@@ -305,8 +307,8 @@ pub async fn profile_gpu(
         now,
     };
     // These first passes also prepare every kernel, which the timed passes must not pay for.
-    let reference = read(classifier.logits(batch())).await?;
-    let replayed = read(forward_gpu(model, batch(), &mut new_clock()).await?).await?;
+    let reference = read_back(&classifier.logits(batch())).await?;
+    let replayed = read_back(&forward_gpu(model, batch(), &mut new_clock()).await?).await?;
     let worst = reference
         .iter::<f32>()
         .zip(replayed.iter::<f32>())
@@ -329,7 +331,7 @@ pub async fn profile_gpu(
 
         let x = batch();
         let start = now();
-        read(classifier.logits(x)).await?;
+        read_back(&classifier.logits(x)).await?;
         plain.push(now() - start);
     }
     Ok(GpuProfile {

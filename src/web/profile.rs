@@ -57,68 +57,51 @@ impl Engine {
     /// taken off the kinds) and `layers` (how many a pass has).
     #[wasm_bindgen(js_name = profileLayers)]
     pub fn profile_layers(&self, runs: usize) -> Promise {
-        let (width, height) = (640, 480);
-        let pixels: Vec<u8> = (0..width * height * 4).map(|i| (i * 37) as u8).collect();
-        let mut crop_ms = Vec::new();
-        let mut normalize_ms = Vec::new();
-        let mut input = Vec::new();
-        for _ in 0..runs.max(1) {
-            let start = performance_now();
-            let crop = match resize_and_crop_rgba(width, height, &pixels) {
-                Ok(crop) => crop,
-                Err(e) => return Promise::reject(&js_error(e)),
+        let classifier = self.classifier.clone();
+        let backend = self.backend;
+        future_to_promise(async move {
+            let (width, height) = (640, 480);
+            let pixels: Vec<u8> = (0..width * height * 4).map(|i| (i * 37) as u8).collect();
+            let mut crop_ms = Vec::new();
+            let mut normalize_ms = Vec::new();
+            let mut input = Vec::new();
+            for _ in 0..runs.max(1) {
+                let start = performance_now();
+                let crop = resize_and_crop_rgba(width, height, &pixels).map_err(js_error)?;
+                let cropped = performance_now();
+                input = normalize(&crop);
+                normalize_ms.push(performance_now() - cropped);
+                crop_ms.push(cropped - start);
+            }
+            let frame = BTreeMap::from([
+                (
+                    "center crop of the RGBA frame".to_string(),
+                    Spread::of(crop_ms),
+                ),
+                ("normalize".to_string(), Spread::of(normalize_ms)),
+            ]);
+            let (profile, forward, readbacks, layers, threads) = if backend == BackendKind::Cpu {
+                let (profile, forward) =
+                    profile_kernels(&classifier, &input, runs, &performance_now);
+                (profile, forward, None, None, Some(cpu_threads()))
+            } else {
+                let gpu = profile_gpu(&classifier, &input, runs, &performance_now)
+                    .await
+                    .map_err(js_error)?;
+                let (readbacks, layers) = (Some(gpu.readbacks), Some(gpu.layers));
+                (gpu.profile, gpu.forward, readbacks, layers, None)
             };
-            let cropped = performance_now();
-            input = normalize(&crop);
-            normalize_ms.push(performance_now() - cropped);
-            crop_ms.push(cropped - start);
-        }
-        let frame = BTreeMap::from([
-            (
-                "center crop of the RGBA frame".to_string(),
-                Spread::of(crop_ms),
-            ),
-            ("normalize".to_string(), Spread::of(normalize_ms)),
-        ]);
-        let backend = self.backend.web_name();
-        if self.backend == BackendKind::Cpu {
-            let (profile, forward) =
-                profile_kernels(&self.classifier, &input, runs, &performance_now);
-            return settled(to_js(&LayerProfile {
+            to_js(&LayerProfile {
                 profile,
                 forward,
-                readbacks: None,
-                layers: None,
+                readbacks,
+                layers,
                 frame,
                 runs,
-                backend,
-                threads: Some(cpu_threads()),
-            }));
-        }
-        let classifier = self.classifier.clone();
-        future_to_promise(async move {
-            let gpu = profile_gpu(&classifier, &input, runs, &performance_now)
-                .await
-                .map_err(js_error)?;
-            to_js(&LayerProfile {
-                profile: gpu.profile,
-                forward: gpu.forward,
-                readbacks: Some(gpu.readbacks),
-                layers: Some(gpu.layers),
-                frame,
-                runs,
-                backend,
-                threads: None,
+                backend: backend.web_name(),
+                threads,
             })
         })
-    }
-}
-
-/// A result computed already, as the promise the method's other branch returns.
-fn settled(result: Result<JsValue, JsValue>) -> Promise {
-    match result {
-        Ok(value) => Promise::resolve(&value),
-        Err(error) => Promise::reject(&error),
     }
 }
 
