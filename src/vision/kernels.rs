@@ -283,15 +283,15 @@ pub fn pointwise_nhwc(
         |(index, out)| {
             let first = index * rows;
             let count = out.len() / cout;
-            pointwise_rows(
-                &x[first * cin..(first + count) * cin],
+            let block = Product {
+                x: &x[first * cin..(first + count) * cin],
                 cin,
                 weights,
                 bias,
-                residual.map(|r| &r[first * cout..(first + count) * cout]),
+                residual: residual.map(|r| &r[first * cout..(first + count) * cout]),
                 relu6,
-                out,
-            );
+            };
+            pointwise_rows(&block, out);
         },
     );
     // SAFETY: the tiles and the scalar tail of `pointwise_rows` cover every row and column.
@@ -308,26 +308,38 @@ const TILE_ROWS: usize = 6;
 #[cfg(target_arch = "wasm32")]
 const TILE_ROWS: usize = 4;
 
-#[macerator::with_simd]
-fn pointwise_rows<'a, S: Simd>(
+/// One block of pixels of a 1×1 convolution: what [`pointwise_nhwc`] was given, its rows
+/// narrowed to the block.
+#[derive(Clone, Copy)]
+struct Product<'a> {
     x: &'a [f32],
     cin: usize,
     weights: &'a [f32],
     bias: &'a [f32],
     residual: Option<&'a [f32]>,
     relu6: bool,
-    out: &'a mut [MaybeUninit<f32>],
-) {
+}
+
+#[macerator::with_simd]
+fn pointwise_rows<'a, S: Simd>(p: &'a Product<'a>, out: &'a mut [MaybeUninit<f32>]) {
     let lanes = S::lanes32();
+    let Product {
+        x,
+        cin,
+        weights,
+        bias,
+        residual,
+        relu6,
+    } = *p;
     let cout = bias.len();
     let m = out.len() / cout;
     let mut col = 0;
     while col + 2 * lanes <= cout {
-        tiles::<S, 2>(x, cin, weights, bias, residual, relu6, out, m, col);
+        tiles::<S, 2>(p, out, m, col);
         col += 2 * lanes;
     }
     while col + lanes <= cout {
-        tiles::<S, 1>(x, cin, weights, bias, residual, relu6, out, m, col);
+        tiles::<S, 1>(p, out, m, col);
         col += lanes;
     }
     for row in 0..m {
@@ -343,83 +355,54 @@ fn pointwise_rows<'a, S: Simd>(
 
 /// Every row of the block for the `V` vectors of columns from `col`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn tiles<S: Simd, const V: usize>(
-    x: &[f32],
-    cin: usize,
-    weights: &[f32],
-    bias: &[f32],
-    residual: Option<&[f32]>,
-    relu6: bool,
-    out: &mut [MaybeUninit<f32>],
-    m: usize,
-    col: usize,
-) {
+fn tiles<S: Simd, const V: usize>(p: &Product, out: &mut [MaybeUninit<f32>], m: usize, col: usize) {
     let mut row = 0;
-    let t = Tile {
-        x,
-        cin,
-        weights,
-        bias,
-        residual,
-        relu6,
-        col,
-    };
     while row + TILE_ROWS <= m {
-        t.run::<S, TILE_ROWS, V>(out, row);
+        p.tile::<S, TILE_ROWS, V>(out, row, col);
         row += TILE_ROWS;
     }
     match m - row {
         0 => {}
-        1 => t.run::<S, 1, V>(out, row),
-        2 => t.run::<S, 2, V>(out, row),
-        3 => t.run::<S, 3, V>(out, row),
-        4 => t.run::<S, 4, V>(out, row),
-        _ => t.run::<S, 5, V>(out, row),
+        1 => p.tile::<S, 1, V>(out, row, col),
+        2 => p.tile::<S, 2, V>(out, row, col),
+        3 => p.tile::<S, 3, V>(out, row, col),
+        4 => p.tile::<S, 4, V>(out, row, col),
+        _ => p.tile::<S, 5, V>(out, row, col),
     }
 }
 
-struct Tile<'a> {
-    x: &'a [f32],
-    cin: usize,
-    weights: &'a [f32],
-    bias: &'a [f32],
-    residual: Option<&'a [f32]>,
-    relu6: bool,
-    col: usize,
-}
-
-impl Tile<'_> {
+impl Product<'_> {
     /// `R` rows from `row` by `V` vectors of columns: the sums start from the bias (and
     /// residual), take one input-channel step per iteration, and are clamped on the way out.
     #[inline(always)]
-    fn run<S: Simd, const R: usize, const V: usize>(
+    fn tile<S: Simd, const R: usize, const V: usize>(
         &self,
         out: &mut [MaybeUninit<f32>],
         row: usize,
+        col: usize,
     ) {
         let lanes = S::lanes32();
         let cout = self.bias.len();
         let cin = self.cin;
         assert!((row + R) * cin <= self.x.len() && (row + R) * cout <= out.len());
-        assert!(self.col + V * lanes <= cout && self.weights.len() == cin * cout);
+        assert!(col + V * lanes <= cout && self.weights.len() == cin * cout);
         // SAFETY: the asserts above bound every row (`row..row + R`), column
         // (`col..col + V·lanes`) and input channel (`0..cin`) read or written below.
         unsafe {
-            let bias = self.bias.as_ptr().add(self.col);
+            let bias = self.bias.as_ptr().add(col);
             let mut acc: [[Vector<S, f32>; V]; R] = core::array::from_fn(|_| {
                 core::array::from_fn(|v| vload_unaligned::<S, _>(bias.add(v * lanes)))
             });
             if let Some(r) = self.residual {
                 for (i, acc) in acc.iter_mut().enumerate() {
-                    let r = r.as_ptr().add((row + i) * cout + self.col);
+                    let r = r.as_ptr().add((row + i) * cout + col);
                     for (v, a) in acc.iter_mut().enumerate() {
                         *a += vload_unaligned::<S, _>(r.add(v * lanes));
                     }
                 }
             }
             let x = self.x.as_ptr().add(row * cin);
-            let mut w = self.weights.as_ptr().add(self.col);
+            let mut w = self.weights.as_ptr().add(col);
             for k in 0..cin {
                 let wv: [Vector<S, f32>; V] =
                     core::array::from_fn(|v| vload_unaligned::<S, _>(w.add(v * lanes)));
@@ -433,10 +416,7 @@ impl Tile<'_> {
             }
             let (zero, six) = (0.0f32.splat::<S>(), 6.0f32.splat::<S>());
             for (i, acc) in acc.into_iter().enumerate() {
-                let o = out
-                    .as_mut_ptr()
-                    .cast::<f32>()
-                    .add((row + i) * cout + self.col);
+                let o = out.as_mut_ptr().cast::<f32>().add((row + i) * cout + col);
                 for (v, a) in acc.into_iter().enumerate() {
                     let a = if self.relu6 { a.max(zero).min(six) } else { a };
                     vstore_unaligned::<S, _>(o.add(v * lanes), a);
