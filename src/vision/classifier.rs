@@ -45,7 +45,7 @@ impl Classifier {
     /// Stacks prepared inputs (`[3, 224, 224]` each, see [`super::preprocess::prepare`]).
     pub fn batch(&self, inputs: &[Vec<f32>]) -> Tensor<4> {
         let side = CROP as usize;
-        let data: Vec<f32> = inputs.iter().flatten().copied().collect();
+        let data = inputs.concat();
         Tensor::from_data(
             TensorData::new(data, [inputs.len(), 3, side, side]),
             &self.device,
