@@ -82,13 +82,14 @@ for (const module of MODULES) {
   module.compiled = join(compiledDir, `${module.name}.compiled.wasm`);
   // The next build writes the same file: each module's is kept under its own name.
   copyFileSync(join(compiledDir, 'glimpse.wasm'), module.compiled);
+  const compiled = readFileSync(module.compiled);
   // wasm-ld wraps every export in a call to the static constructors (`name.command_export` in
   // the module's names) unless the module calls them itself, as `start` in src/web/mod.rs
   // does: with the wrappers each JS value crossing into Rust ran them again.
-  if (readFileSync(module.compiled).includes('.command_export')) {
+  if (compiled.includes('.command_export')) {
     throw new Error(`${module.name}: wasm-ld wrapped the exports in calls to the static constructors; the start function must call __wasm_call_ctors`);
   }
-  module.compiledSha256 = createHash('sha256').update(readFileSync(module.compiled)).digest('hex');
+  module.compiledSha256 = createHash('sha256').update(compiled).digest('hex');
 }
 
 // wasm-opt takes minutes: skip the rest when cargo's output is what pkg/ was built from.
