@@ -20,6 +20,7 @@ use burn::tensor::Device;
 use common::golden::{self, golden_dir};
 use common::models;
 use glimpse::provision::{ModelDir, WeightDType};
+use glimpse::vision::efficientnet::EfficientNet;
 use glimpse::vision::preprocess::{decode, normalize, prepare, resize_and_crop};
 use glimpse::{Classifier, top_k};
 use serde::Deserialize;
@@ -109,8 +110,8 @@ fn reference_inputs_give_reference_logits_with_f32_weights() {
     assert_matches_reference(&cases, &ours, "batches of 8");
 }
 
-/// One picture at a time is what the CPU kernels run (channels-last, fused); batches take
-/// burn's convolutions. Both must meet the reference.
+/// A picture alone takes the CPU kernels' path straight; a batch takes it picture by picture
+/// and stacks the maps. Both must meet the reference.
 #[test]
 fn single_pictures_give_reference_logits_through_the_cpu_kernels() {
     let dir = models();
@@ -121,6 +122,26 @@ fn single_pictures_give_reference_logits_through_the_cpu_kernels() {
         .flat_map(|c| logits(&classifier, std::slice::from_ref(&c.input)))
         .collect();
     assert_matches_reference(&cases, &ours, "one at a time");
+}
+
+/// burn's convolutions, channels-first, are what WebGPU and native wgpu run; CI has no GPU,
+/// so the same path is checked here on the CPU, with the weights as the CPU lays them out.
+#[test]
+fn burns_convolutions_as_the_gpu_runs_them_give_reference_logits() {
+    let dir = models();
+    let classifier = classifier(&dir, WeightDType::F32);
+    let model = classifier.model();
+    let cases = cases();
+    let ours: Vec<Vec<f32>> = cases
+        .chunks(8)
+        .flat_map(|chunk| {
+            let inputs: Vec<Vec<f32>> = chunk.iter().map(|c| c.input.clone()).collect();
+            let map = model.feature_map_channels_first(classifier.batch(&inputs));
+            let logits = model.fc.forward(EfficientNet::pool(map));
+            glimpse::runtime::rows(logits.into_data()).unwrap()
+        })
+        .collect();
+    assert_matches_reference(&cases, &ours, "burn's convolutions, batches of 8");
 }
 
 fn assert_matches_reference(cases: &[Case], ours: &[Vec<f32>], how: &str) {

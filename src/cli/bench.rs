@@ -1,8 +1,9 @@
 //! `glimpse bench`: latency table for each backend, with onnxruntime measured in the same run
 //! on an ONNX export of the reference model, so the ratio is visible.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 use std::time::Instant;
 
 use glimpse::provision::{ModelDir, WeightDType};
@@ -11,7 +12,7 @@ use glimpse::{BackendKind, Classifier, GlimpseError, Result};
 use serde::Deserialize;
 
 use super::{ensure_models, open_device};
-use crate::BenchArgs;
+use crate::{Backend, BenchArgs};
 
 #[derive(Default)]
 struct Stats {
@@ -37,12 +38,16 @@ struct Row {
     batch8: Stats,
 }
 
-/// What `tests/reference/bench_onnxruntime.py` prints.
+/// The first line `tests/reference/bench_onnxruntime.py --serve` prints.
 #[derive(Deserialize)]
-struct PeerLine {
+struct PeerReady {
     version: String,
-    median_ms: f64,
-    min_ms: f64,
+}
+
+/// Each later line: one batch's `session.run`.
+#[derive(Deserialize)]
+struct PeerRun {
+    ms: f64,
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
@@ -62,16 +67,49 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let preprocess = measure_preprocess(&photos, runs)?;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    for kind in [BackendKind::Cpu, BackendKind::Wgpu] {
-        match open_device(kind) {
-            Ok(device) => rows.push(measure_backend(&dir, kind, device, &photos, runs)?),
-            Err(e) => notes.push(format!("glimpse {}: not measured: {e}", kind.name())),
+    let mut peer = match Peer::start(args, &dir) {
+        Ok(peer) => Some(peer),
+        Err(e) => {
+            notes.push(format!("onnxruntime: not measured: {e}"));
+            None
+        }
+    };
+    let mut peer_row = None;
+    for backend in &args.backends {
+        let kind = match backend {
+            Backend::Cpu => BackendKind::Cpu,
+            Backend::Wgpu => BackendKind::Wgpu,
+        };
+        let device = match open_device(kind) {
+            Ok(device) => device,
+            Err(e) => {
+                notes.push(format!("glimpse {}: not measured: {e}", kind.name()));
+                continue;
+            }
+        };
+        // onnxruntime takes turns with the first backend measured (the CPU unless left out):
+        // one of its runs after each of ours.
+        let turns = if peer_row.is_none() {
+            peer.as_mut()
+        } else {
+            None
+        };
+        let (row, peers) = measure_backend(&dir, kind, device, &photos, runs, turns)?;
+        rows.push(row);
+        if let (Some(peers), Some(peer)) = (peers, &peer) {
+            peer_row = Some(Row {
+                engine: format!("onnxruntime {} (CPU EP)", peer.version),
+                load_ms: None,
+                first_ms: None,
+                batch1: peers.0,
+                batch8: peers.1,
+            });
         }
     }
-    match measure_onnxruntime(args, &dir, runs) {
-        Ok(row) => rows.push(row),
-        Err(e) => notes.push(format!("onnxruntime: not measured: {e}")),
+    if peer.is_some() && peer_row.is_none() {
+        notes.push("onnxruntime: not measured: no glimpse backend was measured".into());
     }
+    rows.extend(peer_row);
 
     print_table(args, runs, &preprocess, &rows, &notes);
     if args.profile {
@@ -156,13 +194,16 @@ fn measure_preprocess(photos: &[Vec<u8>], runs: usize) -> Result<Stats> {
     Ok(Stats::of(samples))
 }
 
+/// One backend's row. With `peer`, onnxruntime runs the same batch size right after each of
+/// our runs (warm-ups included), and its times come back as (batch 1, batch 8 per image).
 fn measure_backend(
     dir: &ModelDir,
     kind: BackendKind,
     device: burn::tensor::Device,
     photos: &[Vec<u8>],
     runs: usize,
-) -> Result<Row> {
+    mut peer: Option<&mut Peer>,
+) -> Result<(Row, Option<(Stats, Stats)>)> {
     let start = Instant::now();
     let classifier = Classifier::from_burnpack(dir.read_weights(WeightDType::F32)?, device)?;
     let load_ms = ms_since(start);
@@ -179,27 +220,37 @@ fn measure_backend(
     };
 
     let first_ms = forward(&inputs[..1])?;
-    let timed = |batch: &[Vec<f32>], runs: usize| -> Result<Stats> {
-        for _ in 0..2 {
-            forward(batch)?;
-        }
+    let mut timed = |batch: &[Vec<f32>], runs: usize| -> Result<(Stats, Option<Stats>)> {
         let per_image = batch.len() as f64;
-        Ok(Stats::of(
-            (0..runs)
-                .map(|_| forward(batch).map(|ms| ms / per_image))
-                .collect::<Result<_>>()?,
-        ))
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for run in 0..runs + 2 {
+            let ms = forward(batch)?;
+            let peer_ms = match peer.as_deref_mut() {
+                Some(peer) => Some(peer.run(batch.len())?),
+                None => None,
+            };
+            // The first two of each are warm-up.
+            if run >= 2 {
+                ours.push(ms / per_image);
+                theirs.extend(peer_ms.map(|ms| ms / per_image));
+            }
+        }
+        let theirs = (!theirs.is_empty()).then(|| Stats::of(theirs));
+        Ok((Stats::of(ours), theirs))
     };
-    Ok(Row {
+    let (batch1, peer1) = timed(&inputs[..1], runs)?;
+    let (batch8, peer8) = timed(&inputs, runs.div_ceil(4).max(3))?;
+    let row = Row {
         engine: match kind {
             BackendKind::Cpu => "glimpse cpu (burn flex)".into(),
             BackendKind::Wgpu => "glimpse wgpu".into(),
         },
         load_ms: Some(load_ms),
         first_ms: Some(first_ms),
-        batch1: timed(&inputs[..1], runs)?,
-        batch8: timed(&inputs, runs.div_ceil(4).max(3))?,
-    })
+        batch1,
+        batch8,
+    };
+    Ok((row, peer1.zip(peer8)))
 }
 
 fn python(args: &BenchArgs) -> PathBuf {
@@ -214,82 +265,108 @@ fn python(args: &BenchArgs) -> PathBuf {
         .unwrap_or_else(|| "python3".into())
 }
 
-fn measure_onnxruntime(args: &BenchArgs, dir: &ModelDir, runs: usize) -> Result<Row> {
-    let model = args
-        .onnx
-        .clone()
-        .unwrap_or_else(|| dir.root.join("efficientnet-lite0.onnx"));
-    if !model.exists() {
-        return Err(GlimpseError::Backend(format!(
-            "{} is missing; create it with tests/reference/export_onnx.py (see tests/reference/README.md)",
-            model.display()
-        )));
-    }
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/bench_onnxruntime.py");
-    let python = python(args);
-    let peer = |batch: usize, runs: usize| -> Result<PeerLine> {
-        let output = Command::new(&python)
+/// onnxruntime on the ONNX export, in its own process (`bench_onnxruntime.py --serve`), one
+/// `session.run` per request.
+struct Peer {
+    version: String,
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Peer {
+    fn start(args: &BenchArgs, dir: &ModelDir) -> Result<Peer> {
+        let model = args
+            .onnx
+            .clone()
+            .unwrap_or_else(|| dir.root.join("efficientnet-lite0.onnx"));
+        if !model.exists() {
+            return Err(GlimpseError::Backend(format!(
+                "{} is missing; create it with tests/reference/export_onnx.py (see tests/reference/README.md)",
+                model.display()
+            )));
+        }
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/bench_onnxruntime.py");
+        let python = python(args);
+        let mut child = Command::new(&python)
             .arg(&script)
             .args(["--model".as_ref(), model.as_os_str()])
-            .args([
-                "--runs",
-                &runs.to_string(),
-                "--warmup",
-                "3",
-                "--batch",
-                &batch.to_string(),
-            ])
+            .args(["--serve", "--warmup", "3"])
             .args(["--threads", &args.threads.to_string()])
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(|e| GlimpseError::Backend(format!("cannot run {}: {e}", python.display())))?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let line = stdout
-            .lines()
-            .rev()
-            .find(|l| l.trim_start().starts_with('{'));
-        match (output.status.success(), line) {
-            (true, Some(line)) => serde_json::from_str(line).map_err(|e| {
+        let stdin = child.stdin.take().expect("stdin was piped");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout was piped"));
+        let mut peer = Peer {
+            version: String::new(),
+            child,
+            stdin,
+            stdout,
+        };
+        let ready: PeerReady = peer.read_line()?;
+        peer.version = ready.version;
+        Ok(peer)
+    }
+
+    /// One `session.run` of a batch of `batch` random inputs; its milliseconds.
+    fn run(&mut self, batch: usize) -> Result<f64> {
+        writeln!(self.stdin, "{batch}")
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| self.failed(&e.to_string()))?;
+        Ok(self.read_line::<PeerRun>()?.ms)
+    }
+
+    fn read_line<T: for<'de> Deserialize<'de>>(&mut self) -> Result<T> {
+        let mut line = String::new();
+        match self.stdout.read_line(&mut line) {
+            Ok(0) => Err(self.failed("it stopped")),
+            Ok(_) => serde_json::from_str(&line).map_err(|e| {
                 GlimpseError::Backend(format!(
-                    "unexpected output from the onnxruntime script: {e}"
+                    "unexpected output from the onnxruntime script: {e}: {}",
+                    line.trim()
                 ))
             }),
-            _ => {
-                let stderr = String::from_utf8_lossy(&output.stderr);
-                let reason = stderr
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("no output");
-                Err(GlimpseError::Backend(format!(
-                    "{} failed: {reason}",
-                    script.display()
-                )))
-            }
+            Err(e) => Err(self.failed(&e.to_string())),
         }
-    };
-    let b1 = peer(1, runs)?;
-    let b8 = peer(8, runs.div_ceil(4).max(3))?;
-    Ok(Row {
-        engine: format!("onnxruntime {} (CPU EP)", b1.version),
-        load_ms: None,
-        first_ms: None,
-        batch1: Stats {
-            median: b1.median_ms,
-            min: b1.min_ms,
-        },
-        batch8: Stats {
-            median: b8.median_ms / 8.0,
-            min: b8.min_ms / 8.0,
-        },
-    })
+    }
+
+    /// The error for a script that no longer answers, with the last line it wrote to stderr.
+    fn failed(&mut self, what: &str) -> GlimpseError {
+        let _ = self.child.kill();
+        let mut stderr = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
+        }
+        let reason = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or(what);
+        GlimpseError::Backend(format!("bench_onnxruntime.py failed: {reason}"))
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn print_table(args: &BenchArgs, runs: usize, preprocess: &Stats, rows: &[Row], notes: &[String]) {
     let peer = rows.iter().find(|r| r.engine.starts_with("onnxruntime"));
     println!(
-        "EfficientNet-Lite0, 224×224 f32, {runs} timed runs after warm-up, {} CPU thread(s)\n",
-        args.threads
+        "EfficientNet-Lite0, 224×224 f32, {runs} timed runs after warm-up, {} CPU thread(s); \
+         onnxruntime ran one batch after each of glimpse {}'s\n",
+        args.threads,
+        args.backends.first().map_or("", |b| match b {
+            Backend::Cpu => "cpu",
+            Backend::Wgpu => "wgpu",
+        })
     );
     println!(
         "| engine | load ms | first inference ms | batch 1 median ms | batch 1 min ms | batch 8 median ms/img | batch 8 min ms/img | batch 1 vs onnxruntime |"

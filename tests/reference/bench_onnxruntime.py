@@ -11,8 +11,14 @@ timed region). Prints exactly ONE line of JSON to stdout, e.g.
     {"peer":"onnxruntime","version":"1.32.0","threads":1,"batch":1,"median_ms":...,"min_ms":...,"runs":30}
 
 where the times are wall-clock milliseconds per batch (per `session.run`).
-Diagnostics, if any, go to stderr. `glimpse bench` spawns this script and
-parses that line.
+Diagnostics, if any, go to stderr.
+
+With --serve it times nothing on its own: after warming up batches of 1 and 8
+it prints one line, {"peer":"onnxruntime","version":...,"threads":...}, then
+for each batch size read from stdin (one per line) runs that batch once on a
+fresh input and prints {"ms":...}. `glimpse bench` drives it this way, one of
+its runs between two of ours, so that a busy spell on the machine falls on
+both engines alike.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    ap.add_argument("--serve", action="store_true",
+                    help="run one batch per line of stdin (its size), printing each time")
     args = ap.parse_args()
     if args.runs < 1 or args.batch < 1 or args.warmup < 0:
         ap.error("--runs and --batch must be >= 1, --warmup >= 0")
@@ -50,8 +58,11 @@ def main() -> int:
 
     rng = np.random.default_rng(args.seed)
 
-    def make():
-        return rng.standard_normal((args.batch, 3, 224, 224)).astype(np.float32)
+    def make(batch=args.batch):
+        return rng.standard_normal((batch, 3, 224, 224)).astype(np.float32)
+
+    if args.serve:
+        return serve(sess, name, make, args, ort.__version__)
 
     for _ in range(args.warmup):
         sess.run(None, {name: make()})
@@ -76,6 +87,31 @@ def main() -> int:
         "runs": args.runs,
     }, separators=(",", ":")))
     return 0
+
+
+def serve(sess, name, make, args, version) -> int:
+    for batch in (1, 8):
+        for _ in range(args.warmup):
+            sess.run(None, {name: make(batch)})
+    say({"peer": "onnxruntime", "version": version, "threads": args.threads})
+    for line in sys.stdin:
+        batch = int(line)
+        if batch < 1:
+            print(f"batch size {batch} is not positive", file=sys.stderr)
+            return 1
+        x = make(batch)
+        t0 = time.perf_counter()
+        (y,) = sess.run(None, {name: x})
+        ms = (time.perf_counter() - t0) * 1e3
+        if y.shape != (batch, 1000):
+            print(f"unexpected output shape {y.shape}", file=sys.stderr)
+            return 1
+        say({"ms": round(ms, 3)})
+    return 0
+
+
+def say(obj) -> None:
+    print(json.dumps(obj, separators=(",", ":")), flush=True)
 
 
 if __name__ == "__main__":
