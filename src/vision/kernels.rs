@@ -269,11 +269,15 @@ pub fn pointwise_nhwc(
     if let Some(r) = residual {
         assert_eq!(r.len(), m * cout, "residual does not match the output");
     }
-    // Blocks of pixels whose inputs (≈ 16 KiB) stay in the first-level cache while every
-    // panel of output channels passes over them: measured fastest on Lite0's layers against
-    // 4 and 16 times larger blocks. A multiple of the tile's rows; also the pieces threads
-    // share out.
-    let rows = (4096 / cin).clamp(TILE_ROWS, 4096) / TILE_ROWS * TILE_ROWS;
+    // Blocks of pixels whose inputs (≈ 64 KiB) stay in the second-level cache while every
+    // panel of weights passes over them, so that the weights are read once per block. With
+    // 16 KiB blocks the 7×7 layers' weights (0.9–1.6 MB each, beyond that cache) came from
+    // memory once per six pixels: the projections took 5.0 ms a pass natively against 4.4 ms
+    // now (2026-12-06). A multiple of the tile's rows; also the pieces threads share out.
+    let rows = (16384 / cin)
+        .clamp(TILE_ROWS, m.max(TILE_ROWS))
+        .div_ceil(TILE_ROWS)
+        * TILE_ROWS;
     // Left unset until the tiles write it, every value once: zeroing it first took 7% of a
     // forward pass (`memset` in a profile).
     let mut out = Vec::with_capacity(m * cout);
@@ -469,10 +473,10 @@ pub fn stem_nhwc(
     (out, [n, g.ho, g.wo, cout])
 }
 
-/// One output row of the stem. Each pixel's window is first gathered from the planes (zeros
-/// where it hangs over the picture's edge, which is what SAME padding adds), then every run of
-/// output channels sums its taps in registers, four vectors at a time so that each input value
-/// is broadcast once per four vectors of weights.
+/// One output row of the stem. A window inside the picture is read in place, through one
+/// table of tap offsets from its corner; a window that hangs over the edge is first gathered
+/// with zeros where SAME padding puts them, then read through the identity table. Pixels go
+/// two at a time where both windows lie inside, so each weight vector loaded serves two sums.
 #[macerator::with_simd]
 fn stem_row<S: Simd>(
     input: &[f32],
@@ -483,75 +487,128 @@ fn stem_row<S: Simd>(
     oh: usize,
 ) {
     let cout = bias.len();
-    let lanes = S::lanes32();
-    let (zero, six) = (0.0f32.splat::<S>(), 6.0f32.splat::<S>());
-    let mut window = vec![0.0f32; g.c * g.k * g.k];
     let plane = g.h * g.w;
-    for (ow, out) in out_row.chunks_exact_mut(cout).enumerate() {
-        let mut t = 0;
-        for ci in 0..g.c {
-            for kh in 0..g.k {
-                let ih = (oh * g.stride + kh).checked_sub(g.top).filter(|&i| i < g.h);
-                for kw in 0..g.k {
-                    let iw = (ow * g.stride + kw)
-                        .checked_sub(g.left)
-                        .filter(|&i| i < g.w);
-                    window[t] = match (ih, iw) {
-                        (Some(ih), Some(iw)) => input[ci * plane + ih * g.w + iw],
-                        _ => 0.0,
-                    };
-                    t += 1;
-                }
-            }
+    let size = g.c * g.k * g.k;
+    let inside: Vec<usize> = (0..g.c)
+        .flat_map(|ci| {
+            (0..g.k).flat_map(move |kh| (0..g.k).map(move |kw| ci * plane + kh * g.w + kw))
+        })
+        .collect();
+    let identity: Vec<usize> = (0..size).collect();
+    let mut window = vec![0.0f32; size];
+    let ih0 = (oh * g.stride) as isize - g.top as isize;
+    let corner = |ow: usize| -> Option<usize> {
+        let iw0 = (ow * g.stride) as isize - g.left as isize;
+        let fits = |start: isize, len: usize| start >= 0 && start as usize + g.k <= len;
+        (fits(ih0, g.h) && fits(iw0, g.w)).then(|| ih0 as usize * g.w + iw0 as usize)
+    };
+    let mut ow = 0;
+    while ow < g.wo {
+        if let (Some(a), Some(b)) = (corner(ow), corner(ow + 1).filter(|_| ow + 1 < g.wo)) {
+            let (first, second) = out_row[ow * cout..(ow + 2) * cout].split_at_mut(cout);
+            stem_pixels::<S, 2>(input, &inside, [a, b], [first, second], taps, bias);
+            ow += 2;
+            continue;
         }
-        let mut ch = 0;
-        // SAFETY (each block): `ch` plus the vectors it reads stays within `cout`, and
-        // `taps` holds `window.len()` rows of `cout` weights.
-        while ch + 4 * lanes <= cout {
-            unsafe {
-                let b = bias.as_ptr().add(ch);
-                let mut acc = [
-                    vload_unaligned::<S, _>(b),
-                    vload_unaligned::<S, _>(b.add(lanes)),
-                    vload_unaligned::<S, _>(b.add(2 * lanes)),
-                    vload_unaligned::<S, _>(b.add(3 * lanes)),
-                ];
-                for (tap, &v) in window.iter().enumerate() {
-                    let xv = v.splat::<S>();
-                    let wp = taps.as_ptr().add(tap * cout + ch);
-                    for (j, a) in acc.iter_mut().enumerate() {
-                        *a = xv.mul_add(vload_unaligned::<S, _>(wp.add(j * lanes)), *a);
+        let out = &mut out_row[ow * cout..(ow + 1) * cout];
+        match corner(ow) {
+            Some(a) => stem_pixels::<S, 1>(input, &inside, [a], [out], taps, bias),
+            None => {
+                let mut t = 0;
+                for ci in 0..g.c {
+                    for kh in 0..g.k {
+                        let ih = (ih0 + kh as isize)
+                            .try_into()
+                            .ok()
+                            .filter(|&i: &usize| i < g.h);
+                        for kw in 0..g.k {
+                            let iw = (ow * g.stride + kw)
+                                .checked_sub(g.left)
+                                .filter(|&i| i < g.w);
+                            window[t] = match (ih, iw) {
+                                (Some(ih), Some(iw)) => input[ci * plane + ih * g.w + iw],
+                                _ => 0.0,
+                            };
+                            t += 1;
+                        }
                     }
                 }
-                for (j, a) in acc.into_iter().enumerate() {
-                    vstore_unaligned::<S, _>(
-                        out.as_mut_ptr().cast::<f32>().add(ch + j * lanes),
-                        a.max(zero).min(six),
-                    );
-                }
+                stem_pixels::<S, 1>(&window, &identity, [0], [out], taps, bias);
             }
-            ch += 4 * lanes;
         }
-        while ch + lanes <= cout {
-            unsafe {
-                let mut acc = vload_unaligned::<S, _>(bias.as_ptr().add(ch));
-                for (tap, &v) in window.iter().enumerate() {
-                    let wv = vload_unaligned::<S, _>(taps.as_ptr().add(tap * cout + ch));
-                    acc = v.splat::<S>().mul_add(wv, acc);
+        ow += 1;
+    }
+}
+
+/// All output channels of `P` stem pixels whose windows start at `corners` in `src` and
+/// whose taps lie at `offsets` from there: the sums run from the bias to the ReLU6 in
+/// registers, four vectors of channels at a time, each input value broadcast once per four.
+#[inline(always)]
+fn stem_pixels<S: Simd, const P: usize>(
+    src: &[f32],
+    offsets: &[usize],
+    corners: [usize; P],
+    outs: [&mut [MaybeUninit<f32>]; P],
+    taps: &[f32],
+    bias: &[f32],
+) {
+    let cout = bias.len();
+    let lanes = S::lanes32();
+    assert!(taps.len() == offsets.len() * cout);
+    for corner in corners {
+        assert!(offsets.iter().all(|&o| corner + o < src.len()));
+    }
+    let (zero, six) = (0.0f32.splat::<S>(), 6.0f32.splat::<S>());
+    let mut ch = 0;
+    macro_rules! run {
+        ($v:literal) => {
+            while ch + $v * lanes <= cout {
+                // SAFETY: the asserts above bound every input read; `ch + V·lanes <= cout`
+                // bounds the weights' and outputs' columns, and `taps` holds `offsets.len()`
+                // rows of `cout`.
+                unsafe {
+                    let b = bias.as_ptr().add(ch);
+                    let mut acc: [[Vector<S, f32>; $v]; P] = core::array::from_fn(|_| {
+                        core::array::from_fn(|v| vload_unaligned::<S, _>(b.add(v * lanes)))
+                    });
+                    for (t, &o) in offsets.iter().enumerate() {
+                        let w = taps.as_ptr().add(t * cout + ch);
+                        let wv: [Vector<S, f32>; $v] =
+                            core::array::from_fn(|v| vload_unaligned::<S, _>(w.add(v * lanes)));
+                        for (acc, &corner) in acc.iter_mut().zip(&corners) {
+                            let xv = (*src.get_unchecked(corner + o)).splat::<S>();
+                            for (a, wv) in acc.iter_mut().zip(wv) {
+                                *a = xv.mul_add(wv, *a);
+                            }
+                        }
+                    }
+                    for (acc, out) in acc.into_iter().zip(&outs) {
+                        let o = out.as_ptr().cast::<f32>().cast_mut().add(ch);
+                        for (v, a) in acc.into_iter().enumerate() {
+                            vstore_unaligned::<S, _>(o.add(v * lanes), a.max(zero).min(six));
+                        }
+                    }
                 }
-                vstore_unaligned::<S, _>(
-                    out.as_mut_ptr().cast::<f32>().add(ch),
-                    acc.max(zero).min(six),
-                );
+                ch += $v * lanes;
             }
-            ch += lanes;
-        }
-        for ch in ch..cout {
+        };
+    }
+    run!(4);
+    run!(1);
+    for ch in ch..cout {
+        for (out, &corner) in outs.iter().zip(&corners) {
             let mut acc = bias[ch];
-            for (tap, &v) in window.iter().enumerate() {
-                acc += v * taps[tap * cout + ch];
+            for (t, &o) in offsets.iter().enumerate() {
+                acc += src[corner + o] * taps[t * cout + ch];
             }
-            out[ch].write(acc.clamp(0.0, 6.0));
+            // SAFETY: `ch < cout`, the output's length.
+            unsafe {
+                out.as_ptr()
+                    .cast::<f32>()
+                    .cast_mut()
+                    .add(ch)
+                    .write(acc.clamp(0.0, 6.0))
+            };
         }
     }
 }
@@ -651,8 +708,10 @@ impl Geometry {
 type Taps = ([(usize, usize); 25], usize);
 
 /// One output row `oh` of one image. Pixels whose window lies inside the image share one table
-/// of tap offsets for the row (shifted by the pixel's column) and go two at a time, so each
-/// weight vector loaded serves two sums; border pixels get their window clipped instead.
+/// of tap offsets for the row (shifted by the pixel's column) and go up to eight at a time, so
+/// each weight vector loaded serves eight sums and eight chains of multiply-adds overlap
+/// (natively the depthwise layers took 2.5 ms a pass against 3.0 ms two at a time); border
+/// pixels get their window clipped instead.
 #[macerator::with_simd]
 fn depthwise_row<S: Simd>(
     input: &[f32],
@@ -690,126 +749,104 @@ fn depthwise_row<S: Simd>(
         let iw0 = (ow * g.stride) as isize - g.left as isize;
         iw0 >= 0 && iw0 as usize + g.k <= g.w
     };
+    let shift = |ow: usize| (ow * g.stride - g.left) * c;
     let mut ow = 0;
     while ow < g.wo {
-        let shift = |ow: usize| (ow * g.stride - g.left) * c;
-        if interior(ow) && ow + 1 < g.wo && interior(ow + 1) {
-            let (first, second) = out_row[ow * c..(ow + 2) * c].split_at_mut(c);
-            pixel_pair::<S>(
-                input,
-                [first, second],
-                taps,
-                bias,
-                inner,
-                [shift(ow), shift(ow + 1)],
-            );
-            ow += 2;
-            continue;
+        // The run of pixels from `ow` whose windows all lie inside, up to eight.
+        let run = (ow..g.wo.min(ow + 8)).take_while(|&p| interior(p)).count();
+        macro_rules! group {
+            ($p:literal, $v:literal) => {{
+                let mut rest = &mut out_row[ow * c..(ow + $p) * c];
+                let outs: [&mut [MaybeUninit<f32>]; $p] = core::array::from_fn(|_| {
+                    let (first, tail) = std::mem::take(&mut rest).split_at_mut(c);
+                    rest = tail;
+                    first
+                });
+                let shifts = core::array::from_fn(|i| shift(ow + i));
+                pixels::<S, $p, $v>(input, outs, taps, bias, inner, shifts);
+                ow += $p;
+            }};
         }
-        let out = &mut out_row[ow * c..(ow + 1) * c];
-        if interior(ow) {
-            pixel::<S>(input, out, taps, bias, inner, shift(ow));
-        } else {
-            let iw0 = (ow * g.stride) as isize - g.left as isize;
-            let kw_start = (-iw0).max(0) as usize;
-            let kw_end = (g.w as isize - iw0).clamp(0, g.k as isize) as usize;
-            let (offsets, count) = window(iw0, kw_start..kw_end).expect("the window fits");
-            pixel::<S>(input, out, taps, bias, &offsets[..count], 0);
+        match run {
+            8 => group!(8, 1),
+            4..=7 => group!(4, 1),
+            2 | 3 => group!(2, 2),
+            1 => group!(1, 4),
+            _ => {
+                let iw0 = (ow * g.stride) as isize - g.left as isize;
+                let kw_start = (-iw0).max(0) as usize;
+                let kw_end = (g.w as isize - iw0).clamp(0, g.k as isize) as usize;
+                let (offsets, count) = window(iw0, kw_start..kw_end).expect("the window fits");
+                let out = &mut out_row[ow * c..(ow + 1) * c];
+                pixels::<S, 1, 4>(input, [out], taps, bias, &offsets[..count], [0]);
+                ow += 1;
+            }
         }
-        ow += 1;
     }
 }
 
-/// All channels of one output pixel: per run of channels, the sum over the taps stays in
-/// registers from the bias to the ReLU6. `shift` moves every input offset to the pixel.
+/// All channels of `P` pixels whose windows share the tap `offsets` (each pixel's shifted by
+/// its entry in `shifts`), `V` vectors of channels at a time: per run of channels the sums
+/// stay in registers from the bias to the ReLU6. Each weight vector loaded serves the `P`
+/// pixels; a lone pixel takes several vectors at once instead, so that its sums too are
+/// independent chains.
 #[inline(always)]
-fn pixel<S: Simd>(
+fn pixels<S: Simd, const P: usize, const V: usize>(
     input: &[f32],
-    out: &mut [MaybeUninit<f32>],
+    mut outs: [&mut [MaybeUninit<f32>]; P],
     taps: &[f32],
     bias: &[f32],
     offsets: &[(usize, usize)],
-    shift: usize,
+    shifts: [usize; P],
 ) {
     let lanes = S::lanes32();
-    let c = out.len();
-    let simd_c = c / lanes * lanes;
+    let c = bias.len();
     let (zero, six) = (0.0f32.splat::<S>(), 6.0f32.splat::<S>());
-    let input = &input[shift..];
+    let ins: [&[f32]; P] = core::array::from_fn(|i| &input[shifts[i]..]);
     let mut ch = 0;
-    while ch < simd_c {
-        // SAFETY: `ch + lanes <= c`, and every offset is a pixel or tap start inside its slice
-        // (windows are clipped to the image), so each load reads `lanes` floats in bounds.
-        unsafe {
-            let mut acc = vload_unaligned::<S, _>(bias.as_ptr().add(ch));
-            for &(xi, wi) in offsets {
-                let xv = vload_unaligned::<S, _>(input.as_ptr().add(xi + ch));
-                let wv = vload_unaligned::<S, _>(taps.as_ptr().add(wi + ch));
-                acc = xv.mul_add(wv, acc);
+    macro_rules! run {
+        ($v:expr) => {
+            while ch + $v * lanes <= c {
+                // SAFETY: `ch + v·lanes <= c`, and every offset is a pixel or tap start inside
+                // its slice (windows are clipped to the image), so each load reads `lanes`
+                // floats in bounds; each output holds `c` values.
+                unsafe {
+                    let b = bias.as_ptr().add(ch);
+                    let mut acc: [[Vector<S, f32>; $v]; P] = core::array::from_fn(|_| {
+                        core::array::from_fn(|v| vload_unaligned::<S, _>(b.add(v * lanes)))
+                    });
+                    for &(xi, wi) in offsets {
+                        let w = taps.as_ptr().add(wi + ch);
+                        let wv: [Vector<S, f32>; $v] =
+                            core::array::from_fn(|v| vload_unaligned::<S, _>(w.add(v * lanes)));
+                        for (acc, x) in acc.iter_mut().zip(&ins) {
+                            let x = x.as_ptr().add(xi + ch);
+                            for (v, (a, wv)) in acc.iter_mut().zip(wv).enumerate() {
+                                *a = vload_unaligned::<S, _>(x.add(v * lanes)).mul_add(wv, *a);
+                            }
+                        }
+                    }
+                    for (acc, out) in acc.into_iter().zip(outs.iter_mut()) {
+                        let o = out.as_mut_ptr().cast::<f32>().add(ch);
+                        for (v, a) in acc.into_iter().enumerate() {
+                            vstore_unaligned::<S, _>(o.add(v * lanes), a.max(zero).min(six));
+                        }
+                    }
+                }
+                ch += $v * lanes;
             }
-            vstore_unaligned::<S, _>(
-                out.as_mut_ptr().cast::<f32>().add(ch),
-                acc.max(zero).min(six),
-            );
-        }
-        ch += lanes;
+        };
     }
-    for ch in simd_c..c {
-        let mut acc = bias[ch];
-        for &(xi, wi) in offsets {
-            acc += input[xi + ch] * taps[wi + ch];
-        }
-        out[ch].write(acc.clamp(0.0, 6.0));
-    }
-}
-
-/// [`pixel`] for two interior pixels of a row, sharing each weight load.
-#[inline(always)]
-fn pixel_pair<S: Simd>(
-    input: &[f32],
-    [first, second]: [&mut [MaybeUninit<f32>]; 2],
-    taps: &[f32],
-    bias: &[f32],
-    offsets: &[(usize, usize)],
-    [shift0, shift1]: [usize; 2],
-) {
-    let lanes = S::lanes32();
-    let c = first.len();
-    let simd_c = c / lanes * lanes;
-    let (zero, six) = (0.0f32.splat::<S>(), 6.0f32.splat::<S>());
-    let (in0, in1) = (&input[shift0..], &input[shift1..]);
-    let mut ch = 0;
-    while ch < simd_c {
-        // SAFETY: as in `pixel`, for each of the two pixels.
-        unsafe {
-            let b = vload_unaligned::<S, _>(bias.as_ptr().add(ch));
-            let (mut acc0, mut acc1) = (b, b);
+    run!(V);
+    run!(1);
+    for ch in ch..c {
+        for (x, out) in ins.iter().zip(outs.iter_mut()) {
+            let mut acc = bias[ch];
             for &(xi, wi) in offsets {
-                let wv = vload_unaligned::<S, _>(taps.as_ptr().add(wi + ch));
-                let x0 = vload_unaligned::<S, _>(in0.as_ptr().add(xi + ch));
-                let x1 = vload_unaligned::<S, _>(in1.as_ptr().add(xi + ch));
-                acc0 = x0.mul_add(wv, acc0);
-                acc1 = x1.mul_add(wv, acc1);
+                acc += x[xi + ch] * taps[wi + ch];
             }
-            vstore_unaligned::<S, _>(
-                first.as_mut_ptr().cast::<f32>().add(ch),
-                acc0.max(zero).min(six),
-            );
-            vstore_unaligned::<S, _>(
-                second.as_mut_ptr().cast::<f32>().add(ch),
-                acc1.max(zero).min(six),
-            );
+            out[ch].write(acc.clamp(0.0, 6.0));
         }
-        ch += lanes;
-    }
-    for ch in simd_c..c {
-        let (mut acc0, mut acc1) = (bias[ch], bias[ch]);
-        for &(xi, wi) in offsets {
-            acc0 += in0[xi + ch] * taps[wi + ch];
-            acc1 += in1[xi + ch] * taps[wi + ch];
-        }
-        first[ch].write(acc0.clamp(0.0, 6.0));
-        second[ch].write(acc1.clamp(0.0, 6.0));
     }
 }
 
