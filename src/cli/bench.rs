@@ -87,14 +87,13 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
                 continue;
             }
         };
-        // onnxruntime takes turns with the first backend measured (the CPU unless left out):
-        // one of its runs after each of ours.
+        // onnxruntime is measured beside the first backend (the CPU unless left out).
         let turns = if peer_row.is_none() {
             peer.as_mut()
         } else {
             None
         };
-        let (row, peers) = measure_backend(&dir, kind, device, &photos, runs, turns)?;
+        let (row, peers) = measure_backend(&dir, kind, device, &photos, runs, turns, args.threads)?;
         rows.push(row);
         if let (Some(peers), Some(peer)) = (peers, &peer) {
             peer_row = Some(Row {
@@ -194,8 +193,11 @@ fn measure_preprocess(photos: &[Vec<u8>], runs: usize) -> Result<Stats> {
     Ok(Stats::of(samples))
 }
 
-/// One backend's row. With `peer`, onnxruntime runs the same batch size right after each of
-/// our runs (warm-ups included), and its times come back as (batch 1, batch 8 per image).
+/// One backend's row. With `peer`, onnxruntime runs the same batches, and its times come back
+/// as (batch 1, batch 8 per image): on one thread right after each of our runs (warm-ups
+/// included), so that a busy spell on the machine falls on both; on more, after all of ours,
+/// because its pool threads spin between runs and would take the cores from ours (with two
+/// threads in turns our forward took 14 ms against 10–11 ms alone, 2026-12-06).
 fn measure_backend(
     dir: &ModelDir,
     kind: BackendKind,
@@ -203,7 +205,9 @@ fn measure_backend(
     photos: &[Vec<u8>],
     runs: usize,
     mut peer: Option<&mut Peer>,
+    threads: usize,
 ) -> Result<(Row, Option<(Stats, Stats)>)> {
+    let in_turns = threads == 1;
     let start = Instant::now();
     let classifier = Classifier::from_burnpack(dir.read_weights(WeightDType::F32)?, device)?;
     let load_ms = ms_since(start);
@@ -223,16 +227,24 @@ fn measure_backend(
     let mut timed = |batch: &[Vec<f32>], runs: usize| -> Result<(Stats, Option<Stats>)> {
         let per_image = batch.len() as f64;
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        // The first two runs of each engine are warm-up.
         for run in 0..runs + 2 {
             let ms = forward(batch)?;
-            let peer_ms = match peer.as_deref_mut() {
+            let peer_ms = match peer.as_deref_mut().filter(|_| in_turns) {
                 Some(peer) => Some(peer.run(batch.len())?),
                 None => None,
             };
-            // The first two of each are warm-up.
             if run >= 2 {
                 ours.push(ms / per_image);
                 theirs.extend(peer_ms.map(|ms| ms / per_image));
+            }
+        }
+        if let Some(peer) = peer.as_deref_mut().filter(|_| !in_turns) {
+            for run in 0..runs + 2 {
+                let ms = peer.run(batch.len())?;
+                if run >= 2 {
+                    theirs.push(ms / per_image);
+                }
             }
         }
         let theirs = (!theirs.is_empty()).then(|| Stats::of(theirs));
@@ -359,14 +371,20 @@ impl Drop for Peer {
 
 fn print_table(args: &BenchArgs, runs: usize, preprocess: &Stats, rows: &[Row], notes: &[String]) {
     let peer = rows.iter().find(|r| r.engine.starts_with("onnxruntime"));
+    // The peer was measured beside the first row.
+    let beside = match (peer, rows.first()) {
+        (Some(_), Some(first)) if args.threads == 1 => {
+            format!(
+                "; onnxruntime ran one batch after each of {}'s",
+                first.engine
+            )
+        }
+        (Some(_), Some(first)) => format!("; onnxruntime ran after all of {}'s", first.engine),
+        _ => String::new(),
+    };
     println!(
-        "EfficientNet-Lite0, 224×224 f32, {runs} timed runs after warm-up, {} CPU thread(s); \
-         onnxruntime ran one batch after each of glimpse {}'s\n",
-        args.threads,
-        args.backends.first().map_or("", |b| match b {
-            Backend::Cpu => "cpu",
-            Backend::Wgpu => "wgpu",
-        })
+        "EfficientNet-Lite0, 224×224 f32, {runs} timed runs after warm-up, {} CPU thread(s){beside}\n",
+        args.threads
     );
     println!(
         "| engine | load ms | first inference ms | batch 1 median ms | batch 1 min ms | batch 8 median ms/img | batch 8 min ms/img | batch 1 vs onnxruntime |"

@@ -30,7 +30,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Shape, Tensor, TensorData};
 use macerator::{Scalar, Simd, Vector, vload_unaligned, vstore_unaligned};
 
-use crate::runtime::for_each_chunk;
+use crate::runtime::{cpu_threads, for_each_chunk};
 
 /// TF "SAME" padding of one spatial side for `kernel` and `stride`: the output is
 /// `ceil(size / stride)` and the odd pixel of padding goes after.
@@ -274,10 +274,14 @@ pub fn pointwise_nhwc(
     // 16 KiB blocks the 7×7 layers' weights (0.9–1.6 MB each, beyond that cache) came from
     // memory once per six pixels: the projections took 5.0 ms a pass natively against 4.4 ms
     // now (2026-12-06). A multiple of the tile's rows; also the pieces threads share out.
-    let rows = (16384 / cin)
-        .clamp(TILE_ROWS, m.max(TILE_ROWS))
-        .div_ceil(TILE_ROWS)
-        * TILE_ROWS;
+    let mut rows = 16384 / cin;
+    // With threads, at least one block for each: the 7×7 and 14×14 layers are a block or
+    // two otherwise.
+    let threads = cpu_threads();
+    if threads > 1 {
+        rows = rows.min(m.div_ceil(threads));
+    }
+    let rows = rows.clamp(TILE_ROWS, m.max(TILE_ROWS)).div_ceil(TILE_ROWS) * TILE_ROWS;
     // Left unset until the tiles write it, every value once: zeroing it first took 7% of a
     // forward pass (`memset` in a profile).
     let mut out = Vec::with_capacity(m * cout);
