@@ -130,8 +130,8 @@ pub struct BenchArgs {
     /// Timed runs per measurement, after warm-up.
     #[arg(long, default_value_t = 20)]
     pub runs: usize,
-    /// The image model's backends to measure, in this order; onnxruntime takes turns with the
-    /// first (lavapipe, Mesa's software Vulkan, takes minutes for the wgpu row).
+    /// The image model's backends to measure, in this order; onnxruntime is measured beside
+    /// the first (lavapipe, Mesa's software Vulkan, takes minutes for the wgpu row).
     #[arg(long, value_delimiter = ',', default_values = ["cpu", "wgpu"])]
     pub backends: Vec<Backend>,
     /// CPU threads for our CPU backend and for onnxruntime.

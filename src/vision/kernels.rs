@@ -1028,14 +1028,16 @@ mod tests {
     fn pointwise_kernel_matches_burns_convolution_with_relu6_and_residual() {
         let device = Device::flex();
         // Pixel counts that leave 1–5 rows after the last full tile, channel counts that end
-        // in a one-vector panel and in single channels, and (the last) several blocks of
-        // pixels, the final one partial.
+        // in a one-vector panel and in single channels, and (the last two) several blocks of
+        // pixels, the final one partial: 2 × 1800 pixels are four blocks of up to 1024 on one
+        // thread, more with threads.
         for (cin, cout, h, w) in [
             (16, 96, 5, 7),
             (40, 240, 3, 3),
             (17, 9, 1, 2),
             (3, 44, 1, 5),
             (8, 300, 19, 19),
+            (16, 24, 45, 40),
         ] {
             let x = Tensor::<4>::random([2, cin, h, w], Distribution::Uniform(-3.0, 3.0), &device);
             let weight =
