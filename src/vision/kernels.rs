@@ -466,13 +466,14 @@ pub fn stem_nhwc(
     );
     assert_eq!(taps.len(), cin * k * k * cout, "weights do not match");
     let g = Geometry::same(h, w, cin, k, stride);
+    let windows = StemWindows::new(&g);
     let out = by_output_rows(
         x,
         n,
         cin * h * w,
         g.ho * g.wo * cout,
         g.wo * cout,
-        |input, row, oh| stem_row(input, row, taps, bias, &g, oh),
+        |input, row, oh| stem_row(input, row, taps, bias, &g, &windows, oh),
     );
     (out, [n, g.ho, g.wo, cout])
 }
@@ -488,18 +489,13 @@ fn stem_row<S: Simd>(
     taps: &[f32],
     bias: &[f32],
     g: &Geometry,
+    windows: &StemWindows,
     oh: usize,
 ) {
     let cout = bias.len();
     let plane = g.h * g.w;
-    let size = g.c * g.k * g.k;
-    let inside: Vec<usize> = (0..g.c)
-        .flat_map(|ci| {
-            (0..g.k).flat_map(move |kh| (0..g.k).map(move |kw| ci * plane + kh * g.w + kw))
-        })
-        .collect();
-    let identity: Vec<usize> = (0..size).collect();
-    let mut window = vec![0.0f32; size];
+    let (inside, identity) = (&windows.inside[..], &windows.identity[..]);
+    let mut window = vec![0.0f32; identity.len()];
     let ih0 = (oh * g.stride) as isize - g.top as isize;
     let corner = |ow: usize| -> Option<usize> {
         let iw0 = (ow * g.stride) as isize - g.left as isize;
@@ -510,13 +506,13 @@ fn stem_row<S: Simd>(
     while ow < g.wo {
         if let (Some(a), Some(b)) = (corner(ow), corner(ow + 1).filter(|_| ow + 1 < g.wo)) {
             let (first, second) = out_row[ow * cout..(ow + 2) * cout].split_at_mut(cout);
-            stem_pixels::<S, 2>(input, &inside, [a, b], [first, second], taps, bias);
+            stem_pixels::<S, 2>(input, inside, [a, b], [first, second], taps, bias);
             ow += 2;
             continue;
         }
         let out = &mut out_row[ow * cout..(ow + 1) * cout];
         match corner(ow) {
-            Some(a) => stem_pixels::<S, 1>(input, &inside, [a], [out], taps, bias),
+            Some(a) => stem_pixels::<S, 1>(input, inside, [a], [out], taps, bias),
             None => {
                 let mut t = 0;
                 for ci in 0..g.c {
@@ -537,10 +533,32 @@ fn stem_row<S: Simd>(
                         }
                     }
                 }
-                stem_pixels::<S, 1>(&window, &identity, [0], [out], taps, bias);
+                stem_pixels::<S, 1>(&window, identity, [0], [out], taps, bias);
             }
         }
         ow += 1;
+    }
+}
+
+/// The stem's tables of tap offsets, made once per call: from a window's corner in the planar
+/// input (`inside`), and into a gathered window (`identity`).
+struct StemWindows {
+    inside: Vec<usize>,
+    identity: Vec<usize>,
+}
+
+impl StemWindows {
+    fn new(g: &Geometry) -> Self {
+        let plane = g.h * g.w;
+        let inside = (0..g.c)
+            .flat_map(|ci| {
+                (0..g.k).flat_map(move |kh| (0..g.k).map(move |kw| ci * plane + kh * g.w + kw))
+            })
+            .collect();
+        StemWindows {
+            inside,
+            identity: (0..g.c * g.k * g.k).collect(),
+        }
     }
 }
 
@@ -552,7 +570,7 @@ fn stem_pixels<S: Simd, const P: usize>(
     src: &[f32],
     offsets: &[usize],
     corners: [usize; P],
-    outs: [&mut [MaybeUninit<f32>]; P],
+    mut outs: [&mut [MaybeUninit<f32>]; P],
     taps: &[f32],
     bias: &[f32],
 ) {
@@ -586,8 +604,8 @@ fn stem_pixels<S: Simd, const P: usize>(
                             }
                         }
                     }
-                    for (acc, out) in acc.into_iter().zip(&outs) {
-                        let o = out.as_ptr().cast::<f32>().cast_mut().add(ch);
+                    for (acc, out) in acc.into_iter().zip(outs.iter_mut()) {
+                        let o = out.as_mut_ptr().cast::<f32>().add(ch);
                         for (v, a) in acc.into_iter().enumerate() {
                             vstore_unaligned::<S, _>(o.add(v * lanes), a.max(zero).min(six));
                         }
@@ -600,19 +618,12 @@ fn stem_pixels<S: Simd, const P: usize>(
     run!(4);
     run!(1);
     for ch in ch..cout {
-        for (out, &corner) in outs.iter().zip(&corners) {
+        for (out, &corner) in outs.iter_mut().zip(&corners) {
             let mut acc = bias[ch];
             for (t, &o) in offsets.iter().enumerate() {
                 acc += src[corner + o] * taps[t * cout + ch];
             }
-            // SAFETY: `ch < cout`, the output's length.
-            unsafe {
-                out.as_ptr()
-                    .cast::<f32>()
-                    .cast_mut()
-                    .add(ch)
-                    .write(acc.clamp(0.0, 6.0))
-            };
+            out[ch].write(acc.clamp(0.0, 6.0));
         }
     }
 }
