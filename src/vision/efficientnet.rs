@@ -305,6 +305,16 @@ impl EfficientNet {
     /// Global average pooling of a feature map `[N, C, H, W]` into `[N, C]`.
     pub fn pool(feature_map: Tensor<4>) -> Tensor<2> {
         let [n, c, h, w] = feature_map.dims();
+        if channels_last(&feature_map.device()) {
+            // The CPU's map is a channels-first view of channels-last values: averaged as rows
+            // of channels where they lie, not copied channels-first first (0.007 against
+            // 0.055 ms, native).
+            return feature_map
+                .permute([0, 2, 3, 1])
+                .reshape([n, h * w, c])
+                .mean_dim(1)
+                .reshape([n, c]);
+        }
         feature_map
             .reshape([n, c, h * w])
             .mean_dim(2)
