@@ -240,7 +240,7 @@ fn input_channel_major(mut conv: Conv2d) -> Conv2d {
             .expect("EfficientNet's weights are f32 on the CPU");
         // Each row of weights the kernel reads starts a 64-byte cache line (a row of 16 or
         // more floats then spans whole lines): a 1×1 product over rows 16 bytes into a line,
-        // as the allocator leaves them, took 9–16% longer (the 7×7 layers, native, 2026-12-06).
+        // as the allocator leaves them, took 8–19% longer (the 7×7 layers, native, 2026-12-06).
         let mut padded = Vec::with_capacity(values.len() + 64 / size_of::<f32>() - 1);
         let start = to_next_line(padded.as_ptr());
         padded.resize(start, 0.0);

@@ -745,14 +745,14 @@ fn by_output_rows(
 const LINE: usize = 64 / size_of::<f32>();
 
 /// How many floats past `p` the next cache line starts (0 when `p` starts one).
-pub fn to_next_line(p: *const f32) -> usize {
+pub(crate) fn to_next_line(p: *const f32) -> usize {
     (LINE - (p as usize / size_of::<f32>()) % LINE) % LINE
 }
 
 /// A kernel's output, channels-last, its first value at the start of a cache line. The
 /// allocator leaves a buffer 16 bytes into a line as often as not, and then every other
-/// vector a layer reads from it straddles two lines: the depthwise kernels took 9–19% longer
-/// on such inputs (native, AVX2, 2026-12-06).
+/// vector a layer reads from it straddles two lines: the depthwise kernels took up to 24%
+/// longer on such inputs, the stride-2 ones most (native, AVX2, 2026-12-06).
 pub struct Output {
     buf: Vec<f32>,
     start: usize,
