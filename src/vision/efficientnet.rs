@@ -27,7 +27,7 @@ use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::kernels::{
-    depthwise_same_relu6, pointwise, pointwise_add, stem_same_relu6, to_next_line,
+    LINE, depthwise_same_relu6, pointwise, pointwise_add, stem_same_relu6, to_next_line,
 };
 
 /// One stage of MBConv blocks, as in the paper's table 1.
@@ -233,18 +233,17 @@ fn input_channel_major(mut conv: Conv2d) -> Conv2d {
     conv.weight = conv.weight.map(|w| {
         let [cout, cin, kh, kw] = w.dims();
         let device = w.device();
-        let values = w
-            .swap_dims(0, 1)
-            .into_data()
-            .try_into_vec::<f32>()
+        let data = w.swap_dims(0, 1).into_data();
+        let values = data
+            .as_slice::<f32>()
             .expect("EfficientNet's weights are f32 on the CPU");
         // Each row of weights the kernel reads starts a 64-byte cache line (a row of 16 or
         // more floats then spans whole lines): a 1×1 product over rows 16 bytes into a line,
         // as the allocator leaves them, took 8–19% longer (the 7×7 layers, native, 2026-12-06).
-        let mut padded = Vec::with_capacity(values.len() + 64 / size_of::<f32>() - 1);
+        let mut padded = Vec::with_capacity(values.len() + LINE - 1);
         let start = to_next_line(padded.as_ptr());
         padded.resize(start, 0.0);
-        padded.extend_from_slice(&values);
+        padded.extend_from_slice(values);
         let len = padded.len();
         Tensor::<1>::from_data(TensorData::new(padded, [len]), &device)
             .slice(start..len)

@@ -247,7 +247,7 @@ fn pointwise_flex(
 /// of Lite0's 1×1 products took 6.3 ms here against 8.5 ms through the `gemm` crate). The
 /// sums start from the bias (and residual) and are clamped on their way out, so the output is
 /// written once.
-pub fn pointwise_nhwc(
+pub(crate) fn pointwise_nhwc(
     x: &[f32],
     cin: usize,
     weights: &[f32],
@@ -492,7 +492,7 @@ fn f32s(t: &FlexTensor) -> &[f32] {
 
 /// The stem's full "SAME" convolution + bias + ReLU6: planar `x` `[N, Cin, H, W]`, `taps`
 /// `[Cin·k·k, Cout]`, `bias` `[Cout]`; the output is channels-last. Returns it and its shape.
-pub fn stem_nhwc(
+pub(crate) fn stem_nhwc(
     x: &[f32],
     [n, cin, h, w]: [usize; 4],
     taps: &[f32],
@@ -688,7 +688,7 @@ fn stem_pixels<S: Simd, const P: usize>(
 
 /// Depthwise "SAME" convolution + bias + ReLU6 on channels-last data: `x` `[N, H, W, C]`,
 /// `taps` `[k·k, C]`, `bias` `[C]`. Returns the output and its shape.
-pub fn depthwise_nhwc(
+pub(crate) fn depthwise_nhwc(
     x: &[f32],
     [n, h, w, c]: [usize; 4],
     taps: &[f32],
@@ -742,7 +742,7 @@ fn by_output_rows(
 }
 
 /// Floats in a 64-byte cache line.
-const LINE: usize = 64 / size_of::<f32>();
+pub(crate) const LINE: usize = 64 / size_of::<f32>();
 
 /// How many floats past `p` the next cache line starts (0 when `p` starts one).
 pub(crate) fn to_next_line(p: *const f32) -> usize {
@@ -753,7 +753,7 @@ pub(crate) fn to_next_line(p: *const f32) -> usize {
 /// allocator leaves a buffer 16 bytes into a line as often as not, and then every other
 /// vector a layer reads from it straddles two lines: the depthwise kernels took up to 24%
 /// longer on such inputs, the stride-2 ones most (native, AVX2, 2026-12-06).
-pub struct Output {
+pub(crate) struct Output {
     buf: Vec<f32>,
     start: usize,
 }
@@ -775,11 +775,6 @@ impl Output {
         // SAFETY: the padding is written above and every value after it by `fill`.
         unsafe { buf.set_len(start + len) };
         Output { buf, start }
-    }
-
-    /// The values, in order.
-    pub fn values(&self) -> &[f32] {
-        &self.buf[self.start..]
     }
 
     /// A tensor of `shape` over the values, where they lie.
