@@ -423,7 +423,7 @@ if (decodeProfiled.length) {
   console.log(`|---|${decodeProfiled.map(() => '---:|---:').join('|')}|`);
   const cell = (s) => (s ? `${s.median.toFixed(2)} | ${s.min.toFixed(2)}` : '– | –');
   for (const role of roles) console.log(`| ${role} | ${decodeProfiled.map((c) => cell(c.profile.products[role])).join(' | ')} |`);
-  console.log(`| the rest (attention over the cache, RoPE, norms, SiLU, adds, embedding, argmax) | ${decodeProfiled.map((c) => cell(c.profile.rest)).join(' | ')} |`);
+  console.log(`| the rest (RoPE, norms, SiLU, adds, embedding, argmax) | ${decodeProfiled.map((c) => cell(c.profile.rest)).join(' | ')} |`);
   console.log(`| the whole step | ${decodeProfiled.map((c) => cell(c.profile.step)).join(' | ')} |`);
 }
 if (agreement) {

@@ -342,7 +342,7 @@ fn tiny_llama_seeds() {
 }
 
 #[test]
-fn the_decode_profile_times_every_matrix_role_within_the_step() {
+fn the_decode_profile_times_every_matrix_role_and_attention_within_the_step() {
     fn now() -> f64 {
         static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
         EPOCH
@@ -356,7 +356,17 @@ fn the_decode_profile_times_every_matrix_role_within_the_step() {
     assert_eq!((profile.prompt, profile.tokens), (20, 5));
     let roles: Vec<&str> = profile.products.keys().map(String::as_str).collect();
     // The tiny model: width 64, 2 layers; its k and v are as wide as q (no grouped heads).
-    for role in ["gate", "up", "down", "output", "q", "k", "v", "o"] {
+    for role in [
+        "gate",
+        "up",
+        "down",
+        "output",
+        "q",
+        "k",
+        "v",
+        "o",
+        "attention over the cache",
+    ] {
         assert!(
             roles
                 .iter()

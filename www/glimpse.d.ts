@@ -130,9 +130,9 @@ export interface LayerProfile {
 
 /** Where a decoded caption token's time goes (`captionProfile()`), in ms per token. */
 export interface DecodeProfile {
-  /** Per matrix role and shape ("q, o (576×576)", "output (49152×576)", …), summed over the layers. */
+  /** Per matrix role and shape ("q, o (576×576)", "output (49152×576)", …) and "attention over the cache", each summed over the layers. */
   products: Record<string, Spread>;
-  /** The rest of the step: attention over the cache, RoPE, norms, SiLU, adds, embedding, argmax. */
+  /** The rest of the step: RoPE, norms, SiLU, adds, embedding, argmax. */
   rest: Spread;
   /** The whole step. */
   step: Spread;

@@ -1,5 +1,5 @@
-//! Integer block dot products for decoding: a weight row of Q4_0, Q4_1 or Q8_0 blocks against
-//! an activation row quantized once per product to 16-bit blocks of 32 (one f32 scale per
+//! Integer block dot products for decoding: weight rows of Q4_0, Q4_1 or Q8_0 blocks against
+//! activation rows quantized once per product to 16-bit blocks of 32 (one f32 scale per
 //! block, and the block's sum for the 4-bit types' offsets).
 //!
 //! llama.cpp and candle quantize the activations to 8 bits; on SmolLM2 that flipped a greedy
@@ -7,43 +7,284 @@
 //! logits came out 0.02 the other way), while 16 bits keep the products within f32 rounding of
 //! the dequantized ones: the 16-bit multiply-adds (`vpmaddwd`, or `vpdpwssd` with AVX-512
 //! VNNI, picked at run time; `i32x4.dot_i16x8` in wasm SIMD128) take the weights widened from
-//! their bytes, one instruction per 16 (x86) or 8 (wasm) values.
+//! their bytes or nibbles.
 //!
-//! Per block the product is `dw·dx·Σ qw·qx` plus the weight block's offset times the
-//! activation block's sum (`−8·dw` for Q4_0, `m` for Q4_1, none for Q8_0). Everything other
-//! than x86-64 with AVX2 and wasm with SIMD128 runs the portable scalar code.
+//! Per block the product is `d·dx·Σ qw·qx` plus the weight block's offset times the
+//! activation block's sum (`−8·d` for Q4_0, `m` for Q4_1, none for Q8_0). The weights are
+//! regrouped at load ([`RowGroups`]): four rows' blocks side by side, their scales (and
+//! offsets) first and already in f32. A kernel then reads one stream, loads each activation
+//! block once for four rows, turns the four rows' integer sums to f32 and scales them in one
+//! vector operation, and never converts an f16: wasm has no instruction for it, and decoding
+//! two f16 per block by arithmetic or table cost more than the whole product of a row in
+//! SIMD128. Everything other than x86-64 with AVX2 and wasm with SIMD128 runs the portable
+//! scalar code.
 
 use super::blocks::half_to_f32;
 use super::gguf::GgmlType;
 
 /// Values per block, in the weights and in the quantized activations.
 pub const BLOCK: usize = 32;
+/// Weight rows whose blocks are laid side by side.
+pub const GROUP: usize = 4;
 
-/// Activation rows in 16-bit blocks: `values[i]·scales[i / 32]` approximates the input.
+/// How a block's values are stored: Q4_0 and Q4_1 as nibbles (Q4_0's `−8·d` kept as an
+/// offset like Q4_1's minimum), Q8_0 as signed bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Width {
+    Nibbles,
+    Bytes,
+}
+
+impl Width {
+    /// Bytes of one block of a group: four f32 scales, four f32 offsets (nibbles only), and
+    /// each row's values.
+    const fn group_block_bytes(self) -> usize {
+        match self {
+            Width::Nibbles => 2 * 16 + GROUP * 16,
+            Width::Bytes => 16 + GROUP * 32,
+        }
+    }
+
+    /// Where the rows' values start in a group's block.
+    const fn values_at(self) -> usize {
+        match self {
+            Width::Nibbles => 32,
+            Width::Bytes => 16,
+        }
+    }
+
+    const fn row_values_bytes(self) -> usize {
+        match self {
+            Width::Nibbles => 16,
+            Width::Bytes => 32,
+        }
+    }
+}
+
+/// The position in a block of activation `i` as the kernels read it. Bytes: in order. Nibbles:
+/// a 4-bit block read as eight u16 lanes holds values `2j`, `2j + 16`, `2j + 1` and `2j + 17`
+/// in lane `j`'s four nibbles, so the kernels take nibble `k` of every lane with one shift
+/// and mask (eight 16-bit weights at once, no widening) against activations stored in that
+/// order.
+const fn read_order(width: Width, i: usize) -> usize {
+    match width {
+        Width::Bytes => i,
+        Width::Nibbles => {
+            let (pair, high) = (i % 16 / 2, i >= 16);
+            let odd = i % 2 == 1;
+            (odd as usize) * 16 + (high as usize) * 8 + pair
+        }
+    }
+}
+
+/// A `[rows, cols]` Q4_0, Q4_1 or Q8_0 matrix regrouped for the integer products: groups of
+/// [`GROUP`] rows, block after block; per block, the rows' f32 scales, their f32 offsets
+/// (4-bit types), then each row's packed values as GGUF stores them. A last partial group is
+/// padded with zero rows.
+#[derive(Clone)]
+pub struct RowGroups {
+    width: Width,
+    rows: usize,
+    cols: usize,
+    data: Vec<u8>,
+}
+
+impl RowGroups {
+    /// Regroups GGUF blocks (`rows` rows of `cols / 32` blocks, sizes checked by the caller);
+    /// `None` for a type other than Q4_0, Q4_1 and Q8_0.
+    pub fn new(ggml_type: GgmlType, rows: usize, cols: usize, data: &[u8]) -> Option<Self> {
+        let (width, block_bytes, values_at) = match ggml_type {
+            GgmlType::Q4_0 => (Width::Nibbles, 18, 2),
+            GgmlType::Q4_1 => (Width::Nibbles, 20, 4),
+            GgmlType::Q8_0 => (Width::Bytes, 34, 2),
+            _ => return None,
+        };
+        let blocks = cols / BLOCK;
+        assert_eq!(data.len(), rows * blocks * block_bytes, "block data");
+        let gbb = width.group_block_bytes();
+        let mut out = vec![0u8; rows.div_ceil(GROUP) * blocks * gbb];
+        let half = |b: &[u8]| half_to_f32(u16::from_le_bytes([b[0], b[1]]));
+        for (row, src) in data.chunks_exact(blocks * block_bytes).enumerate() {
+            let (group, r) = (row / GROUP, row % GROUP);
+            for (b, block) in src.chunks_exact(block_bytes).enumerate() {
+                let at = (group * blocks + b) * gbb;
+                let dst = &mut out[at..at + gbb];
+                let d = half(block);
+                dst[4 * r..4 * r + 4].copy_from_slice(&d.to_le_bytes());
+                if width == Width::Nibbles {
+                    let offset = match ggml_type {
+                        GgmlType::Q4_1 => half(&block[2..]),
+                        _ => -8.0 * d,
+                    };
+                    dst[16 + 4 * r..20 + 4 * r].copy_from_slice(&offset.to_le_bytes());
+                }
+                let n = width.row_values_bytes();
+                let v = width.values_at() + r * n;
+                dst[v..v + n].copy_from_slice(&block[values_at..]);
+            }
+        }
+        Some(Self {
+            width,
+            rows,
+            cols,
+            data: out,
+        })
+    }
+
+    /// Bytes held, scales and padding included.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    fn group_bytes(&self) -> usize {
+        self.cols / BLOCK * self.width.group_block_bytes()
+    }
+
+    /// Row `row`, dequantized into `out` (`cols` values): the same f32 values as GGUF's
+    /// dequantization, since the scales were widened exactly and `n·d + (−8·d)` is exact.
+    pub fn row_into(&self, row: usize, out: &mut [f32]) {
+        assert!(row < self.rows && out.len() == self.cols);
+        let (group, r) = (row / GROUP, row % GROUP);
+        let gbb = self.width.group_block_bytes();
+        let data = &self.data[group * self.group_bytes()..(group + 1) * self.group_bytes()];
+        let f32_at = |b: &[u8], at: usize| f32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+        for (block, out) in data.chunks_exact(gbb).zip(out.chunks_exact_mut(BLOCK)) {
+            let d = f32_at(block, 4 * r);
+            let n = self.width.row_values_bytes();
+            let q = &block[self.width.values_at() + r * n..][..n];
+            match self.width {
+                Width::Nibbles => {
+                    let offset = f32_at(block, 16 + 4 * r);
+                    let (low, high) = out.split_at_mut(16);
+                    for ((&q, l), h) in q.iter().zip(low).zip(high) {
+                        *l = (q & 0x0F) as f32 * d + offset;
+                        *h = (q >> 4) as f32 * d + offset;
+                    }
+                }
+                Width::Bytes => {
+                    for (&q, v) in q.iter().zip(out) {
+                        *v = q as i8 as f32 * d;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The activation rows `x` (`[m, cols]`) quantized in the order this matrix's kernels
+    /// read them.
+    pub fn quantize(&self, x: &[f32]) -> QRows {
+        QRows::quantize(x, self.cols, self.width)
+    }
+
+    /// [`Self::quantize`] of shared rows, made on the first product of their encoding.
+    pub fn quantized<'s>(&self, x: &'s SharedRows) -> &'s QRows {
+        x.by_width[self.width as usize].get_or_init(|| self.quantize(x.values))
+    }
+
+    /// `out[k·m + i] = W[first_row + k] · x[i]` for as many rows as `out` holds and the `m`
+    /// rows of `x` (from [`Self::quantize`]). `first_row` starts a group.
+    ///
+    /// # Panics
+    ///
+    /// When `first_row` does not start a group, or the rows run past the matrix.
+    pub fn dots(&self, x: &QRows, first_row: usize, out: &mut [f32]) {
+        let m = x.len();
+        assert!(first_row.is_multiple_of(GROUP) && first_row + out.len() / m <= self.rows);
+        assert!(x.cols == self.cols && x.width == self.width, "activations");
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                let vnni = std::is_x86_feature_detected!("avx512vnni")
+                    && std::is_x86_feature_detected!("avx512vl");
+                // SAFETY: the CPU was just checked for every feature each kernel is compiled for.
+                unsafe {
+                    match (vnni, self.width) {
+                        (true, Width::Nibbles) => x86::dots_vnni::<true>(self, x, first_row, out),
+                        (true, Width::Bytes) => x86::dots_vnni::<false>(self, x, first_row, out),
+                        (false, Width::Nibbles) => x86::dots_avx2::<true>(self, x, first_row, out),
+                        (false, Width::Bytes) => x86::dots_avx2::<false>(self, x, first_row, out),
+                    }
+                }
+                return;
+            }
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        {
+            match self.width {
+                Width::Nibbles => each_group(self, x, first_row, out, wasm::group_dots::<true>),
+                Width::Bytes => each_group(self, x, first_row, out, wasm::group_dots::<false>),
+            }
+            return;
+        }
+        #[allow(unreachable_code)]
+        each_group(self, x, first_row, out, |group, x| {
+            group_dots_scalar(self.width, group, x)
+        });
+    }
+}
+
+/// Activation rows that several products take (q, k and v; gate and up), quantized once for
+/// each encoding of the weights they meet.
+pub struct SharedRows<'a> {
+    values: &'a [f32],
+    by_width: [std::cell::OnceCell<QRows>; 2],
+}
+
+impl<'a> SharedRows<'a> {
+    pub fn new(values: &'a [f32]) -> Self {
+        Self {
+            values,
+            by_width: Default::default(),
+        }
+    }
+
+    pub fn values(&self) -> &'a [f32] {
+        self.values
+    }
+}
+
+/// Activation rows in 16-bit blocks: `values[i]·scales[i / 32]` approximates the input, with
+/// each block's values in the order the matrix's kernels read ([`read_order`]).
 pub struct QRows {
     values: Vec<i16>,
     scales: Vec<f32>,
     /// Per block, `scale · Σ values`: the sum of the block as quantized.
     sums: Vec<f32>,
     cols: usize,
+    width: Width,
 }
 
 impl QRows {
     /// Quantizes `x` (rows of `cols`, a whole number of blocks) with one scale per block, its
-    /// largest magnitude mapped to 32767.
-    pub fn quantize(x: &[f32], cols: usize) -> Self {
+    /// largest magnitude mapped to 32767, each value rounded to the nearest step (ties to
+    /// even). Written so that the compiler vectorizes it: `f32::round` is a call into libm per
+    /// value in wasm, and a decoded token quantizes about 100,000 activations.
+    fn quantize(x: &[f32], cols: usize, width: Width) -> Self {
+        // Adding 1.5·2²³ rounds a value of magnitude below 2²² to an integer.
+        const ROUND: f32 = 12_582_912.0;
         debug_assert!(cols.is_multiple_of(BLOCK) && x.len().is_multiple_of(cols));
         let blocks = x.len() / BLOCK;
         let mut values = vec![0i16; x.len()];
         let (mut scales, mut sums) = (Vec::with_capacity(blocks), Vec::with_capacity(blocks));
         for (block, q) in x.chunks_exact(BLOCK).zip(values.chunks_exact_mut(BLOCK)) {
-            let amax = block.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+            let amax = block.iter().fold(0.0f32, |a, v| {
+                let v = v.abs();
+                if v > a { v } else { a }
+            });
             let scale = amax / 32767.0;
             let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-            let mut sum = 0i32;
-            for (q, &v) in q.iter_mut().zip(block) {
-                *q = (v * inverse).round() as i16;
-                sum += *q as i32;
+            let mut rounded = [0i16; BLOCK];
+            for (r, &v) in rounded.iter_mut().zip(block) {
+                *r = ((v * inverse + ROUND) - ROUND) as i16;
+            }
+            let sum: i32 = rounded.iter().map(|&r| r as i32).sum();
+            match width {
+                Width::Bytes => q.copy_from_slice(&rounded),
+                Width::Nibbles => {
+                    for (i, &r) in rounded.iter().enumerate() {
+                        q[read_order(width, i)] = r;
+                    }
+                }
             }
             scales.push(scale);
             sums.push(scale * sum as f32);
@@ -53,17 +294,20 @@ impl QRows {
             scales,
             sums,
             cols,
+            width,
         }
     }
 
-    /// The values as quantized, back in f32 (for reference checks).
+    /// The values as quantized, back in f32 and in their input order (for reference checks).
     #[cfg(test)]
     pub fn dequantized(&self) -> Vec<f32> {
-        self.values
-            .iter()
-            .enumerate()
-            .map(|(i, &q)| q as f32 * self.scales[i / BLOCK])
-            .collect()
+        let mut out = vec![0.0; self.values.len()];
+        for (b, block) in out.chunks_exact_mut(BLOCK).enumerate() {
+            for (i, v) in block.iter_mut().enumerate() {
+                *v = self.values[b * BLOCK + read_order(self.width, i)] as f32 * self.scales[b];
+            }
+        }
+        out
     }
 
     fn row(&self, i: usize) -> Row<'_> {
@@ -87,151 +331,63 @@ struct Row<'a> {
     sums: &'a [f32],
 }
 
-/// The weight encodings these products take, as const parameters of the kernels.
-const Q4_0: u8 = 0;
-const Q4_1: u8 = 1;
-const Q8_0: u8 = 2;
-
-/// Bytes per block of encoding `t`, and where its packed values start in it (after the f16
-/// scale, and Q4_1's f16 minimum).
-const fn layout(t: u8) -> (usize, usize) {
-    match t {
-        Q4_0 => (18, 2),
-        Q4_1 => (20, 4),
-        _ => (34, 2),
-    }
-}
-
-/// `out[k·m + i] = W[k] · x[i]` for the weight rows in `rows` (as many as `out` holds, each
-/// `row_bytes` long) and the `m` rows of `x`.
-///
-/// # Panics
-///
-/// For a type other than Q4_0, Q4_1 or Q8_0, or sizes that disagree.
-pub fn block_dots(ggml_type: GgmlType, rows: &[u8], row_bytes: usize, x: &QRows, out: &mut [f32]) {
-    let ty = match ggml_type {
-        GgmlType::Q4_0 => Q4_0,
-        GgmlType::Q4_1 => Q4_1,
-        GgmlType::Q8_0 => Q8_0,
-        other => panic!("no integer block product for {other:?}"),
-    };
-    let m = x.len();
-    let block_bytes = ggml_type.block().1 as usize;
-    assert_eq!(row_bytes / block_bytes * BLOCK, x.cols, "row width");
-    assert!(rows.len() >= out.len() / m * row_bytes, "weight rows");
-    let table = F16_TABLE.get();
-    let args = Args {
-        rows,
-        row_bytes,
-        block_bytes,
-        x,
-        table,
-    };
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
-            && std::is_x86_feature_detected!("f16c")
-        {
-            let vnni = std::is_x86_feature_detected!("avx512vnni")
-                && std::is_x86_feature_detected!("avx512vl");
-            // SAFETY: the CPU was just checked for every feature each kernel is compiled for.
-            unsafe {
-                match (vnni, ty) {
-                    (true, Q4_0) => x86::dots_vnni::<Q4_0>(&args, out),
-                    (true, Q4_1) => x86::dots_vnni::<Q4_1>(&args, out),
-                    (true, _) => x86::dots_vnni::<Q8_0>(&args, out),
-                    (false, Q4_0) => x86::dots_avx2::<Q4_0>(&args, out),
-                    (false, Q4_1) => x86::dots_avx2::<Q4_1>(&args, out),
-                    (false, _) => x86::dots_avx2::<Q8_0>(&args, out),
-                }
-            }
-            return;
-        }
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    {
-        match ty {
-            Q4_0 => dots_with::<Q4_0>(&args, out, wasm::row_dot::<Q4_0>),
-            Q4_1 => dots_with::<Q4_1>(&args, out, wasm::row_dot::<Q4_1>),
-            _ => dots_with::<Q8_0>(&args, out, wasm::row_dot::<Q8_0>),
-        }
-        return;
-    }
-    #[allow(unreachable_code)]
-    match ty {
-        Q4_0 => dots_with::<Q4_0>(&args, out, row_dot_scalar::<Q4_0>),
-        Q4_1 => dots_with::<Q4_1>(&args, out, row_dot_scalar::<Q4_1>),
-        _ => dots_with::<Q8_0>(&args, out, row_dot_scalar::<Q8_0>),
-    }
-}
-
-struct Args<'a> {
-    rows: &'a [u8],
-    row_bytes: usize,
-    block_bytes: usize,
-    x: &'a QRows,
-    table: &'a [f32],
-}
-
-/// Every weight row against every activation row, with `row_dot` for one pair.
+/// Every group from `first_row`'s on against every activation row, with `group_dots` for one
+/// group and one activation row (the group's four products, padding rows' included).
 #[inline(always)]
-fn dots_with<const T: u8>(
-    args: &Args,
+fn each_group(
+    groups: &RowGroups,
+    x: &QRows,
+    first_row: usize,
     out: &mut [f32],
-    row_dot: impl Fn(&[u8], usize, Row, &[f32]) -> f32,
+    group_dots: impl Fn(&[u8], Row) -> [f32; GROUP],
 ) {
-    let m = args.x.len();
-    for (row, out) in args
-        .rows
-        .chunks_exact(args.row_bytes)
-        .zip(out.chunks_exact_mut(m))
-    {
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = row_dot(row, args.block_bytes, args.x.row(i), args.table);
+    let m = x.len();
+    let group_bytes = groups.group_bytes();
+    let first = first_row / GROUP;
+    for (g, out) in out.chunks_mut(GROUP * m).enumerate() {
+        let at = (first + g) * group_bytes;
+        let group = &groups.data[at..at + group_bytes];
+        for i in 0..m {
+            let sums = group_dots(group, x.row(i));
+            for (r, out) in out.chunks_exact_mut(m).enumerate() {
+                out[i] = sums[r];
+            }
         }
     }
 }
 
-/// The scale, offset and packed values of weight block `b` of `row`: the offset is what each
-/// unit of the activation block's sum adds.
-#[inline(always)]
-fn block_parts<'a, const T: u8>(
-    row: &'a [u8],
-    block_bytes: usize,
-    b: usize,
-    table: &[f32],
-) -> (f32, f32, &'a [u8]) {
-    let block = &row[b * block_bytes..(b + 1) * block_bytes];
-    let f16 = |i: usize| table[u16::from_le_bytes([block[i], block[i + 1]]) as usize];
-    let d = f16(0);
-    let values = &block[layout(T).1..];
-    match T {
-        Q4_0 => (d, -8.0 * d, values),
-        Q4_1 => (d, f16(2), values),
-        _ => (d, 0.0, values),
-    }
+fn f32_at(bytes: &[u8], at: usize) -> f32 {
+    f32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
 }
 
-fn row_dot_scalar<const T: u8>(row: &[u8], block_bytes: usize, x: Row, table: &[f32]) -> f32 {
-    let mut total = 0.0f32;
-    for (b, &dx) in x.scales.iter().enumerate() {
-        let (d, offset, q) = block_parts::<T>(row, block_bytes, b, table);
+fn group_dots_scalar(width: Width, group: &[u8], x: Row) -> [f32; GROUP] {
+    let gbb = width.group_block_bytes();
+    let mut total = [0.0f32; GROUP];
+    for (b, block) in group.chunks_exact(gbb).enumerate() {
         let xq = &x.values[b * BLOCK..(b + 1) * BLOCK];
-        // At most 32 products of 128 by 32767: within i32.
-        let sum: i32 = if T == Q8_0 {
-            q.iter()
-                .zip(xq)
-                .map(|(&w, &v)| w as i8 as i32 * v as i32)
-                .sum()
-        } else {
-            q.iter()
-                .zip(&xq[..16])
-                .zip(&xq[16..])
-                .map(|((&w, &lo), &hi)| (w & 0x0F) as i32 * lo as i32 + (w >> 4) as i32 * hi as i32)
-                .sum()
-        };
-        total += d * dx * sum as f32 + offset * x.sums[b];
+        for (r, total) in total.iter_mut().enumerate() {
+            let n = width.row_values_bytes();
+            let q = &block[width.values_at() + r * n..][..n];
+            // At most 32 products of 128 by 32767: within i32.
+            let sum: i32 = match width {
+                Width::Bytes => q
+                    .iter()
+                    .zip(xq)
+                    .map(|(&w, &v)| w as i8 as i32 * v as i32)
+                    .sum(),
+                Width::Nibbles => (0..BLOCK)
+                    .map(|i| {
+                        let byte = q[i % 16];
+                        let w = if i < 16 { byte & 0x0F } else { byte >> 4 };
+                        w as i32 * xq[read_order(width, i)] as i32
+                    })
+                    .sum(),
+            };
+            *total += f32_at(block, 4 * r) * x.scales[b] * sum as f32;
+            if width == Width::Nibbles {
+                *total += f32_at(block, 16 + 4 * r) * x.sums[b];
+            }
+        }
     }
     total
 }
@@ -240,192 +396,231 @@ fn row_dot_scalar<const T: u8>(row: &[u8], block_bytes: usize, x: Row, table: &[
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Args, BLOCK, Q4_0, Q4_1, Q8_0, layout};
+    use super::{BLOCK, GROUP, QRows, Row, RowGroups, Width, each_group};
 
-    /// 8 lanes of 32-bit sums of two 16-bit products each.
+    /// 8 lanes of 32-bit sums of two 16-bit products each, added to `acc`.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn dot16_avx2(w: __m256i, x: __m256i) -> __m256i {
-        _mm256_madd_epi16(w, x)
+    fn dot16_avx2(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
+        _mm256_add_epi32(acc, _mm256_madd_epi16(w, x))
     }
 
     #[inline]
     #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
-    fn dot16_vnni(w: __m256i, x: __m256i) -> __m256i {
-        _mm256_dpwssd_epi32(_mm256_setzero_si256(), w, x)
+    fn dot16_vnni(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
+        _mm256_dpwssd_epi32(acc, w, x)
     }
 
     macro_rules! kernel {
-        ($name:ident, $features:literal, $dot:ident) => {
+        ($name:ident, $group:ident, $features:literal, $dot:ident) => {
+            /// One group against one activation row: per block, each row's 32 products in
+            /// two 16-lane multiply-adds, the four rows' sums gathered into one vector by
+            /// horizontal adds, scaled and accumulated together.
+            #[inline]
             #[target_feature(enable = $features)]
-            pub fn $name<const T: u8>(args: &Args, out: &mut [f32]) {
-                let (block_bytes, values_at) = layout(T);
-                debug_assert_eq!(block_bytes, args.block_bytes);
-                let m = args.x.len();
-                let low = _mm_set1_epi8(0x0F);
-                for (row, out) in args
-                    .rows
-                    .chunks_exact(args.row_bytes)
-                    .zip(out.chunks_exact_mut(m))
-                {
-                    for (i, o) in out.iter_mut().enumerate() {
-                        let x = args.x.row(i);
-                        let blocks = x.scales.len();
-                        assert!(
-                            row.len() == blocks * block_bytes && x.values.len() == blocks * BLOCK
-                        );
-                        // Two accumulators each, alternate blocks, so that the adds overlap.
-                        let mut acc = [_mm256_setzero_ps(); 2];
-                        let mut offsets = [0.0f32; 2];
-                        for b in 0..blocks {
-                            // SAFETY: block `b` of the row and of the activations is in bounds
-                            // (asserted above); loads are unaligned.
-                            let (block, xq) = unsafe {
+            fn $group<const NIBBLES: bool>(group: &[u8], x: Row) -> [f32; GROUP] {
+                let width = if NIBBLES {
+                    Width::Nibbles
+                } else {
+                    Width::Bytes
+                };
+                let gbb = width.group_block_bytes();
+                let blocks = x.scales.len();
+                assert!(
+                    group.len() == blocks * gbb
+                        && x.values.len() == blocks * BLOCK
+                        && x.sums.len() == blocks
+                );
+                let mask = _mm256_set1_epi16(0x000F);
+                // Nibbles 0 and 1 of each u16 lane in the low and high halves, then 2 and 3.
+                let (shift01, shift23) = (
+                    _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4),
+                    _mm256_setr_epi32(8, 8, 8, 8, 12, 12, 12, 12),
+                );
+                let (mut acc, mut offsets) = (_mm_setzero_ps(), _mm_setzero_ps());
+                for b in 0..blocks {
+                    // SAFETY: block `b` of the group and of the activations is in bounds
+                    // (asserted above); loads are unaligned.
+                    let (p, xq) = unsafe {
+                        (
+                            group.as_ptr().add(b * gbb),
+                            x.values.as_ptr().add(b * BLOCK),
+                        )
+                    };
+                    let (x01, x23) = unsafe {
+                        (
+                            _mm256_loadu_si256(xq.cast()),
+                            _mm256_loadu_si256(xq.add(16).cast()),
+                        )
+                    };
+                    let row = |r: usize| {
+                        let zero = _mm256_setzero_si256();
+                        if NIBBLES {
+                            let v = unsafe {
+                                _mm256_broadcastsi128_si256(_mm_loadu_si128(
+                                    p.add(32 + 16 * r).cast(),
+                                ))
+                            };
+                            let w01 = _mm256_and_si256(_mm256_srlv_epi32(v, shift01), mask);
+                            let w23 = _mm256_and_si256(_mm256_srlv_epi32(v, shift23), mask);
+                            $dot($dot(zero, w01, x01), w23, x23)
+                        } else {
+                            let (lo, hi) = unsafe {
                                 (
-                                    row.as_ptr().add(b * block_bytes),
-                                    x.values.as_ptr().add(b * BLOCK),
+                                    _mm_loadu_si128(p.add(16 + 32 * r).cast()),
+                                    _mm_loadu_si128(p.add(32 + 32 * r).cast()),
                                 )
                             };
-                            // The scale (and Q4_1's minimum after it) by F16C: no table lookup.
-                            let halves = unsafe {
-                                if T == Q4_1 {
-                                    _mm_cvtsi32_si128(block.cast::<i32>().read_unaligned())
-                                } else {
-                                    _mm_cvtsi32_si128(block.cast::<u16>().read_unaligned() as i32)
-                                }
-                            };
-                            let halves = _mm_cvtph_ps(halves);
-                            let d = _mm_cvtss_f32(halves);
-                            let offset = match T {
-                                Q4_0 => -8.0 * d,
-                                Q4_1 => _mm_cvtss_f32(_mm_movehdup_ps(halves)),
-                                _ => 0.0,
-                            };
-                            let q = unsafe { block.add(values_at) };
-                            let (x0, x1) = unsafe {
-                                (
-                                    _mm256_loadu_si256(xq.cast()),
-                                    _mm256_loadu_si256(xq.add(16).cast()),
-                                )
-                            };
-                            // Values 0..16 and 16..32 of the block, widened to 16 bits.
-                            let (w0, w1) = if T == Q8_0 {
-                                let (a, b) = unsafe {
-                                    (_mm_loadu_si128(q.cast()), _mm_loadu_si128(q.add(16).cast()))
-                                };
-                                (_mm256_cvtepi8_epi16(a), _mm256_cvtepi8_epi16(b))
-                            } else {
-                                let packed = unsafe { _mm_loadu_si128(q.cast()) };
-                                let lo = _mm_and_si128(packed, low);
-                                let hi = _mm_and_si128(_mm_srli_epi16::<4>(packed), low);
-                                (_mm256_cvtepu8_epi16(lo), _mm256_cvtepu8_epi16(hi))
-                            };
-                            let sums = _mm256_add_epi32($dot(w0, x0), $dot(w1, x1));
-                            let scale = _mm256_set1_ps(d * x.scales[b]);
-                            acc[b & 1] =
-                                _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc[b & 1]);
-                            if T != Q8_0 {
-                                offsets[b & 1] += offset * x.sums[b];
-                            }
+                            let (w01, w23) = (_mm256_cvtepi8_epi16(lo), _mm256_cvtepi8_epi16(hi));
+                            $dot($dot(zero, w01, x01), w23, x23)
                         }
-                        let v = _mm256_add_ps(acc[0], acc[1]);
-                        let v =
-                            _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-                        let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-                        let v = _mm_add_ss(v, _mm_movehdup_ps(v));
-                        *o = _mm_cvtss_f32(v) + offsets[0] + offsets[1];
+                    };
+                    let (s0, s1, s2, s3) = (row(0), row(1), row(2), row(3));
+                    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
+                    let sums =
+                        _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+                    let d = unsafe { _mm_loadu_ps(p.cast()) };
+                    let scale = _mm_mul_ps(d, _mm_set1_ps(x.scales[b]));
+                    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), scale, acc);
+                    if NIBBLES {
+                        let offset = unsafe { _mm_loadu_ps(p.add(16).cast()) };
+                        offsets = _mm_fmadd_ps(offset, _mm_set1_ps(x.sums[b]), offsets);
                     }
                 }
+                let mut out = [0.0f32; GROUP];
+                // SAFETY: `out` holds four f32.
+                unsafe { _mm_storeu_ps(out.as_mut_ptr(), _mm_add_ps(acc, offsets)) };
+                out
+            }
+
+            #[target_feature(enable = $features)]
+            pub fn $name<const NIBBLES: bool>(
+                groups: &RowGroups,
+                x: &QRows,
+                first_row: usize,
+                out: &mut [f32],
+            ) {
+                each_group(groups, x, first_row, out, |group, x| {
+                    $group::<NIBBLES>(group, x)
+                })
             }
         };
     }
 
-    kernel!(dots_avx2, "avx2,fma,f16c", dot16_avx2);
-    kernel!(dots_vnni, "avx2,fma,f16c,avx512vnni,avx512vl", dot16_vnni);
+    kernel!(dots_avx2, group_avx2, "avx2,fma", dot16_avx2);
+    kernel!(
+        dots_vnni,
+        group_vnni,
+        "avx2,fma,avx512vnni,avx512vl",
+        dot16_vnni
+    );
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm {
     use core::arch::wasm32::*;
 
-    use super::{BLOCK, Q4_0, Q4_1, Q8_0, Row, layout};
+    use super::{BLOCK, GROUP, Row, Width};
 
+    /// Per block: each row's 32 products in four `i32x4.dot_i16x8`, the four rows' sums
+    /// transposed into one vector, scaled and accumulated together.
     #[inline(always)]
-    pub fn row_dot<const T: u8>(row: &[u8], block_bytes: usize, x: Row, table: &[f32]) -> f32 {
-        let values_at = layout(T).1;
+    pub fn group_dots<const NIBBLES: bool>(group: &[u8], x: Row) -> [f32; GROUP] {
+        let width = if NIBBLES {
+            Width::Nibbles
+        } else {
+            Width::Bytes
+        };
+        let gbb = width.group_block_bytes();
         let blocks = x.scales.len();
-        assert!(row.len() == blocks * block_bytes && x.values.len() == blocks * BLOCK);
-        assert!(table.len() == 1 << 16);
-        // Two accumulators each, alternate blocks, so that the adds overlap.
-        let mut acc = [f32x4_splat(0.0); 2];
-        let mut offsets = [0.0f32; 2];
+        assert!(
+            group.len() == blocks * gbb
+                && x.values.len() == blocks * BLOCK
+                && x.sums.len() == blocks
+        );
+        let mask = u16x8_splat(0x000F);
+        // Two accumulators, for the products and for the offsets, so that the adds overlap.
+        let (mut acc, mut offsets) = (f32x4_splat(0.0), f32x4_splat(0.0));
         for b in 0..blocks {
-            // SAFETY: block `b` of the row and of the activations is in bounds (asserted
-            // above), and the table has an entry for every u16; loads are unaligned.
-            let (block, xq) = unsafe {
+            // SAFETY: block `b` of the group and of the activations is in bounds (asserted
+            // above); loads are unaligned.
+            let (p, xq) = unsafe {
                 (
-                    row.as_ptr().add(b * block_bytes),
+                    group.as_ptr().add(b * gbb),
                     x.values.as_ptr().add(b * BLOCK),
                 )
             };
-            let half = |at: usize| unsafe {
-                *table.get_unchecked(block.add(at).cast::<u16>().read_unaligned() as usize)
-            };
-            let d = half(0);
-            let offset = match T {
-                Q4_0 => -8.0 * d,
-                Q4_1 => half(2),
-                _ => 0.0,
-            };
-            let q = unsafe { block.add(values_at) };
             let part = |i: usize| unsafe { v128_load(xq.add(8 * i).cast()) };
-            // Values 0..16 and 16..32 of the block, as bytes.
-            let (w0, w1) = if T == Q8_0 {
-                unsafe { (v128_load(q.cast()), v128_load(q.add(16).cast())) }
-            } else {
-                let packed = unsafe { v128_load(q.cast()) };
-                (v128_and(packed, u8x16_splat(0x0F)), u8x16_shr(packed, 4))
-            };
-            // Nibbles are unsigned, Q8_0's bytes signed; either way they fit i16.
-            let widen = |w: v128| {
-                if T == Q8_0 {
-                    (i16x8_extend_low_i8x16(w), i16x8_extend_high_i8x16(w))
+            let (x0, x1, x2, x3) = (part(0), part(1), part(2), part(3));
+            let row = |r: usize| {
+                let (w0, w1, w2, w3) = if NIBBLES {
+                    let v = unsafe { v128_load(p.add(32 + 16 * r).cast()) };
+                    (
+                        v128_and(v, mask),
+                        v128_and(u16x8_shr(v, 4), mask),
+                        v128_and(u16x8_shr(v, 8), mask),
+                        u16x8_shr(v, 12),
+                    )
                 } else {
-                    (i16x8_extend_low_u8x16(w), i16x8_extend_high_u8x16(w))
-                }
+                    let (lo, hi) = unsafe {
+                        (
+                            v128_load(p.add(16 + 32 * r).cast()),
+                            v128_load(p.add(32 + 32 * r).cast()),
+                        )
+                    };
+                    (
+                        i16x8_extend_low_i8x16(lo),
+                        i16x8_extend_high_i8x16(lo),
+                        i16x8_extend_low_i8x16(hi),
+                        i16x8_extend_high_i8x16(hi),
+                    )
+                };
+                i32x4_add(
+                    i32x4_add(i32x4_dot_i16x8(w0, x0), i32x4_dot_i16x8(w1, x1)),
+                    i32x4_add(i32x4_dot_i16x8(w2, x2), i32x4_dot_i16x8(w3, x3)),
+                )
             };
-            let ((w00, w01), (w10, w11)) = (widen(w0), widen(w1));
-            let sums = i32x4_add(
-                i32x4_add(i32x4_dot_i16x8(w00, part(0)), i32x4_dot_i16x8(w01, part(1))),
-                i32x4_add(i32x4_dot_i16x8(w10, part(2)), i32x4_dot_i16x8(w11, part(3))),
-            );
-            let scale = f32x4_splat(d * x.scales[b]);
-            acc[b & 1] = f32x4_add(acc[b & 1], f32x4_mul(f32x4_convert_i32x4(sums), scale));
-            if T != Q8_0 {
-                offsets[b & 1] += offset * x.sums[b];
+            let sums = transpose_add(row(0), row(1), row(2), row(3));
+            let d = unsafe { v128_load(p.cast()) };
+            let scale = f32x4_mul(d, f32x4_splat(x.scales[b]));
+            acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(sums), scale));
+            if NIBBLES {
+                let offset = unsafe { v128_load(p.add(16).cast()) };
+                offsets = f32x4_add(offsets, f32x4_mul(offset, f32x4_splat(x.sums[b])));
             }
         }
-        let v = f32x4_add(acc[0], acc[1]);
-        f32x4_extract_lane::<0>(v)
-            + f32x4_extract_lane::<1>(v)
-            + f32x4_extract_lane::<2>(v)
-            + f32x4_extract_lane::<3>(v)
-            + offsets[0]
-            + offsets[1]
+        let total = f32x4_add(acc, offsets);
+        [
+            f32x4_extract_lane::<0>(total),
+            f32x4_extract_lane::<1>(total),
+            f32x4_extract_lane::<2>(total),
+            f32x4_extract_lane::<3>(total),
+        ]
+    }
+
+    /// Lane `r` of the result is the sum of the four lanes of the `r`-th argument.
+    #[inline(always)]
+    fn transpose_add(a: v128, b: v128, c: v128, d: v128) -> v128 {
+        // (a0 + a2, b0 + b2, a1 + a3, b1 + b3), and likewise for c and d.
+        let ab = i32x4_add(
+            i32x4_shuffle::<0, 4, 1, 5>(a, b),
+            i32x4_shuffle::<2, 6, 3, 7>(a, b),
+        );
+        let cd = i32x4_add(
+            i32x4_shuffle::<0, 4, 1, 5>(c, d),
+            i32x4_shuffle::<2, 6, 3, 7>(c, d),
+        );
+        i32x4_add(
+            i32x4_shuffle::<0, 1, 4, 5>(ab, cd),
+            i32x4_shuffle::<2, 3, 6, 7>(ab, cd),
+        )
     }
 }
 
-/// Every half-precision bit pattern as f32 (256 kB), built on first use: block scales are
-/// decoded by lookup in the hot loops.
-pub static F16_TABLE: F16Table = F16Table(std::sync::OnceLock::new());
-
-pub struct F16Table(std::sync::OnceLock<Box<[f32]>>);
-
-impl F16Table {
-    pub fn get(&self) -> &[f32] {
-        self.0
-            .get_or_init(|| (0..=u16::MAX).map(half_to_f32).collect())
-    }
+/// `x` (rows of `cols`) as the products see it after quantization, in input order.
+#[cfg(test)]
+pub fn quantized_activations(x: &[f32], cols: usize) -> Vec<f32> {
+    QRows::quantize(x, cols, Width::Bytes).dequantized()
 }
 
 #[cfg(test)]
@@ -483,6 +678,7 @@ mod tests {
     }
 
     fn check(label: &str, got: &[f32], expected: &[f32]) {
+        assert_eq!(got.len(), expected.len(), "{label}");
         for (j, (g, e)) in got.iter().zip(expected).enumerate() {
             assert!(
                 (g - e).abs() <= 1e-4 * e.abs().max(1.0),
@@ -491,50 +687,41 @@ mod tests {
         }
     }
 
-    /// Every kernel this CPU can run, against the f64 product of the dequantized weights and
-    /// the activations as their 8-bit blocks hold them.
+    /// Every kernel this CPU can run, over whole groups, a padded last group and a run of rows
+    /// from a later group on, against the f64 product of the dequantized weights and the
+    /// activations as their 16-bit blocks hold them.
     #[test]
     fn every_kernel_equals_the_product_with_the_quantized_activations() {
         let (rows, cols) = (13, 96);
         for ggml_type in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
             let data = weights(ggml_type, rows, cols);
             let weight = dequantize(ggml_type, &data).unwrap();
-            let row_bytes = data.len() / rows;
+            let groups = RowGroups::new(ggml_type, rows, cols, &data).unwrap();
             for m in [1, 2, 5] {
-                let x = QRows::quantize(&activations(m, cols), cols);
+                let x = groups.quantize(&activations(m, cols));
                 let expected = reference(&weight, &x.dequantized(), rows, cols);
                 let label = format!("{ggml_type:?} m={m}");
                 let mut out = vec![0.0; rows * m];
-                block_dots(ggml_type, &data, row_bytes, &x, &mut out);
+                groups.dots(&x, 0, &mut out);
                 check(&format!("{label} dispatched"), &out, &expected);
+                let mut tail = vec![0.0; (rows - 8) * m];
+                groups.dots(&x, 8, &mut tail);
+                check(&format!("{label} from row 8"), &tail, &expected[8 * m..]);
 
-                let args = Args {
-                    rows: &data,
-                    row_bytes,
-                    block_bytes: ggml_type.block().1 as usize,
-                    x: &x,
-                    table: F16_TABLE.get(),
-                };
                 let mut out = vec![0.0; rows * m];
-                match ggml_type {
-                    GgmlType::Q4_0 => dots_with::<Q4_0>(&args, &mut out, row_dot_scalar::<Q4_0>),
-                    GgmlType::Q4_1 => dots_with::<Q4_1>(&args, &mut out, row_dot_scalar::<Q4_1>),
-                    _ => dots_with::<Q8_0>(&args, &mut out, row_dot_scalar::<Q8_0>),
-                }
+                each_group(&groups, &x, 0, &mut out, |group, x| {
+                    group_dots_scalar(groups.width, group, x)
+                });
                 check(&format!("{label} scalar"), &out, &expected);
 
                 #[cfg(target_arch = "x86_64")]
-                if std::is_x86_feature_detected!("avx2")
-                    && std::is_x86_feature_detected!("fma")
-                    && std::is_x86_feature_detected!("f16c")
-                {
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                     let mut out = vec![0.0; rows * m];
                     // SAFETY: checked just above.
                     unsafe {
-                        match ggml_type {
-                            GgmlType::Q4_0 => x86::dots_avx2::<Q4_0>(&args, &mut out),
-                            GgmlType::Q4_1 => x86::dots_avx2::<Q4_1>(&args, &mut out),
-                            _ => x86::dots_avx2::<Q8_0>(&args, &mut out),
+                        match groups.width {
+                            Width::Nibbles => x86::dots_avx2::<true>(&groups, &x, 0, &mut out),
+                            Width::Bytes => x86::dots_avx2::<false>(&groups, &x, 0, &mut out),
                         }
                     }
                     check(&format!("{label} avx2"), &out, &expected);
@@ -543,25 +730,50 @@ mod tests {
         }
     }
 
+    /// A regrouped row decodes to exactly GGUF's values.
+    #[test]
+    fn regrouped_rows_decode_to_the_values_of_their_blocks() {
+        let (rows, cols) = (7, 64);
+        for ggml_type in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+            let data = weights(ggml_type, rows, cols);
+            let weight = dequantize(ggml_type, &data).unwrap();
+            let groups = RowGroups::new(ggml_type, rows, cols, &data).unwrap();
+            let mut row = vec![0.0; cols];
+            for r in 0..rows {
+                groups.row_into(r, &mut row);
+                assert_eq!(
+                    row,
+                    weight[r * cols..(r + 1) * cols],
+                    "{ggml_type:?} row {r}"
+                );
+            }
+        }
+    }
+
     /// Each value is within half a step of its block's scale, and the block sums are those
-    /// of the values as quantized.
+    /// of the values as quantized, whichever order the kernels read them in.
     #[test]
     fn activations_round_to_the_nearest_step_of_their_block() {
         let cols = 64;
         let x = activations(3, cols);
-        let q = QRows::quantize(&x, cols);
-        let back = q.dequantized();
-        for (i, (a, b)) in x.iter().zip(&back).enumerate() {
-            let scale = q.scales[i / BLOCK];
-            assert!((a - b).abs() <= scale / 2.0 + 1e-6, "[{i}]: {a} vs {b}");
+        for width in [Width::Nibbles, Width::Bytes] {
+            let q = QRows::quantize(&x, cols, width);
+            let back = q.dequantized();
+            for (i, (a, b)) in x.iter().zip(&back).enumerate() {
+                let scale = q.scales[i / BLOCK];
+                assert!((a - b).abs() <= scale / 2.0 + 1e-6, "[{i}]: {a} vs {b}");
+            }
+            for (b, block) in back.chunks_exact(BLOCK).enumerate() {
+                let sum: f32 = block.iter().sum();
+                assert!(
+                    (sum - q.sums[b]).abs() <= 1e-4 * sum.abs().max(1.0),
+                    "block {b}"
+                );
+            }
+            assert!(q.scales[0] == 0.0 && q.values[..BLOCK].iter().all(|&v| v == 0));
         }
-        for (b, block) in back.chunks_exact(BLOCK).enumerate() {
-            let sum: f32 = block.iter().sum();
-            assert!(
-                (sum - q.sums[b]).abs() <= 1e-4 * sum.abs().max(1.0),
-                "block {b}"
-            );
-        }
-        assert!(q.scales[0] == 0.0 && q.values[..BLOCK].iter().all(|&v| v == 0));
+        let order: std::collections::BTreeSet<_> =
+            (0..BLOCK).map(|i| read_order(Width::Nibbles, i)).collect();
+        assert_eq!(order.len(), BLOCK, "a permutation");
     }
 }

@@ -13,9 +13,9 @@
 //! checked against. Weights keep GGUF's layout, so RoPE rotates adjacent pairs
 //! `(x[2i], x[2i+1])` of each head (llama.cpp's converter reorders the q/k rows for it).
 //!
-//! Decoding on the CPU, a block's norms, products, rotation, gating and residual adds run on
-//! the activations' values (`Block::decode_on_values`), with burn's operations for attention
-//! over the cache alone; everywhere else (a prompt, WebGPU, f32 weights) the block is burn
+//! Decoding on the CPU, a block's norms, products, rotation, attention over the cache, gating
+//! and residual adds run on the activations' values (`Block::decode_on_values`), the cache
+//! being host values there; everywhere else (a prompt, WebGPU, f32 weights) the block is burn
 //! operations throughout. The cache is written in place (`LayerCache`).
 
 use burn::backend::DispatchDevice;
@@ -26,6 +26,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::blocks::dequantize;
 use super::gguf::{Gguf, GgufError, TensorInfo, Value};
+use super::intdot::SharedRows;
+use super::profile::Part;
 use super::quant::{BlockMatrix, GEMM_FROM_ROWS, QuantizedMatrix};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -153,7 +155,7 @@ impl Matrix {
 
     /// `x · Wᵀ` for `x` of shape `[batch, positions, in]`.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        super::profile::timed_product(self.dims(), || match self {
+        super::profile::timed(Part::Product(self.dims()), || match self {
             // Computed as `(W · xᵀ)ᵀ` so the weight is read in its stored layout and only the
             // small activation is transposed.
             Matrix::Dense(w) => {
@@ -249,61 +251,196 @@ pub struct KvCache {
     layers: Vec<Option<LayerCache>>,
 }
 
-/// One layer's keys and values: `[1, kv_heads, capacity, head_dim]` buffers whose first `len`
-/// positions are filled. A step writes its positions into them in place and attends through a
-/// view of the filled part, instead of concatenating (copying) the whole cache every token;
-/// the buffers grow by doubling.
-struct LayerCache {
-    keys: Tensor<4>,
-    values: Tensor<4>,
-    len: usize,
+/// One layer's keys and values. A step writes its positions into buffers in place and
+/// attends over the filled part, instead of concatenating (copying) the whole cache every
+/// token; the buffers grow by doubling.
+enum LayerCache {
+    /// `[1, kv_heads, capacity, head_dim]` tensors whose first `len` positions are filled
+    /// (off the CPU).
+    Tensors {
+        keys: Tensor<4>,
+        values: Tensor<4>,
+        len: usize,
+    },
+    /// Host values that a decoded token's attention reads in place (the CPU).
+    Host(HostCache),
 }
 
 /// Room a layer's cache starts with past the prompt: most captions fit without a regrowth.
 const CACHE_HEADROOM: usize = 64;
 
+/// Positions whose attention scores are summed together (a multiple of every SIMD width).
+const LANES: usize = 16;
+
+/// Keys and values as host values, the first `len` positions of every head filled: keys
+/// `[kv_heads, head_dim, capacity]` (transposed, so that a query's scores over every position
+/// are sums of whole rows scaled by one of its values, which vectorize), values
+/// `[kv_heads, capacity, head_dim]`.
+struct HostCache {
+    keys: Vec<f32>,
+    values: Vec<f32>,
+    heads: usize,
+    head_dim: usize,
+    capacity: usize,
+    len: usize,
+}
+
+impl HostCache {
+    fn new(heads: usize, head_dim: usize, capacity: usize) -> Self {
+        let capacity = capacity.next_multiple_of(LANES);
+        Self {
+            keys: vec![0.0; heads * head_dim * capacity],
+            values: vec![0.0; heads * capacity * head_dim],
+            heads,
+            head_dim,
+            capacity,
+            len: 0,
+        }
+    }
+
+    /// Appends `n` positions of keys and values given position by position, `[n, heads ·
+    /// head_dim]` (as the products write them).
+    fn append(&mut self, keys: &[f32], values: &[f32], n: usize) {
+        let (heads, d, len) = (self.heads, self.head_dim, self.len);
+        let total = len + n;
+        if total > self.capacity {
+            let (old, grown) = (self.capacity, total.max(2 * self.capacity));
+            let grown = grown.next_multiple_of(LANES);
+            // Both are rows of `capacity` (keys) or of `capacity · head_dim` (values) values
+            // with the first `len` (· head_dim) filled.
+            let regrow = |buffer: &[f32], row: usize, filled: usize, new_row: usize| {
+                let mut new = vec![0.0; buffer.len() / row * new_row];
+                for (old, new) in buffer.chunks_exact(row).zip(new.chunks_exact_mut(new_row)) {
+                    new[..filled].copy_from_slice(&old[..filled]);
+                }
+                new
+            };
+            self.keys = regrow(&self.keys, old, len, grown);
+            self.values = regrow(&self.values, old * d, len * d, grown * d);
+            self.capacity = grown;
+        }
+        let capacity = self.capacity;
+        for (i, (k, v)) in keys
+            .chunks_exact(heads * d)
+            .zip(values.chunks_exact(heads * d))
+            .take(n)
+            .enumerate()
+        {
+            let at = len + i;
+            for h in 0..heads {
+                for (c, &value) in k[h * d..(h + 1) * d].iter().enumerate() {
+                    self.keys[(h * d + c) * capacity + at] = value;
+                }
+                self.values[(h * capacity + at) * d..][..d].copy_from_slice(&v[h * d..(h + 1) * d]);
+            }
+        }
+        self.len = total;
+    }
+
+    /// Head `h`'s keys, `[head_dim, capacity]` (the first `len` of each row filled).
+    fn keys(&self, h: usize) -> &[f32] {
+        &self.keys[h * self.head_dim * self.capacity..][..self.head_dim * self.capacity]
+    }
+
+    /// Head `h`'s filled values, `[len, head_dim]`.
+    fn values(&self, h: usize) -> &[f32] {
+        &self.values[h * self.capacity * self.head_dim..][..self.len * self.head_dim]
+    }
+
+    /// The filled keys and values as `[1, heads, len, head_dim]` tensors.
+    fn tensors(&self, device: &Device) -> (Tensor<4>, Tensor<4>) {
+        let (d, len) = (self.head_dim, self.len);
+        let mut keys = Vec::with_capacity(self.heads * len * d);
+        for h in 0..self.heads {
+            let rows = self.keys(h);
+            keys.extend((0..len).flat_map(|j| (0..d).map(move |c| rows[c * self.capacity + j])));
+        }
+        let values: Vec<f32> = (0..self.heads)
+            .flat_map(|h| self.values(h).iter().copied())
+            .collect();
+        let tensor =
+            |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [1, self.heads, len, d]), device);
+        (tensor(keys), tensor(values))
+    }
+}
+
 impl LayerCache {
-    /// Appends `keys` and `values` (`[1, kv_heads, n, head_dim]`) after the filled positions,
-    /// and returns views of every filled position.
+    fn len(&self) -> usize {
+        match self {
+            LayerCache::Tensors { len, .. } => *len,
+            LayerCache::Host(host) => host.len,
+        }
+    }
+
+    fn truncate(&mut self, to: usize) {
+        match self {
+            LayerCache::Tensors { len, .. } => *len = (*len).min(to),
+            LayerCache::Host(host) => host.len = host.len.min(to),
+        }
+    }
+
+    /// Appends `keys` and `values` (`[b, kv_heads, n, head_dim]`) after the filled positions,
+    /// and returns every filled position as tensors of the same form.
     fn append(
         cache: &mut Option<LayerCache>,
         keys: Tensor<4>,
         values: Tensor<4>,
     ) -> (Tensor<4>, Tensor<4>) {
         let [b, heads, n, d] = keys.dims();
-        let mut layer = match cache.take() {
-            Some(layer) => layer,
-            None => {
-                let device = keys.device();
-                LayerCache {
-                    keys: Tensor::zeros([b, heads, n + CACHE_HEADROOM, d], &device),
-                    values: Tensor::zeros([b, heads, n + CACHE_HEADROOM, d], &device),
-                    len: 0,
-                }
-            }
+        let device = keys.device();
+        let on_cpu = matches!(device.as_dispatch(), DispatchDevice::Flex(_));
+        if cache.is_none() && on_cpu && b == 1 {
+            *cache = Some(LayerCache::Host(HostCache::new(
+                heads,
+                d,
+                n + CACHE_HEADROOM,
+            )));
+        }
+        if let Some(LayerCache::Host(host)) = cache {
+            // Position by position, as `HostCache::append` takes them.
+            let by_position = |t: Tensor<4>| {
+                t.swap_dims(1, 2)
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .expect("f32 activations")
+            };
+            host.append(&by_position(keys), &by_position(values), n);
+            return host.tensors(&device);
+        }
+        let (mut keys_buffer, mut values_buffer, len) = match cache.take() {
+            Some(LayerCache::Tensors { keys, values, len }) => (keys, values, len),
+            _ => (
+                Tensor::zeros([b, heads, n + CACHE_HEADROOM, d], &device),
+                Tensor::zeros([b, heads, n + CACHE_HEADROOM, d], &device),
+                0,
+            ),
         };
-        let total = layer.len + n;
-        let capacity = layer.keys.dims()[2];
+        let total = len + n;
+        let capacity = keys_buffer.dims()[2];
         if total > capacity {
             let grown = total.max(2 * capacity);
             let grow = |buffer: Tensor<4>| {
-                let extra = Tensor::zeros([b, heads, grown - layer.len, d], &buffer.device());
-                Tensor::cat(vec![buffer.narrow(2, 0, layer.len), extra], 2)
+                let extra = Tensor::zeros([b, heads, grown - len, d], &buffer.device());
+                Tensor::cat(vec![buffer.narrow(2, 0, len), extra], 2)
             };
-            layer.keys = grow(layer.keys);
-            layer.values = grow(layer.values);
+            keys_buffer = grow(keys_buffer);
+            values_buffer = grow(values_buffer);
         }
-        // Only the cache holds the buffers here (the last step's views are gone), so the CPU
-        // backend writes in place.
-        let at = [0..b, 0..heads, layer.len..total, 0..d];
-        layer.keys = layer.keys.slice_assign(at.clone(), keys);
-        layer.values = layer.values.slice_assign(at, values);
-        layer.len = total;
+        // Only the cache holds the buffers here (the last step's views are gone), so the
+        // backend writes in place where it can.
+        let at = [0..b, 0..heads, len..total, 0..d];
+        keys_buffer = keys_buffer.slice_assign(at.clone(), keys);
+        values_buffer = values_buffer.slice_assign(at, values);
         let views = (
-            layer.keys.clone().narrow(2, 0, total),
-            layer.values.clone().narrow(2, 0, total),
+            keys_buffer.clone().narrow(2, 0, total),
+            values_buffer.clone().narrow(2, 0, total),
         );
-        *cache = Some(layer);
+        *cache = Some(LayerCache::Tensors {
+            keys: keys_buffer,
+            values: values_buffer,
+            len: total,
+        });
         views
     }
 }
@@ -313,7 +450,7 @@ impl KvCache {
         self.layers
             .first()
             .and_then(|l| l.as_ref())
-            .map_or(0, |layer| layer.len)
+            .map_or(0, LayerCache::len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -327,7 +464,7 @@ impl KvCache {
             if len == 0 {
                 *layer = None;
             } else if let Some(layer) = layer {
-                layer.len = layer.len.min(len);
+                layer.truncate(len);
             }
         }
     }
@@ -445,6 +582,43 @@ impl Attention {
         self.o.forward(self.attend([q, k, v], start, cache))
     }
 
+    /// [`Attention::attend`] for one sequence on the CPU, on host values: `queries` `[len,
+    /// heads · head_dim]` (rotated) over the `host` cache, which already holds their
+    /// positions' keys and values; the heads' contexts side by side, `[len, hidden]`. The
+    /// same arithmetic as the tensor form (scores divided by √head_dim, the softmax's
+    /// maximum subtracted), without its two dozen tensor operations per layer.
+    fn attend_host(&self, queries: &[f32], start: usize, host: &HostCache) -> Vec<f32> {
+        let (heads, d) = (self.heads, host.head_dim);
+        let group = heads / self.kv_heads;
+        let mut context = vec![0.0f32; queries.len()];
+        let mut scores = vec![0.0f32; HEADS_TOGETHER * host.len.next_multiple_of(LANES)];
+        for (i, (query, out)) in queries
+            .chunks_exact(heads * d)
+            .zip(context.chunks_exact_mut(heads * d))
+            .enumerate()
+        {
+            // Query `i` sees its own position and every one before it.
+            let visible = start + i + 1;
+            for kv in 0..self.kv_heads {
+                // The query heads that share this key/value head, a few at a time, so that
+                // each key and value is read once for all of them.
+                for first in (0..group).step_by(HEADS_TOGETHER) {
+                    let n = HEADS_TOGETHER.min(group - first);
+                    let heads = (kv * group + first) * d..(kv * group + first + n) * d;
+                    let (q, out) = (&query[heads.clone()], &mut out[heads]);
+                    let args = (host, kv, visible, &mut scores[..]);
+                    match n {
+                        1 => attend_heads::<1>(q, out, args),
+                        2 => attend_heads::<2>(q, out, args),
+                        3 => attend_heads::<3>(q, out, args),
+                        _ => attend_heads::<4>(q, out, args),
+                    }
+                }
+            }
+        }
+        context
+    }
+
     /// The queries `[b, heads, len, head_dim]` over the cache with the keys and values
     /// (`[b, kv_heads, len, head_dim]`) appended: the heads' contexts side by side,
     /// `[b, len, hidden]`, before the output projection.
@@ -480,6 +654,83 @@ impl Attention {
     }
 }
 
+/// Query heads of a key/value head taken together by [`Attention::attend_host`].
+const HEADS_TOGETHER: usize = 4;
+
+/// `N` query heads (`queries`, `[N, head_dim]`) over the first `visible` positions of key/value
+/// head `kv` of the cache, added into `out` (`[N, head_dim]`); `room` holds their scores.
+#[inline(always)]
+fn attend_heads<const N: usize>(
+    queries: &[f32],
+    out: &mut [f32],
+    (host, kv, visible, room): (&HostCache, usize, usize, &mut [f32]),
+) {
+    let (d, capacity) = (host.head_dim, host.capacity);
+    let (keys, values) = (host.keys(kv), host.values(kv));
+    let root = (d as f32).sqrt();
+    let padded = visible.next_multiple_of(LANES);
+    let mut rows = room[..N * padded].chunks_exact_mut(padded);
+    let mut scores: [&mut [f32]; N] = std::array::from_fn(|_| rows.next().unwrap());
+    let q: [&[f32]; N] = std::array::from_fn(|t| &queries[t * d..(t + 1) * d]);
+    // Sixteen positions at a time, every head's sums held in registers over the query's
+    // values (key rows are padded to a multiple of sixteen positions).
+    for chunk in 0..padded / LANES {
+        let mut sums = [[0.0f32; LANES]; N];
+        for (c, row) in keys.chunks_exact(capacity).enumerate() {
+            let row = &row[chunk * LANES..][..LANES];
+            for (sums, q) in sums.iter_mut().zip(&q) {
+                let qc = q[c];
+                for (sum, &key) in sums.iter_mut().zip(row) {
+                    *sum += qc * key;
+                }
+            }
+        }
+        for (scores, sums) in scores.iter_mut().zip(&sums) {
+            scores[chunk * LANES..][..LANES].copy_from_slice(sums);
+        }
+    }
+    // Softmax, as the tensor form computes it: divided by √head_dim, the maximum subtracted.
+    for scores in scores.iter_mut() {
+        let scores = &mut scores[..visible];
+        let mut max = f32::NEG_INFINITY;
+        for score in scores.iter_mut() {
+            *score /= root;
+            max = max.max(*score);
+        }
+        for score in scores.iter_mut() {
+            *score = exp(*score - max);
+        }
+        let sum: f32 = scores.iter().sum();
+        for score in scores.iter_mut() {
+            *score /= sum;
+        }
+    }
+    // Four positions' values at a time into each head's context.
+    let quads = visible / 4;
+    for (j, v) in values.chunks_exact(4 * d).take(quads).enumerate() {
+        let (v0, v1, v2, v3) = (&v[..d], &v[d..2 * d], &v[2 * d..3 * d], &v[3 * d..]);
+        for (scores, out) in scores.iter().zip(out.chunks_exact_mut(d)) {
+            let w = &scores[4 * j..4 * j + 4];
+            for ((((o, a), b), c), e) in out.iter_mut().zip(v0).zip(v1).zip(v2).zip(v3) {
+                *o += w[0] * a + w[1] * b + w[2] * c + w[3] * e;
+            }
+        }
+    }
+    for (j, value) in values
+        .chunks_exact(d)
+        .enumerate()
+        .take(visible)
+        .skip(4 * quads)
+    {
+        for (scores, out) in scores.iter().zip(out.chunks_exact_mut(d)) {
+            let weight = scores[j];
+            for (o, v) in out.iter_mut().zip(value) {
+                *o += weight * v;
+            }
+        }
+    }
+}
+
 impl Block {
     fn forward(
         &self,
@@ -499,12 +750,11 @@ impl Block {
     }
 
     /// The block for a few positions on the CPU (decoding): the norms, the seven products,
-    /// the rotation, the gating and the residual adds run on the values, and only attention
-    /// over the cache is tensor operations; this replaces about 90 small tensor operations per
-    /// block (each allocating, on inputs of a few hundred values) with about 25, most of them
-    /// attention's. `None` where
-    /// the block runs as tensor operations: other devices, f32 weights, or a prompt (which
-    /// the backend's matrix product serves better).
+    /// the rotation, attention over the cache, the gating and the residual adds all run on
+    /// the values; this replaces about 90 small tensor operations per block (each allocating,
+    /// on inputs of a few hundred values), and attention's two dozen. `None` where the block
+    /// runs as tensor operations: other devices, f32 weights, or a prompt (which the backend's
+    /// matrix product serves better).
     fn decode_on_values(
         &self,
         x: &Tensor<3>,
@@ -531,8 +781,9 @@ impl Block {
         if m >= GEMM_FROM_ROWS || rotation.tensors.is_some() {
             return None;
         }
-        let product = |w: &BlockMatrix, values: &[f32]| {
-            super::profile::timed_product(w.dims(), || w.dot_values(values, m))
+        // Products that share their input (q, k and v; gate and up) share its quantization.
+        let product = |w: &BlockMatrix, x: &SharedRows| {
+            super::profile::timed(Part::Product(w.dims()), || w.dot_values(x, m))
         };
         let device = x.device();
         let mut residual = x
@@ -544,39 +795,62 @@ impl Block {
         let normed = rms_norm_values(&residual, &self.attn_norm);
         let (heads, kv_heads) = (self.attn.heads, self.attn.kv_heads);
         let head_dim = hidden / heads;
+        let normed = SharedRows::new(&normed);
         let mut queries = product(q, &normed);
         let mut keys = product(k, &normed);
         let values = product(v, &normed);
         rotation.rotate_values(&mut queries, heads);
         rotation.rotate_values(&mut keys, kv_heads);
-        let split = |values: Vec<f32>, heads: usize| {
-            Tensor::<4>::from_data(TensorData::new(values, [b, len, heads, head_dim]), &device)
-                .swap_dims(1, 2)
-        };
-        let qkv = [
-            split(queries, heads),
-            split(keys, kv_heads),
-            split(values, kv_heads),
-        ];
-        let context = self.attn.attend(qkv, start, cache).into_data();
-        let context = context.as_slice::<f32>().expect("f32 activations");
-        for (r, a) in residual.iter_mut().zip(product(o, context)) {
+        let context = super::profile::timed(Part::Attention, || match cache {
+            Some(LayerCache::Host(host)) if b == 1 => {
+                host.append(&keys, &values, len);
+                self.attn.attend_host(&queries, start, host)
+            }
+            _ => {
+                let split = |values: Vec<f32>, heads: usize| {
+                    Tensor::<4>::from_data(
+                        TensorData::new(values, [b, len, heads, head_dim]),
+                        &device,
+                    )
+                    .swap_dims(1, 2)
+                };
+                let qkv = [
+                    split(queries, heads),
+                    split(keys, kv_heads),
+                    split(values, kv_heads),
+                ];
+                self.attn
+                    .attend(qkv, start, cache)
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .expect("f32 activations")
+            }
+        });
+        let context = &context[..];
+        for (r, a) in residual
+            .iter_mut()
+            .zip(product(o, &SharedRows::new(context)))
+        {
             *r += a;
         }
 
         let normed = rms_norm_values(&residual, &self.ffn_norm);
+        let normed = SharedRows::new(&normed);
         let mut gated = product(gate, &normed);
         for (g, u) in gated.iter_mut().zip(product(up, &normed)) {
-            // SiLU as burn's CPU backend computes it, then the gate.
+            // SiLU in the form burn's CPU backend computes it, then the gate.
+            let e = exp(-g.abs());
             let sigmoid = if *g >= 0.0 {
-                1.0 / (1.0 + (-*g).exp())
+                1.0 / (1.0 + e)
             } else {
-                let e = g.exp();
                 e / (1.0 + e)
             };
             *g = *g * sigmoid * u;
         }
-        for (r, f) in residual.iter_mut().zip(product(down, &gated)) {
+        for (r, f) in residual
+            .iter_mut()
+            .zip(product(down, &SharedRows::new(&gated)))
+        {
             *r += f;
         }
         Some(Tensor::from_data(
@@ -584,6 +858,33 @@ impl Block {
             &device,
         ))
     }
+}
+
+/// `eˣ` within 2 ulp for the arguments a decoded token's softmax and SiLU take (at most 0, and
+/// above −87 where it matters: smaller ones give about 1e−38 instead of less), in arithmetic the
+/// compiler vectorizes: `f32::exp` is a call per value into the platform's libm, about 10 ns
+/// each in wasm, and a token takes about 100,000 of them. `x = k·ln 2 + r` with `|r| ≤ ln 2 / 2`
+/// (ln 2 in two parts, so `r` is exact), `eʳ` by its Taylor polynomial of degree 7 (relative
+/// error below 1e−8), and `2ᵏ` put in the exponent's bits.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    // Adding 1.5·2²³ rounds to an integer, which then sits in the low bits of the sum.
+    const ROUND: f32 = 12_582_912.0;
+    const LN2_HIGH: f32 = 0.693_145_75;
+    const LN2_LOW: f32 = 1.428_606_8e-6;
+    let x = if x < -87.0 { -87.0 } else { x };
+    let x = if x > 88.0 { 88.0 } else { x };
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let k = shifted - ROUND;
+    let n = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    let r = (x - k * LN2_HIGH) - k * LN2_LOW;
+    let p = 1.0
+        + r * (1.0
+            + r * (1.0 / 2.0
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    p * f32::from_bits(((n + 127) as u32) << 23)
 }
 
 /// [`RmsNorm::forward`] on host rows (the last dimension being the norm's width).
@@ -880,6 +1181,23 @@ mod tests {
         }
         b.string_array_kv("tokenizer.ggml.tokens", &vec!["t"; tokens])
             .build()
+    }
+
+    #[test]
+    fn exp_is_within_two_ulp_of_the_platform_exp() {
+        let (mut x, mut worst) = (-87.0f32, (0.0f32, 0.0f32));
+        while x <= 88.0 {
+            let (got, expected) = (exp(x), x.exp());
+            let ulp = f32::from_bits(expected.to_bits() + 1) - expected;
+            let error = (got - expected).abs() / ulp;
+            if error > worst.0 {
+                worst = (error, x);
+            }
+            x += 0.000_37;
+        }
+        assert!(worst.0 <= 2.0, "{} ulp at {}", worst.0, worst.1);
+        assert_eq!(exp(0.0), 1.0);
+        assert!(exp(-1000.0) < 1e-37 && exp(-1000.0) > 0.0);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Where a decoded token's CPU time goes: each weight matrix's product (grouped by role: the
 //! attention's q, k, v, o, the feed-forward's gate, up and down, the output projection onto
-//! the vocabulary) and the rest of the step (attention over the cache, RoPE, norms, SiLU, the
+//! the vocabulary), attention over the cache, and the rest of the step (RoPE, norms, SiLU, the
 //! residual adds, the embedding row, the argmax). Natively `glimpse bench --profile`, in the
 //! browser `Glimpse.captionProfile()`, with the same clock-passing as
 //! [`crate::vision::profile`]. The CPU backend computes each product before it returns, so a
@@ -14,16 +14,28 @@ use serde::Serialize;
 use super::llama::{KvCache, Llama};
 use crate::vision::profile::Spread;
 
-/// A running profile's clock and each product's `(dims, ms)`.
-type ProductTimes = (fn() -> f64, Vec<([usize; 2], f64)>);
+/// A part of a decoded token that is timed apart.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Part {
+    /// The product with a `[rows, cols]` weight matrix.
+    Product([usize; 2]),
+    /// A layer's attention over its cache.
+    Attention,
+}
+
+/// What the profile calls attention over the cache.
+const ATTENTION: &str = "attention over the cache";
+
+/// A running profile's clock and each timed part's `(part, ms)`.
+type ProductTimes = (fn() -> f64, Vec<(Part, f64)>);
 
 thread_local! {
     /// While a profile runs on this thread: its clock and the products timed so far.
     static PRODUCTS: RefCell<Option<ProductTimes>> = const { RefCell::new(None) };
 }
 
-/// Runs the product `f` of a `dims` matrix, timing it when a profile is running here.
-pub(crate) fn timed_product<T>(dims: [usize; 2], f: impl FnOnce() -> T) -> T {
+/// Runs `f`, the part `part` of a step, timing it when a profile is running here.
+pub(crate) fn timed<T>(part: Part, f: impl FnOnce() -> T) -> T {
     let Some(now) = PRODUCTS.with_borrow(|p| p.as_ref().map(|(now, _)| *now)) else {
         return f();
     };
@@ -32,7 +44,7 @@ pub(crate) fn timed_product<T>(dims: [usize; 2], f: impl FnOnce() -> T) -> T {
     let ms = now() - start;
     PRODUCTS.with_borrow_mut(|p| {
         if let Some((_, times)) = p {
-            times.push((dims, ms));
+            times.push((part, ms));
         }
     });
     out
@@ -51,9 +63,10 @@ pub fn synthetic_prompt(len: usize) -> Vec<u32> {
 /// Milliseconds per decoded token.
 #[derive(Debug, Clone, Serialize)]
 pub struct DecodeProfile {
-    /// Each role's products (its matrices in every layer), per token, e.g. `"q, o (576×576)"`.
+    /// Each role's products (its matrices in every layer), per token, e.g. `"q, o (576×576)"`,
+    /// and every layer's attention over the cache (`"attention over the cache"`).
     pub products: BTreeMap<String, Spread>,
-    /// Everything in the step that is not a product.
+    /// Everything in the step that is neither a product nor attention over the cache.
     pub rest: Spread,
     /// The whole step.
     pub step: Spread,
@@ -86,8 +99,12 @@ pub fn profile_decode(
         let step = now() - start;
         let products = PRODUCTS.take().map(|(_, times)| times).unwrap_or_default();
         let mut sums: BTreeMap<String, f64> = roles.values().map(|r| (r.clone(), 0.0)).collect();
-        for (dims, ms) in &products {
-            let role = roles.get(dims).cloned().unwrap_or_else(|| shape(*dims));
+        sums.insert(ATTENTION.into(), 0.0);
+        for (part, ms) in &products {
+            let role = match part {
+                Part::Product(dims) => roles.get(dims).cloned().unwrap_or_else(|| shape(*dims)),
+                Part::Attention => ATTENTION.into(),
+            };
             *sums.entry(role).or_default() += ms;
         }
         rest.push(step - sums.values().sum::<f64>());
@@ -137,11 +154,15 @@ mod tests {
         fn clock() -> f64 {
             7.0
         }
-        assert_eq!(timed_product([2, 3], || 5), 5);
+        assert_eq!(timed(Part::Product([2, 3]), || 5), 5);
         assert!(PRODUCTS.with_borrow(|p| p.is_none()));
         PRODUCTS.set(Some((clock, Vec::new())));
-        timed_product([2, 3], || ());
+        timed(Part::Product([2, 3]), || ());
+        timed(Part::Attention, || ());
         let (_, times) = PRODUCTS.take().unwrap();
-        assert_eq!(times, vec![([2, 3], 0.0)]);
+        assert_eq!(
+            times,
+            vec![(Part::Product([2, 3]), 0.0), (Part::Attention, 0.0)]
+        );
     }
 }

@@ -5,9 +5,10 @@
 //! host memory, which on the CPU backend is the device memory. Products with it decode one row
 //! (at most a few kB) at a time:
 //!
-//! - few activation rows (decoding): Q4_0, Q4_1 and Q8_0 rows are dotted block by block with
-//!   the activation rows quantized to 8 bits, in integer arithmetic ([`super::intdot`]); other
-//!   types decode each weight row into a small buffer dotted with every activation row;
+//! - few activation rows (decoding): Q4_0, Q4_1 and Q8_0 rows, regrouped at load four rows
+//!   to a group with f32 scales, are dotted block by block with the activation rows quantized
+//!   to 16 bits, in integer arithmetic ([`super::intdot`]); other types decode each weight row
+//!   into a small buffer dotted with every activation row;
 //! - many activation rows (a prompt): a tile of rows is decoded and multiplied with the
 //!   backend's own matrix product, so the prompt still runs on its tuned GEMM while never more
 //!   than one tile of f32 weights exists.
@@ -29,7 +30,7 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use super::blocks::{dequantize_into, half_to_f32};
 use super::gguf::{GgmlType, GgufError};
-use super::intdot::{BLOCK, QRows, block_dots};
+use super::intdot::{BLOCK, GROUP, RowGroups, SharedRows};
 use crate::runtime::for_each_chunk;
 
 /// Activation rows from which a product switches from row dots to tiles on the backend's GEMM.
@@ -38,10 +39,11 @@ pub(crate) const GEMM_FROM_ROWS: usize = 8;
 const TILE_VALUES: usize = 1 << 20;
 /// Weight rows per parallel task when decoding rows for the GEMM path.
 const ROWS_PER_TASK: usize = 16;
-/// Weight rows per parallel task on the dot path: about 20 kB of Q4_1 at the model's width,
-/// so that splitting costs little beside the work (SmolLM2's 204,672 weight rows per token
-/// would be 12,792 tasks of 16).
+/// Weight rows per parallel task on the dot path (whole groups): about 28 kB of regrouped Q4_1
+/// at the model's width, so that splitting costs little beside the work (SmolLM2's 204,672
+/// weight rows per token would be 12,792 tasks of 16).
 const DOT_ROWS_PER_TASK: usize = 64;
+const _: () = assert!(DOT_ROWS_PER_TASK.is_multiple_of(GROUP));
 
 /// The least multiply-adds a product is split over threads for. Waking a thread costs more
 /// than a small product: a few microseconds natively, far more in the browser, whose pool
@@ -54,14 +56,20 @@ const PARALLEL_MIN_PRODUCTS: usize = if cfg!(target_arch = "wasm32") {
     1 << 18
 };
 
-/// A `[rows, cols]` matrix stored as GGUF blocks, row after row.
+/// A `[rows, cols]` matrix stored as GGUF blocks: regrouped for the integer products where
+/// there are some for the type, else row after row as the file has them.
 #[derive(Clone)]
 pub struct BlockMatrix {
     ggml_type: GgmlType,
     rows: usize,
     cols: usize,
-    row_bytes: usize,
-    data: Vec<u8>,
+    blocks: Blocks,
+}
+
+#[derive(Clone)]
+enum Blocks {
+    Groups(RowGroups),
+    Rows { row_bytes: usize, data: Vec<u8> },
 }
 
 impl std::fmt::Debug for BlockMatrix {
@@ -95,12 +103,18 @@ impl BlockMatrix {
         if rows > 0 {
             dequantize_into(ggml_type, &data[..row_bytes], &mut vec![0.0; cols])?;
         }
+        let blocks = match RowGroups::new(ggml_type, rows, cols, data) {
+            Some(groups) => Blocks::Groups(groups),
+            None => Blocks::Rows {
+                row_bytes,
+                data: data.to_vec(),
+            },
+        };
         Ok(Self {
             ggml_type,
             rows,
             cols,
-            row_bytes,
-            data: data.to_vec(),
+            blocks,
         })
     }
 
@@ -114,12 +128,20 @@ impl BlockMatrix {
 
     /// Bytes held, scales included.
     pub fn bytes(&self) -> usize {
-        self.data.len()
+        match &self.blocks {
+            Blocks::Groups(groups) => groups.bytes(),
+            Blocks::Rows { data, .. } => data.len(),
+        }
     }
 
     fn row_into(&self, row: usize, out: &mut [f32]) {
-        let bytes = &self.data[row * self.row_bytes..(row + 1) * self.row_bytes];
-        dequantize_into(self.ggml_type, bytes, out).expect("the type was checked in `new`");
+        match &self.blocks {
+            Blocks::Groups(groups) => groups.row_into(row, out),
+            Blocks::Rows { row_bytes, data } => {
+                let bytes = &data[row * row_bytes..(row + 1) * row_bytes];
+                dequantize_into(self.ggml_type, bytes, out).expect("the type was checked in `new`");
+            }
+        }
     }
 
     /// The given rows, decoded: `[ids.len(), cols]` row-major.
@@ -144,26 +166,24 @@ impl BlockMatrix {
 
     /// `x · Wᵀ` for host values `x` `[m, cols]`: `[m, rows]`. For fewer than
     /// [`GEMM_FROM_ROWS`] rows (decoding); more belong on the backend's matrix product.
-    pub fn dot_values(&self, x: &[f32], m: usize) -> Vec<f32> {
+    pub fn dot_values(&self, x: &SharedRows, m: usize) -> Vec<f32> {
         debug_assert!(m < GEMM_FROM_ROWS);
         self.dot_rows(x, m)
     }
 
     /// `x · Wᵀ` for `x` of shape `[m, cols]` (row-major): `[m, rows]`, row-major.
-    fn dot_rows(&self, x: &[f32], m: usize) -> Vec<f32> {
-        let cols = self.cols;
+    fn dot_rows(&self, shared: &SharedRows, m: usize) -> Vec<f32> {
+        let (cols, x) = (self.cols, shared.values());
         // Computed transposed, `[rows, m]`, so that each task owns a run of weight rows.
         let mut yt = vec![0.0f32; self.rows * m];
-        let quantized = matches!(
-            self.ggml_type,
-            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0
-        )
-        .then(|| QRows::quantize(x, cols));
+        let quantized = match &self.blocks {
+            Blocks::Groups(groups) => Some((groups, groups.quantized(shared))),
+            Blocks::Rows { .. } => None,
+        };
         let task = |(i, chunk): (usize, &mut [f32])| {
             let first = i * DOT_ROWS_PER_TASK;
-            let rows = &self.data[first * self.row_bytes..];
             match &quantized {
-                Some(xq) => block_dots(self.ggml_type, rows, self.row_bytes, xq, chunk),
+                Some((groups, xq)) => groups.dots(xq, first, chunk),
                 None => {
                     let mut row = vec![0.0f32; cols];
                     for (k, out) in chunk.chunks_exact_mut(m).enumerate() {
@@ -207,7 +227,7 @@ impl BlockMatrix {
         }
         let data = x.into_data();
         let values = data.as_slice::<f32>().expect("f32 activations");
-        let y = self.dot_rows(values, m);
+        let y = self.dot_rows(&SharedRows::new(values), m);
         Tensor::from_data(TensorData::new(y, [batch, len, self.rows]), &device)
     }
 
@@ -400,6 +420,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::*;
     use crate::caption::blocks::dequantize;
+    use crate::caption::intdot::quantized_activations;
 
     /// A Q4_1 matrix of `rows` rows of 64 values with varied scales, offsets and nibbles.
     fn q4_1(rows: usize) -> Vec<u8> {
@@ -415,7 +436,7 @@ mod tests {
     }
 
     /// `forward(x)` against the f32 product with `weight` for an `m`-row input; with
-    /// `int8_activations`, against the product with the input as its 8-bit blocks hold it.
+    /// `int8_activations`, against the product with the input as its 16-bit blocks hold it.
     #[allow(clippy::too_many_arguments)]
     fn assert_products(
         forward: impl Fn(Tensor<3>) -> Tensor<3>,
@@ -430,7 +451,7 @@ mod tests {
             .map(|i| ((i * 37) % 19) as f32 / 9.0 - 1.0)
             .collect();
         let expected = if int8_activations {
-            reference(weight, &QRows::quantize(&x, cols).dequantized(), rows, cols)
+            reference(weight, &quantized_activations(&x, cols), rows, cols)
         } else {
             reference(weight, &x, rows, cols)
         };
@@ -472,7 +493,18 @@ mod tests {
         ] {
             let weight = dequantize(ggml_type, &data).unwrap();
             let matrix = BlockMatrix::new(ggml_type, rows, cols, &data).unwrap();
-            assert_eq!(matrix.bytes(), data.len());
+            // Regrouped: four rows to a group with f32 scales (and offsets), padded to a whole
+            // group.
+            let group_block = match ggml_type {
+                GgmlType::Q8_0 => 16 + 4 * 32,
+                GgmlType::F16 => 0,
+                _ => 32 + 4 * 16,
+            };
+            let expected_bytes = match group_block {
+                0 => data.len(),
+                n => rows.div_ceil(GROUP) * cols / BLOCK * n,
+            };
+            assert_eq!(matrix.bytes(), expected_bytes, "{ggml_type:?}");
             for m in [1, 3, GEMM_FROM_ROWS + 1] {
                 let label = format!("{ggml_type:?} m={m}");
                 let got = |x| matrix.forward(x);

@@ -207,7 +207,7 @@ pub fn print_profile(profile: &DecodeProfile, threads: usize) {
     }
     let r = &profile.rest;
     println!(
-        "| the rest (attention over the cache, RoPE, norms, SiLU, adds, embedding, argmax) | {:.2} | {:.2} |",
+        "| the rest (RoPE, norms, SiLU, adds, embedding, argmax) | {:.2} | {:.2} |",
         r.median, r.min
     );
     let s = &profile.step;
