@@ -356,6 +356,26 @@ fn each_group(
     }
 }
 
+/// The blocks of a group for a SIMD kernel of nibbles or bytes, and the bytes of each, once
+/// `group` and `x` are checked to hold that many (their loads are unchecked).
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+#[inline(always)]
+fn checked_blocks<const NIBBLES: bool>(group: &[u8], x: &Row) -> (usize, usize) {
+    let width = if NIBBLES {
+        Width::Nibbles
+    } else {
+        Width::Bytes
+    };
+    let (blocks, gbb) = (x.scales.len(), width.group_block_bytes());
+    assert!(
+        group.len() == blocks * gbb && x.values.len() == blocks * BLOCK && x.sums.len() == blocks
+    );
+    (blocks, gbb)
+}
+
 fn f32_at(bytes: &[u8], at: usize) -> f32 {
     f32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
 }
@@ -396,7 +416,7 @@ fn group_dots_scalar(width: Width, group: &[u8], x: Row) -> [f32; GROUP] {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{BLOCK, GROUP, QRows, Row, RowGroups, Width, each_group};
+    use super::{BLOCK, GROUP, QRows, Row, RowGroups, checked_blocks, each_group};
 
     /// 8 lanes of 32-bit sums of two 16-bit products each, added to `acc`.
     #[inline]
@@ -419,18 +439,7 @@ mod x86 {
             #[inline]
             #[target_feature(enable = $features)]
             fn $group<const NIBBLES: bool>(group: &[u8], x: Row) -> [f32; GROUP] {
-                let width = if NIBBLES {
-                    Width::Nibbles
-                } else {
-                    Width::Bytes
-                };
-                let gbb = width.group_block_bytes();
-                let blocks = x.scales.len();
-                assert!(
-                    group.len() == blocks * gbb
-                        && x.values.len() == blocks * BLOCK
-                        && x.sums.len() == blocks
-                );
+                let (blocks, gbb) = checked_blocks::<NIBBLES>(group, &x);
                 let mask = _mm256_set1_epi16(0x000F);
                 // Nibbles 0 and 1 of each u16 lane in the low and high halves, then 2 and 3.
                 let (shift01, shift23) = (
@@ -520,24 +529,13 @@ mod x86 {
 mod wasm {
     use core::arch::wasm32::*;
 
-    use super::{BLOCK, GROUP, Row, Width};
+    use super::{BLOCK, GROUP, Row, checked_blocks};
 
     /// Per block: each row's 32 products in four `i32x4.dot_i16x8`, the four rows' sums
     /// transposed into one vector, scaled and accumulated together.
     #[inline(always)]
     pub fn group_dots<const NIBBLES: bool>(group: &[u8], x: Row) -> [f32; GROUP] {
-        let width = if NIBBLES {
-            Width::Nibbles
-        } else {
-            Width::Bytes
-        };
-        let gbb = width.group_block_bytes();
-        let blocks = x.scales.len();
-        assert!(
-            group.len() == blocks * gbb
-                && x.values.len() == blocks * BLOCK
-                && x.sums.len() == blocks
-        );
+        let (blocks, gbb) = checked_blocks::<NIBBLES>(group, &x);
         let mask = u16x8_splat(0x000F);
         // Two accumulators, for the products and for the offsets, so that the adds overlap.
         let (mut acc, mut offsets) = (f32x4_splat(0.0), f32x4_splat(0.0));
