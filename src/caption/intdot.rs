@@ -147,7 +147,6 @@ impl RowGroups {
         let (group, r) = (row / GROUP, row % GROUP);
         let gbb = self.width.group_block_bytes();
         let data = &self.data[group * self.group_bytes()..(group + 1) * self.group_bytes()];
-        let f32_at = |b: &[u8], at: usize| f32::from_le_bytes(b[at..at + 4].try_into().unwrap());
         for (block, out) in data.chunks_exact(gbb).zip(out.chunks_exact_mut(BLOCK)) {
             let d = f32_at(block, 4 * r);
             let n = self.width.row_values_bytes();

@@ -401,7 +401,6 @@ impl LayerCache {
             let by_position = |t: Tensor<4>| {
                 t.swap_dims(1, 2)
                     .into_data()
-                    .convert::<f32>()
                     .try_into_vec::<f32>()
                     .expect("f32 activations")
             };
@@ -826,10 +825,9 @@ impl Block {
                     .expect("f32 activations")
             }
         });
-        let context = &context[..];
         for (r, a) in residual
             .iter_mut()
-            .zip(product(o, &SharedRows::new(context)))
+            .zip(product(o, &SharedRows::new(&context)))
         {
             *r += a;
         }
