@@ -298,8 +298,7 @@ impl Peer {
                 model.display()
             )));
         }
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/bench_onnxruntime.py");
+        let script = repository_file("tests/reference/bench_onnxruntime.py");
         let python = python(args);
         let mut child = Command::new(&python)
             .arg(&script)
@@ -417,4 +416,19 @@ fn print_table(args: &BenchArgs, runs: usize, preprocess: &Stats, rows: &[Row], 
 
 fn ms_since(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1000.0
+}
+
+/// `relative` in the checkout the bench is run from (the working directory or a folder above
+/// it), else in the one the binary was built from. The build's own path alone is not enough:
+/// the target directory is a cache shared by clones, so a binary built in one clone runs in
+/// another, where the first may be gone.
+fn repository_file(relative: &str) -> PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|dir| {
+            dir.ancestors()
+                .map(|d| d.join(relative))
+                .find(|path| path.exists())
+        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative))
 }
