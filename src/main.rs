@@ -130,8 +130,9 @@ pub struct BenchArgs {
     /// Timed runs per measurement, after warm-up.
     #[arg(long, default_value_t = 20)]
     pub runs: usize,
-    /// The image model's backends to measure, in this order; onnxruntime is measured beside
-    /// the first (lavapipe, Mesa's software Vulkan, takes minutes for the wgpu row).
+    /// The backends to measure, in this order, for the image model and the caption model;
+    /// onnxruntime is measured beside the first, candle beside the CPU (lavapipe, Mesa's
+    /// software Vulkan, takes minutes for the wgpu rows).
     #[arg(long, value_delimiter = ',', default_values = ["cpu", "wgpu"])]
     pub backends: Vec<Backend>,
     /// CPU threads for our CPU backend and for onnxruntime.

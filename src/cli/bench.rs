@@ -125,7 +125,12 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         let llm_runs = 3;
         let mut rows = Vec::new();
         let mut notes = Vec::new();
-        for kind in [BackendKind::Cpu, BackendKind::Wgpu] {
+        // The same backends as the image rows; candle beside the CPU.
+        let kinds = args.backends.iter().map(|backend| match backend {
+            Backend::Cpu => BackendKind::Cpu,
+            Backend::Wgpu => BackendKind::Wgpu,
+        });
+        for kind in kinds {
             match measure_glimpse(&dir, kind, args.threads.max(1), llm_runs) {
                 Ok(row) => rows.push(row),
                 Err(e) => notes.push(format!("glimpse {}: not measured: {e}", kind.name())),
