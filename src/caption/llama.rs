@@ -15,14 +15,16 @@
 //!
 //! Decoding on the CPU, a block's norms, products, rotation, attention over the cache, gating
 //! and residual adds run on the activations' values (`Block::decode_on_values`), the cache
-//! being host values there; everywhere else (a prompt, WebGPU, f32 weights) the block is burn
-//! operations throughout. The cache is written in place (`LayerCache`).
+//! being host values there, and the hidden state stays host values from one such block to the
+//! next; everywhere else (a prompt, WebGPU, f32 weights) the block is burn operations
+//! throughout. The cache is written in place (`LayerCache`).
 
 use burn::backend::DispatchDevice;
 use burn::module::Param;
 use burn::nn::{RmsNorm, RmsNormConfig};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use std::sync::OnceLock;
 
 use super::blocks::dequantize;
 use super::gguf::{Gguf, GgufError, TensorInfo, Value};
@@ -231,6 +233,10 @@ pub struct Block {
     pub attn: Attention,
     pub ffn_norm: RmsNorm,
     pub ffn: FeedForward,
+    /// The two norms' weights as host values, read from their tensors on the first token
+    /// decoded on values: reading a tensor back copies it through the backend, and a token
+    /// would do that 60 times.
+    norm_values: OnceLock<[Vec<f32>; 2]>,
 }
 
 #[derive(Debug, Clone)]
@@ -738,9 +744,6 @@ impl Block {
         rotation: &Rotation,
         cache: &mut Option<LayerCache>,
     ) -> Tensor<3> {
-        if let Some(decoded) = self.decode_on_values(&x, start, rotation, cache) {
-            return decoded;
-        }
         let x = x.clone()
             + self
                 .attn
@@ -748,19 +751,13 @@ impl Block {
         x.clone() + self.ffn.forward(self.ffn_norm.forward(x))
     }
 
-    /// The block for a few positions on the CPU (decoding): the norms, the seven products,
-    /// the rotation, attention over the cache, the gating and the residual adds all run on
-    /// the values; this replaces about 90 small tensor operations per block (each allocating,
-    /// on inputs of a few hundred values), and attention's two dozen. `None` where the block
-    /// runs as tensor operations: other devices, f32 weights, or a prompt (which the backend's
-    /// matrix product serves better).
-    fn decode_on_values(
-        &self,
-        x: &Tensor<3>,
-        start: usize,
-        rotation: &Rotation,
-        cache: &mut Option<LayerCache>,
-    ) -> Option<Tensor<3>> {
+    /// The block's seven matrices where it decodes `positions` on values
+    /// ([`Self::decode_on_values`]); `None` where it runs as tensor operations: other devices,
+    /// f32 weights, or a prompt (which the backend's matrix product serves better).
+    fn value_matrices(&self, positions: usize, rotation: &Rotation) -> Option<[&BlockMatrix; 7]> {
+        if positions >= GEMM_FROM_ROWS || rotation.tensors.is_some() {
+            return None;
+        }
         let matrices = [
             &self.attn.q,
             &self.attn.k,
@@ -774,24 +771,41 @@ impl Block {
             Matrix::Blocks(w) => Some(w),
             _ => None,
         });
-        let (q, k, v, o, gate, up, down) = (q?, k?, v?, o?, gate?, up?, down?);
-        let [b, len, hidden] = x.dims();
+        Some([q?, k?, v?, o?, gate?, up?, down?])
+    }
+
+    /// The block for a few positions on the CPU (decoding), on the hidden state's values
+    /// `[b, len, hidden]`: the norms, the seven products, the rotation, attention over the
+    /// cache, the gating and the residual adds; this replaces about 90 small tensor
+    /// operations per block (each allocating, on inputs of a few hundred values), and
+    /// attention's two dozen.
+    #[allow(clippy::too_many_arguments)]
+    fn decode_on_values(
+        &self,
+        [q, k, v, o, gate, up, down]: [&BlockMatrix; 7],
+        mut residual: Vec<f32>,
+        [b, len, hidden]: [usize; 3],
+        start: usize,
+        rotation: &Rotation,
+        cache: &mut Option<LayerCache>,
+        device: &Device,
+    ) -> Vec<f32> {
         let m = b * len;
-        if m >= GEMM_FROM_ROWS || rotation.tensors.is_some() {
-            return None;
-        }
         // Products that share their input (q, k and v; gate and up) share its quantization.
         let product = |w: &BlockMatrix, x: &SharedRows| {
             super::profile::timed(Part::Product(w.dims()), || w.dot_values(x, m))
         };
-        let device = x.device();
-        let mut residual = x
-            .clone()
-            .into_data()
-            .try_into_vec::<f32>()
-            .expect("f32 activations");
+        let [attn_gamma, ffn_gamma] = self.norm_values.get_or_init(|| {
+            [&self.attn_norm, &self.ffn_norm].map(|norm| {
+                norm.gamma
+                    .val()
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .expect("f32 norm weights")
+            })
+        });
 
-        let normed = rms_norm_values(&residual, &self.attn_norm);
+        let normed = rms_norm_values(&residual, attn_gamma, self.attn_norm.epsilon);
         let (heads, kv_heads) = (self.attn.heads, self.attn.kv_heads);
         let head_dim = hidden / heads;
         let normed = SharedRows::new(&normed);
@@ -809,7 +823,7 @@ impl Block {
                 let split = |values: Vec<f32>, heads: usize| {
                     Tensor::<4>::from_data(
                         TensorData::new(values, [b, len, heads, head_dim]),
-                        &device,
+                        device,
                     )
                     .swap_dims(1, 2)
                 };
@@ -832,7 +846,7 @@ impl Block {
             *r += a;
         }
 
-        let normed = rms_norm_values(&residual, &self.ffn_norm);
+        let normed = rms_norm_values(&residual, ffn_gamma, self.ffn_norm.epsilon);
         let normed = SharedRows::new(&normed);
         let mut gated = product(gate, &normed);
         for (g, u) in gated.iter_mut().zip(product(up, &normed)) {
@@ -851,10 +865,7 @@ impl Block {
         {
             *r += f;
         }
-        Some(Tensor::from_data(
-            TensorData::new(residual, [b, len, hidden]),
-            &device,
-        ))
+        residual
     }
 }
 
@@ -886,10 +897,8 @@ fn exp(x: f32) -> f32 {
 }
 
 /// [`RmsNorm::forward`] on host rows (the last dimension being the norm's width).
-fn rms_norm_values(x: &[f32], norm: &RmsNorm) -> Vec<f32> {
-    let gamma = norm.gamma.val().into_data();
-    let gamma = gamma.as_slice::<f32>().expect("f32 norm weights");
-    let epsilon = norm.epsilon as f32;
+fn rms_norm_values(x: &[f32], gamma: &[f32], epsilon: f64) -> Vec<f32> {
+    let epsilon = epsilon as f32;
     let mut out = Vec::with_capacity(x.len());
     for row in x.chunks_exact(gamma.len()) {
         let mean = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
@@ -1013,8 +1022,39 @@ impl Llama {
             .first()
             .map_or(hidden, |b| hidden / b.attn.heads);
         let rotation = Rotation::new(start, ids.len(), head_dim, self.rope_base, &self.device);
+        let dims = [1, ids.len(), hidden];
+        // The hidden state's values while blocks decode on them, handed back to a tensor only
+        // where a block does not (or at the end).
+        let mut values: Option<Vec<f32>> = None;
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            x = block.forward(x, start, &rotation, layer_cache);
+            match block.value_matrices(ids.len(), &rotation) {
+                Some(matrices) => {
+                    let residual = values.take().unwrap_or_else(|| {
+                        x.clone()
+                            .into_data()
+                            .try_into_vec::<f32>()
+                            .expect("f32 activations")
+                    });
+                    values = Some(block.decode_on_values(
+                        matrices,
+                        residual,
+                        dims,
+                        start,
+                        &rotation,
+                        layer_cache,
+                        &self.device,
+                    ));
+                }
+                None => {
+                    if let Some(values) = values.take() {
+                        x = Tensor::from_data(TensorData::new(values, dims), &self.device);
+                    }
+                    x = block.forward(x, start, &rotation, layer_cache);
+                }
+            }
+        }
+        if let Some(values) = values {
+            x = Tensor::from_data(TensorData::new(values, dims), &self.device);
         }
         self.norm.forward(x)
     }
@@ -1142,6 +1182,7 @@ pub fn load(
                     up: matrix(&name("ffn_up"), config.ffn, h)?,
                     down: matrix(&name("ffn_down"), h, config.ffn)?,
                 },
+                norm_values: OnceLock::new(),
             })
         })
         .collect::<Result<Vec<_>, GgufError>>()?;
