@@ -75,11 +75,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         }
     };
     let mut peer_row = None;
-    for backend in &args.backends {
-        let kind = match backend {
-            Backend::Cpu => BackendKind::Cpu,
-            Backend::Wgpu => BackendKind::Wgpu,
-        };
+    for kind in backend_kinds(args) {
         let device = match open_device(kind) {
             Ok(device) => device,
             Err(e) => {
@@ -126,11 +122,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         let mut rows = Vec::new();
         let mut notes = Vec::new();
         // The same backends as the image rows; candle beside the CPU.
-        let kinds = args.backends.iter().map(|backend| match backend {
-            Backend::Cpu => BackendKind::Cpu,
-            Backend::Wgpu => BackendKind::Wgpu,
-        });
-        for kind in kinds {
+        for kind in backend_kinds(args) {
             match measure_glimpse(&dir, kind, args.threads.max(1), llm_runs) {
                 Ok(row) => rows.push(row),
                 Err(e) => notes.push(format!("glimpse {}: not measured: {e}", kind.name())),
@@ -417,6 +409,14 @@ fn print_table(args: &BenchArgs, runs: usize, preprocess: &Stats, rows: &[Row], 
     for note in notes {
         println!("{note}");
     }
+}
+
+/// The backends `--backends` names, in its order.
+fn backend_kinds(args: &BenchArgs) -> impl Iterator<Item = BackendKind> + '_ {
+    args.backends.iter().map(|backend| match backend {
+        Backend::Cpu => BackendKind::Cpu,
+        Backend::Wgpu => BackendKind::Wgpu,
+    })
 }
 
 fn ms_since(start: Instant) -> f64 {
