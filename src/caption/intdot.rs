@@ -661,6 +661,16 @@ mod tests {
             .collect()
     }
 
+    /// [`weights`] as GGUF dequantizes them, and regrouped.
+    fn regrouped(ggml_type: GgmlType, rows: usize, cols: usize) -> (Vec<f32>, RowGroups) {
+        let data = weights(ggml_type, rows, cols);
+        let weight = dequantize(ggml_type, &data).unwrap();
+        (
+            weight,
+            RowGroups::new(ggml_type, rows, cols, &data).unwrap(),
+        )
+    }
+
     fn reference(weight: &[f32], x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         let m = x.len() / cols;
         let mut out = vec![0.0; rows * m];
@@ -691,9 +701,7 @@ mod tests {
     fn every_kernel_equals_the_product_with_the_quantized_activations() {
         let (rows, cols) = (13, 96);
         for ggml_type in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
-            let data = weights(ggml_type, rows, cols);
-            let weight = dequantize(ggml_type, &data).unwrap();
-            let groups = RowGroups::new(ggml_type, rows, cols, &data).unwrap();
+            let (weight, groups) = regrouped(ggml_type, rows, cols);
             for m in [1, 2, 5] {
                 let x = groups.quantize(&activations(m, cols));
                 let expected = reference(&weight, &x.dequantized(), rows, cols);
@@ -732,9 +740,7 @@ mod tests {
     fn regrouped_rows_decode_to_the_values_of_their_blocks() {
         let (rows, cols) = (7, 64);
         for ggml_type in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
-            let data = weights(ggml_type, rows, cols);
-            let weight = dequantize(ggml_type, &data).unwrap();
-            let groups = RowGroups::new(ggml_type, rows, cols, &data).unwrap();
+            let (weight, groups) = regrouped(ggml_type, rows, cols);
             let mut row = vec![0.0; cols];
             for r in 0..rows {
                 groups.row_into(r, &mut row);
