@@ -31,6 +31,7 @@ use super::gguf::{Gguf, GgufError, TensorInfo, Value};
 use super::intdot::SharedRows;
 use super::profile::Part;
 use super::quant::{BlockMatrix, GEMM_FROM_ROWS, QuantizedMatrix};
+use crate::runtime::awake;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
@@ -596,20 +597,14 @@ impl Attention {
         let (heads, d) = (self.heads, host.head_dim);
         let group = heads / self.kv_heads;
         let mut context = vec![0.0f32; queries.len()];
-        let mut scores = vec![0.0f32; HEADS_TOGETHER * host.len.next_multiple_of(LANES)];
-        for (i, (query, out)) in queries
-            .chunks_exact(heads * d)
-            .zip(context.chunks_exact_mut(heads * d))
-            .enumerate()
-        {
-            // Query `i` sees its own position and every one before it.
-            let visible = start + i + 1;
-            for kv in 0..self.kv_heads {
-                // The query heads that share this key/value head, a few at a time, so that
-                // each key and value is read once for all of them.
+        let room = HEADS_TOGETHER * host.len.next_multiple_of(LANES);
+        // The query heads of key/value head `kv` (`query` and `out`: their `[group, head_dim]`),
+        // a few at a time, so that each key and value is read once for all of them.
+        let attend_kv =
+            |query: &[f32], out: &mut [f32], kv: usize, visible: usize, scores: &mut [f32]| {
                 for first in (0..group).step_by(HEADS_TOGETHER) {
                     let n = HEADS_TOGETHER.min(group - first);
-                    let heads = (kv * group + first) * d..(kv * group + first + n) * d;
+                    let heads = first * d..(first + n) * d;
                     let (q, out) = (&query[heads.clone()], &mut out[heads]);
                     let args = (host, kv, visible, &mut scores[..]);
                     match n {
@@ -619,6 +614,33 @@ impl Attention {
                         _ => attend_heads::<4>(q, out, args),
                     }
                 }
+            };
+        if queries.len() == heads * d {
+            // A decoded token: its key/value heads on the threads that run its products.
+            let visible = start + 1;
+            awake::for_each_chunk(&mut context, group * d, |(kv, out)| {
+                let query = &queries[kv * group * d..(kv + 1) * group * d];
+                attend_kv(query, out, kv, visible, &mut vec![0.0; room]);
+            });
+            return context;
+        }
+        let mut scores = vec![0.0f32; room];
+        for (i, (query, out)) in queries
+            .chunks_exact(heads * d)
+            .zip(context.chunks_exact_mut(heads * d))
+            .enumerate()
+        {
+            // Query `i` sees its own position and every one before it.
+            let visible = start + i + 1;
+            for kv in 0..self.kv_heads {
+                let span = kv * group * d..(kv + 1) * group * d;
+                attend_kv(
+                    &query[span.clone()],
+                    &mut out[span],
+                    kv,
+                    visible,
+                    &mut scores,
+                );
             }
         }
         context

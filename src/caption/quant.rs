@@ -31,7 +31,7 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 use super::blocks::{dequantize_into, half_to_f32};
 use super::gguf::{GgmlType, GgufError};
 use super::intdot::{BLOCK, GROUP, RowGroups, SharedRows};
-use crate::runtime::for_each_chunk;
+use crate::runtime::{awake, for_each_chunk};
 
 /// Activation rows from which a product switches from row dots to tiles on the backend's GEMM.
 pub(crate) const GEMM_FROM_ROWS: usize = 8;
@@ -39,22 +39,14 @@ pub(crate) const GEMM_FROM_ROWS: usize = 8;
 const TILE_VALUES: usize = 1 << 20;
 /// Weight rows per parallel task when decoding rows for the GEMM path.
 const ROWS_PER_TASK: usize = 16;
-/// Weight rows per parallel task on the dot path (whole groups): about 28 kB of regrouped Q4_1
-/// at the model's width, so that splitting costs little beside the work (SmolLM2's 204,672
-/// weight rows per token would be 12,792 tasks of 16).
+/// Weight rows per parallel piece on the dot path (whole groups): about 28 kB of regrouped
+/// Q4_1 at the model's width, 9 pieces for a 576-row product.
 const DOT_ROWS_PER_TASK: usize = 64;
 const _: () = assert!(DOT_ROWS_PER_TASK.is_multiple_of(GROUP));
 
-/// The least multiply-adds a product is split over threads for. Waking a thread costs more
-/// than a small product: a few microseconds natively, far more in the browser, whose pool
-/// threads sleep on `memory.atomic.wait` (measured: decoding a caption on 2 browser threads
-/// with every product split, 21 tokens/s against 37 on one). A decoded token's products are
-/// 0.1 to 0.9 M multiply-adds but for the vocabulary's, 28 M; a prompt's are all larger.
-const PARALLEL_MIN_PRODUCTS: usize = if cfg!(target_arch = "wasm32") {
-    4 << 20
-} else {
-    1 << 18
-};
+/// The least multiply-adds a dot-path product is split over threads for: below it (a few
+/// microseconds of work) handing out pieces costs more than it saves.
+const PARALLEL_MIN_PRODUCTS: usize = 1 << 16;
 
 /// A `[rows, cols]` matrix stored as GGUF blocks: regrouped for the integer products where
 /// there are some for the type, else row after row as the file has them.
@@ -195,8 +187,9 @@ impl BlockMatrix {
                 }
             }
         };
+        // A decoded token's products come back to back: on threads that stay awake between them.
         if m * self.rows * cols >= PARALLEL_MIN_PRODUCTS {
-            for_each_chunk(&mut yt, DOT_ROWS_PER_TASK * m, task);
+            awake::for_each_chunk(&mut yt, DOT_ROWS_PER_TASK * m, task);
         } else {
             yt.chunks_mut(DOT_ROWS_PER_TASK * m)
                 .enumerate()

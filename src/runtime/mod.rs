@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{GlimpseError, Result};
 
+pub mod awake;
+
 /// Where the network runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
