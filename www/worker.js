@@ -7,7 +7,7 @@
 import { EngineHost } from './engine-host.js';
 import { errorToWire } from './errors.js';
 
-const host = new EngineHost({ onGpuLost: (reason) => self.postMessage({ event: 'gpu-lost', reason }) });
+const host = new EngineHost({ onGpuLost: (reason) => self.postMessage({ event: 'gpu-lost', reason }), stepAhead: true });
 
 self.onmessage = async ({ data: message }) => {
   if (message.type === 'engine.dispose') {
@@ -21,4 +21,5 @@ self.onmessage = async ({ data: message }) => {
     const fatal = host.broken && { reason: host.broken, gpuLost: host.gpuLost };
     self.postMessage({ id: message.id, ok: false, error: errorToWire(error), fatal });
   }
+  host.answered();
 };
