@@ -30,7 +30,15 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Bytes, DType, Shape, Tensor};
 use macerator::{Scalar, Simd, Vector, vload_unaligned, vstore_unaligned};
 
-use crate::runtime::{cpu_threads, for_each_chunk};
+use crate::runtime::cpu_threads;
+// In the browser a pool thread that fell asleep between two layers wakes through
+// `memory.atomic.wait`, slowly beside a layer of a millisecond or less: the layers share their
+// pieces with helpers that stay awake (2 threads: 25–28 → 21–22 ms a frame, 2026-12-07).
+// Natively the pool's own wake-up is quick (10.7 against 10.6 ms a pass on 2 threads).
+#[cfg(target_arch = "wasm32")]
+use crate::runtime::awake::for_each_chunk;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::runtime::for_each_chunk;
 
 /// TF "SAME" padding of one spatial side for `kernel` and `stride`: the output is
 /// `ceil(size / stride)` and the odd pixel of padding goes after.
