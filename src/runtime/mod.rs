@@ -1,6 +1,6 @@
-//! Where models run and how their weights arrive: the choice of device (made here and
-//! nowhere else), and the burnpack loading and result read-back that the image and text
-//! models share.
+//! Where models run and how their weights arrive: the choice of device (made here and nowhere
+//! else), the burnpack loading and result read-back that the image and text models share, and
+//! the CPU's threads ([`for_each_chunk`] on rayon's pool; [`awake`] for short loops in a row).
 
 use std::collections::BTreeMap;
 
