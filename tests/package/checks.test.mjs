@@ -51,10 +51,11 @@ const EXPECTED_FILES = [
 ];
 
 /**
- * Everything but the engine is a few small text files (the three builds' bindings the largest,
- * about 70, 70 and 47 kB); a larger sum is something packed by mistake.
+ * Everything but the engine and the README (which npm always packs, and which grows with the
+ * benchmark record) is a few small text files (the three builds' bindings the largest, about
+ * 73, 67 and 48 kB; 314 KiB in all on 2026-12-07); a larger sum is something packed by mistake.
  */
-const NON_WASM_BUDGET = 448 * 1024;
+const NON_WASM_BUDGET = 384 * 1024;
 
 const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
 const mb = (bytes) => `${(bytes / 1024 / 1024).toFixed(2)} MiB (${bytes} bytes)`;
@@ -84,9 +85,11 @@ test('the tarball holds exactly the package files, each relative import among th
     }
   }
 
-  const nonWasm = pack.files.filter((file) => !file.path.endsWith('.wasm')).reduce((sum, file) => sum + file.size, 0);
-  assert.ok(nonWasm <= NON_WASM_BUDGET, `the files beside the wasm add up to ${kb(nonWasm)}`);
-  t.diagnostic(`packed ${mb(pack.size)}, unpacked ${mb(pack.unpackedSize)}; beside the wasm: ${kb(nonWasm)}`);
+  const nonWasm = pack.files
+    .filter((file) => !file.path.endsWith('.wasm') && file.path !== 'README.md')
+    .reduce((sum, file) => sum + file.size, 0);
+  assert.ok(nonWasm <= NON_WASM_BUDGET, `the files beside the wasm and the README add up to ${kb(nonWasm)}`);
+  t.diagnostic(`packed ${mb(pack.size)}, unpacked ${mb(pack.unpackedSize)}; beside the wasm and the README: ${kb(nonWasm)}`);
 });
 
 test('publint finds nothing to fix in package.json or the packed files', () => {
