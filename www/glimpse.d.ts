@@ -350,8 +350,15 @@ export interface CaptionResult {
   backtracks: number;
   /** Tokens the model generated. */
   tokens: number;
-  /** Tokens in the prompt (read in one pass before the first token). */
+  /** Tokens in the prompt (read before the first token). */
   promptTokens: number;
+  /**
+   * Tokens at the prompt's beginning (its instructions and examples, the same for every caption
+   * of the same kind: sure, probable, or two objects) whose reading an earlier caption had done:
+   * 0 for the first caption of its kind, about nine tenths of the prompt after it. The caption
+   * is the same either way; only its first token comes sooner.
+   */
+  promptReused: number;
   /** Time from the start to the caption's end, in milliseconds. */
   ms: number;
   /** Time to the first generated token (the prompt's pass included), in milliseconds. */

@@ -546,9 +546,11 @@ export class Glimpse {
    * `classify` already gave. `onToken(text)` receives the sentence piece by piece as it is
    * written; `signal` (an AbortSignal) cancels it, rejecting with the signal's reason.
    * Resolves to `{ text, fallback, source, objects, certainty, backtracks, tokens,
-   * promptTokens, ms, firstTokenMs }`: `objects` are what the caption was allowed to name (its
-   * evidence, with boxes for a picture); `source` says whether the language model wrote it
-   * ('model'), a rule hedged it ('rule') or a template replaced it ('fallback').
+   * promptTokens, promptReused, ms, firstTokenMs }`: `objects` are what the caption was
+   * allowed to name (its evidence, with boxes for a picture); `source` says whether the
+   * language model wrote it ('model'), a rule hedged it ('rule') or a template replaced it
+   * ('fallback'); `promptReused` counts the prompt's first tokens that an earlier caption of
+   * the same kind had read (its first token comes sooner; its text is the same).
    * Classifications asked for meanwhile run between the caption's tokens.
    */
   async caption(source, { onToken, signal } = {}) {

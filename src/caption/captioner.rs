@@ -11,6 +11,7 @@
 //! rivals as alternatives by rule; when decoding fails, a template says what the facts say.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
@@ -19,7 +20,7 @@ use tokenizers::Tokenizer;
 use super::facts::{Certainty, Facts, Subject, article};
 use super::gguf::Gguf;
 use super::llama::{self, KvCache, Llama, Storage};
-use super::prompt::{head_noun, prompt, template};
+use super::prompt::{head_noun, prompt_parts, template};
 use super::tokenizer::{self, TextStream, token_bytes};
 use super::words::{AllowedWords, is_word_char, split_words};
 use crate::error::{GlimpseError, Result};
@@ -30,6 +31,8 @@ pub const MAX_TOKENS: usize = 24;
 pub const MAX_BACKTRACKS: usize = 24;
 /// A sentence shorter than this many words is not a caption.
 const MIN_WORDS: usize = 3;
+/// Prompt beginnings kept with their keys and values: one per case of the prompt.
+const KEPT_BEGINNINGS: usize = 3;
 
 /// How a caption's sentence was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,8 +60,11 @@ pub struct Caption {
     pub certainty: Certainty,
     /// Tokens generated (after any taken back).
     pub tokens: usize,
-    /// Tokens in the prompt (prefilled in one pass).
+    /// Tokens in the prompt.
     pub prompt_tokens: usize,
+    /// Tokens at the prompt's beginning whose keys and values an earlier caption of the same
+    /// case had computed (0 for the first of its case): only the rest was run.
+    pub prompt_reused: usize,
     /// Words taken back because they named something outside the facts.
     pub backtracks: usize,
 }
@@ -67,6 +73,9 @@ pub struct Captioner {
     model: Llama,
     tokenizer: Tokenizer,
     end_of_turn: u32,
+    /// Prompt beginnings already run ([`prompt_parts`]) and the cache they left, the one used
+    /// last at the end.
+    beginnings: Mutex<Vec<(Vec<u32>, KvCache)>>,
 }
 
 impl Captioner {
@@ -88,6 +97,7 @@ impl Captioner {
             model,
             tokenizer,
             end_of_turn,
+            beginnings: Mutex::default(),
         })
     }
 
@@ -101,17 +111,28 @@ impl Captioner {
     /// classifier is unsure, the generation starts finished with the rule's sentence: take it
     /// with [`Generation::flush`].
     pub fn start(&self, facts: &Facts) -> Result<Generation> {
-        let ids = self
-            .tokenizer
-            .encode(prompt(facts), false)
-            .map_err(|e| GlimpseError::ModelLoad(format!("cannot tokenize the prompt: {e}")))?
-            .get_ids()
-            .to_vec();
+        let encode = |text: &str| {
+            self.tokenizer
+                .encode(text, false)
+                .map(|encoding| encoding.get_ids().to_vec())
+                .map_err(|e| GlimpseError::ModelLoad(format!("cannot tokenize the prompt: {e}")))
+        };
+        let (beginning, rest) = prompt_parts(facts);
+        let ids = encode(&(beginning.clone() + &rest))?;
+        let shared = encode(&beginning)?;
+        // Split only where the prompt's own tokens split (no token spans the two parts).
+        let beginning_tokens = if shared.len() < ids.len() && ids.starts_with(&shared) {
+            shared.len()
+        } else {
+            0
+        };
         let mut generation = Generation {
             facts: facts.clone(),
             allowed: AllowedWords::for_facts(facts),
             cache: KvCache::default(),
             prompt_tokens: ids.len(),
+            beginning_tokens,
+            prompt_reused: 0,
             last_prompt_token: ids.last().copied().unwrap_or(0),
             input: ids,
             generated: Vec::new(),
@@ -142,8 +163,20 @@ impl Captioner {
     /// position, and its logit, still on the device as `[id, logit]`: read it (`into_data`
     /// natively, `into_data_async` in the browser), turn it into a [`Choice`] and pass its
     /// token to `accept`. One read-back.
+    ///
+    /// The prompt runs in two passes: its beginning, which is the same for every caption of
+    /// the same case, then the rest. The beginning's keys and values are kept, and a later
+    /// caption of that case starts from a copy of them; since every caption splits its prompt
+    /// the same way, a caption is the same whether its beginning was run now or before.
     pub fn predict(&self, generation: &mut Generation) -> Tensor<1> {
-        let ids = std::mem::take(&mut generation.input);
+        let mut ids = std::mem::take(&mut generation.input);
+        if generation.cache.is_empty() && generation.beginning_tokens > 0 {
+            let (beginning, rest) = ids.split_at(generation.beginning_tokens);
+            let (cache, reused) = self.cache_after(beginning);
+            generation.cache = cache;
+            generation.prompt_reused = if reused { beginning.len() } else { 0 };
+            ids = rest.to_vec();
+        }
         let mut logits = self.last_logits(&ids, &mut generation.cache);
         if let Some(banned) = generation.bans.get(&generation.generated.len()) {
             let vocab = logits.dims()[0];
@@ -156,6 +189,33 @@ impl Captioner {
             logits = logits + Tensor::from_data(TensorData::new(mask, [vocab]), &self.model.device);
         }
         Tensor::cat(vec![logits.clone().argmax(0).float(), logits.max_dim(0)], 0)
+    }
+
+    /// The cache after the prompt beginning `ids`: a copy of the kept one (true), or made now
+    /// and kept (false).
+    fn cache_after(&self, ids: &[u32]) -> (KvCache, bool) {
+        let lock = || {
+            self.beginnings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        {
+            let mut kept = lock();
+            if let Some(at) = kept.iter().position(|(kept_ids, _)| kept_ids == ids) {
+                let entry = kept.remove(at);
+                let cache = entry.1.clone();
+                kept.push(entry);
+                return (cache, true);
+            }
+        }
+        let mut cache = KvCache::default();
+        self.model.feed(ids, &mut cache);
+        let mut kept = lock();
+        if kept.len() >= KEPT_BEGINNINGS {
+            kept.remove(0);
+        }
+        kept.push((ids.to_vec(), cache.clone()));
+        (cache, false)
     }
 
     /// The logits `[vocab]` after feeding `ids` behind the positions in `cache`.
@@ -271,6 +331,9 @@ pub struct Generation {
     allowed: AllowedWords,
     cache: KvCache,
     prompt_tokens: usize,
+    /// The prompt's first tokens that are the same for every caption of its case.
+    beginning_tokens: usize,
+    prompt_reused: usize,
     last_prompt_token: u32,
     /// Token ids to feed on the next step.
     input: Vec<u32>,
@@ -413,6 +476,7 @@ impl Generation {
             certainty: self.facts.certainty,
             tokens: self.generated.len(),
             prompt_tokens: self.prompt_tokens,
+            prompt_reused: self.prompt_reused,
             backtracks: self.backtracks,
         }
     }

@@ -252,8 +252,9 @@ pub struct Llama {
     pub device: Device,
 }
 
-/// Keys and values of the positions seen so far, per layer.
-#[derive(Default)]
+/// Keys and values of the positions seen so far, per layer. A clone is a cache of its own
+/// (host values are copied; a tensor buffer is copied when either side writes to it).
+#[derive(Default, Clone)]
 pub struct KvCache {
     layers: Vec<Option<LayerCache>>,
 }
@@ -261,6 +262,7 @@ pub struct KvCache {
 /// One layer's keys and values. A step writes its positions into buffers in place and
 /// attends over the filled part, instead of concatenating (copying) the whole cache every
 /// token; the buffers grow by doubling.
+#[derive(Clone)]
 enum LayerCache {
     /// `[1, kv_heads, capacity, head_dim]` tensors whose first `len` positions are filled
     /// (off the CPU).
@@ -283,6 +285,7 @@ const LANES: usize = 16;
 /// `[kv_heads, head_dim, capacity]` (transposed, so that a query's scores over every position
 /// are sums of whole rows scaled by one of its values, which vectorize), values
 /// `[kv_heads, capacity, head_dim]`.
+#[derive(Clone)]
 struct HostCache {
     keys: Vec<f32>,
     values: Vec<f32>,
@@ -1012,6 +1015,12 @@ impl Llama {
     /// which is extended with them.
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Tensor<3> {
         self.output_projection().forward(self.hidden(tokens, cache))
+    }
+
+    /// Runs `tokens` behind the positions in `cache` only for their keys and values: a
+    /// prompt's beginning that later prompts continue.
+    pub fn feed(&self, tokens: &[u32], cache: &mut KvCache) {
+        let _ = self.hidden(tokens, cache);
     }
 
     /// The logits `[1, vocab]` of the last position only: what generation needs, without

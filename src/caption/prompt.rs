@@ -22,8 +22,16 @@ const TWO_EXAMPLE: (&str, &str) = (
     "A tabby cat on the left and an orange on the right.",
 );
 
+/// What opens a user turn, before its facts.
+const FACTS_LABEL: &str = "Facts:";
+
 fn user_turn(facts: &str) -> String {
-    format!("Facts: {facts}\nCaption:")
+    format!("{FACTS_LABEL}{}", after_label(facts))
+}
+
+/// A user turn after its label.
+fn after_label(facts: &str) -> String {
+    format!(" {facts}\nCaption:")
 }
 
 /// One object as the facts line writes it: `a yurt (circular domed dwelling)`, or with
@@ -57,6 +65,14 @@ pub fn describe(facts: &Facts) -> String {
 /// The ChatML prompt (SmolLM2's template): the examples of the other cases, then the one of
 /// this case, then the request.
 pub fn prompt(facts: &Facts) -> String {
+    let (beginning, rest) = prompt_parts(facts);
+    beginning + &rest
+}
+
+/// [`prompt`] in two parts: the beginning, which is the same for every caption of the same
+/// case (the system turn, the examples, and the request up to its facts), and the rest (the
+/// facts and the assistant's turn). The beginning is about nine tenths of the prompt.
+pub fn prompt_parts(facts: &Facts) -> (String, String) {
     let same = match (facts.objects.len(), facts.certainty) {
         (2.., _) => TWO_EXAMPLE,
         (_, Certainty::Probable) => PROBABLE_EXAMPLE,
@@ -74,11 +90,12 @@ pub fn prompt(facts: &Facts) -> String {
             user_turn(facts_line)
         ));
     }
-    text.push_str(&format!(
-        "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n",
-        user_turn(&describe(facts))
-    ));
-    text
+    text.push_str(&format!("<|im_start|>user\n{FACTS_LABEL}"));
+    let rest = format!(
+        "{}<|im_end|>\n<|im_start|>assistant\n",
+        after_label(&describe(facts))
+    );
+    (text, rest)
 }
 
 /// The last word of the class's first name ("bull mastiff" → "mastiff"), which a caption
@@ -172,6 +189,28 @@ mod tests {
         let last_example = text.rfind(SURE_EXAMPLE.1).unwrap();
         assert!(last_example > text.rfind(TWO_EXAMPLE.1).unwrap());
         assert!(prompt(&facts(243, 0.3)).contains("Facts: probably a bull mastiff"));
+    }
+
+    #[test]
+    fn captions_of_the_same_case_share_the_prompt_up_to_their_facts() {
+        let (beginning, rest) = prompt_parts(&facts(243, 0.9));
+        assert_eq!(beginning.clone() + &rest, prompt(&facts(243, 0.9)));
+        assert!(
+            beginning.ends_with("<|im_start|>user\nFacts:"),
+            "{beginning}"
+        );
+        assert!(rest.starts_with(" a bull mastiff"), "{rest}");
+        assert_eq!(
+            prompt_parts(&facts(817, 0.9)).0,
+            beginning,
+            "another sure class"
+        );
+        assert_ne!(
+            prompt_parts(&facts(243, 0.3)).0,
+            beginning,
+            "a probable one"
+        );
+        assert!(beginning.len() > 8 * rest.len());
     }
 
     #[test]

@@ -135,6 +135,11 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             }
         }
         print_llm(&rows, &notes);
+        let threads = args.threads.max(1);
+        match super::bench_caption::measure_first_token(&dir, llm_runs) {
+            Ok(row) => super::bench_caption::print_first_token(&row, threads, llm_runs),
+            Err(e) => println!("a caption's time to first token: not measured: {e}"),
+        }
         if args.profile {
             let profile = super::bench_caption::profile_glimpse(&dir)?;
             super::bench_caption::print_profile(&profile, args.threads.max(1));
@@ -157,6 +162,10 @@ fn caption_cpu(dir: &ModelDir, threads: usize, runs: usize, profile: bool) -> Re
         Err(e) => notes.push(format!("candle: not measured: {e}")),
     }
     print_table(&rows, &notes);
+    match super::bench_caption::measure_first_token(dir, runs) {
+        Ok(row) => super::bench_caption::print_first_token(&row, threads, runs),
+        Err(e) => println!("a caption's time to first token: not measured: {e}"),
+    }
     if profile {
         let profile = super::bench_caption::profile_glimpse(dir)?;
         super::bench_caption::print_profile(&profile, threads);

@@ -252,6 +252,64 @@ pub fn print_table(rows: &[LlmRow], notes: &[String]) {
 /// Captions of the sample photos end to end on the CPU, two ways in the same run: from the
 /// center crop's classification alone (one pass, as captions were before the evidence), and
 /// with the whole picture's evidence (views, maps, second looks). Milliseconds per photo.
+/// A caption's time to first token through the captioner (its real prompt), natively on the
+/// CPU: the first caption of its case, which reads the whole prompt, and a later one, which
+/// reuses the prompt's beginning.
+pub struct FirstToken {
+    pub prompt_tokens: usize,
+    pub reused: usize,
+    pub first_ms: f64,
+    pub later_ms: f64,
+}
+
+/// [`FirstToken`] for the bull mastiff's facts (a sure class), medians of `runs`, each with a
+/// captioner that has run no prompt before.
+pub fn measure_first_token(dir: &ModelDir, runs: usize) -> Result<FirstToken> {
+    use glimpse::Prediction;
+    use glimpse::caption::{Captioner, Choice, Facts};
+    use glimpse::vision::labels::imagenet;
+
+    let device = open_device(BackendKind::Cpu)?;
+    let bytes = dir.read_file(CAPTION_MODEL_NAME, None)?;
+    let prediction = |index: usize, prob: f32| Prediction {
+        index,
+        label: imagenet()[index].name().to_string(),
+        prob,
+    };
+    let facts = Facts::from_top(&[prediction(243, 0.92), prediction(242, 0.03)])
+        .ok_or_else(|| GlimpseError::InvalidArgument("no facts".into()))?;
+    let (mut first, mut later, mut counts) = (Vec::new(), Vec::new(), (0, 0));
+    for _ in 0..runs.max(1) {
+        let captioner = Captioner::from_gguf(&bytes, &device)?;
+        for times in [&mut first, &mut later] {
+            let start = Instant::now();
+            let mut generation = captioner.start(&facts)?;
+            Choice::read(captioner.predict(&mut generation).into_data())?;
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+            let caption = generation.into_caption();
+            counts = (caption.prompt_tokens, caption.prompt_reused);
+        }
+    }
+    Ok(FirstToken {
+        prompt_tokens: counts.0,
+        reused: counts.1,
+        first_ms: median(first),
+        later_ms: median(later),
+    })
+}
+
+pub fn print_first_token(row: &FirstToken, threads: usize, runs: usize) {
+    println!(
+        "\nA caption's time to first token (glimpse CPU, {threads} thread{}; the bull mastiff's facts, a {}-token prompt; medians of {runs}): first caption of its case {:.0} ms; later captions, the prompt's first {} tokens reused, {:.0} ms ({:.2}×)",
+        if threads == 1 { "" } else { "s" },
+        row.prompt_tokens,
+        row.first_ms,
+        row.reused,
+        row.later_ms,
+        row.later_ms / row.first_ms
+    );
+}
+
 pub struct CaptionRun {
     pub facts: &'static str,
     pub per_photo: Vec<f64>,

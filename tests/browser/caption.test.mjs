@@ -73,17 +73,22 @@ test(`on WebGPU the tiny LLaMA gives the CPU's greedy tokens and logits (budget 
           const engine = await Engine.create(backend, weights);
           engine.loadCaptionModel(gguf);
           const loadMs = performance.now() - started;
-          const id = engine.captionStart(top);
-          const steps = [];
-          for (;;) {
-            const { piece, token, logit, done, caption } = await engine.captionStep(id);
-            steps.push({ piece, token, logit });
-            if (done) {
-              const result = { backend: engine.backend, loadMs, ms: performance.now() - started, steps, caption };
-              engine.free();
-              return result;
+          const write = async () => {
+            const id = engine.captionStart(top);
+            const steps = [];
+            for (;;) {
+              const { piece, token, logit, done, caption } = await engine.captionStep(id);
+              steps.push({ piece, token, logit });
+              if (done) return { steps, caption };
             }
-          }
+          };
+          const { steps, caption } = await write();
+          const ms = performance.now() - started;
+          // A second caption of the same case starts from the first one's prompt beginning.
+          const again = await write();
+          const result = { backend: engine.backend, loadMs, ms, steps, caption, again };
+          engine.free();
+          return result;
         };
         return { cpu: await run('cpu'), webgpu: await run('webgpu') };
       },
@@ -105,6 +110,12 @@ test(`on WebGPU the tiny LLaMA gives the CPU's greedy tokens and logits (budget 
     assert.ok(worst <= RELATIVE_TOLERANCE, `relative logit difference ${worst}`);
     assert.deepEqual(webgpu.steps.map((s) => s.piece), cpu.steps.map((s) => s.piece), 'streamed pieces');
     assert.deepEqual(webgpu.caption, cpu.caption, 'the caption');
+    for (const run of [cpu, webgpu]) {
+      assert.equal(run.caption.promptReused, 0, `${run.backend}: the first caption reads its whole prompt`);
+      assert.ok(run.again.caption.promptReused > 0, `${run.backend}: the second reuses the prompt's beginning`);
+      assert.deepEqual({ ...run.again.caption, promptReused: 0 }, run.caption, `${run.backend}: the second caption`);
+      assert.deepEqual(run.again.steps, run.steps, `${run.backend}: the second caption's tokens and logits`);
+    }
     assert.ok(cpu.steps.length >= TINY_MIN_STEPS, `only ${cpu.steps.length} steps: too few to compare`);
   });
 });

@@ -126,10 +126,10 @@ function showClassification({ top, groups, labels, taught, ms, backend }: Classi
 }
 
 function showCaption(result: CaptionResult): void {
-  const { text, fallback, source, objects, certainty, backtracks, tokens, promptTokens, ms, firstTokenMs } = result;
+  const { text, fallback, source, objects, certainty, backtracks, tokens, promptTokens, promptReused, ms, firstTokenMs } = result;
   const how: 'model' | 'rule' | 'fallback' = source;
   const sure: 'sure' | 'probable' | 'unsure' = certainty;
-  show(text, fallback, how, sure, backtracks, tokens, promptTokens, ms, firstTokenMs);
+  show(text, fallback, how, sure, backtracks, tokens, promptTokens, promptReused, ms, firstTokenMs);
   objects.forEach(({ index, label, prob, box, position, synset }: CaptionObject) => {
     show(index, label, prob, position ?? 'alone', synset ?? 'a class');
     if (box) show(box[0], box[1], box[2], box[3]);
