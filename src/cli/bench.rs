@@ -142,7 +142,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         }
         if args.profile {
             let profile = super::bench_caption::profile_glimpse(&dir)?;
-            super::bench_caption::print_profile(&profile, args.threads.max(1));
+            super::bench_caption::print_profile(&profile, threads);
         }
         match super::bench_caption::measure_captions(&dir) {
             Ok(runs) => super::bench_caption::print_captions(&runs),

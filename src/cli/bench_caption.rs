@@ -249,9 +249,6 @@ pub fn print_table(rows: &[LlmRow], notes: &[String]) {
     }
 }
 
-/// Captions of the sample photos end to end on the CPU, two ways in the same run: from the
-/// center crop's classification alone (one pass, as captions were before the evidence), and
-/// with the whole picture's evidence (views, maps, second looks). Milliseconds per photo.
 /// A caption's time to first token through the captioner (its real prompt), natively on the
 /// CPU: the first caption of its case, which reads the whole prompt, and a later one, which
 /// reuses the prompt's beginning.
@@ -310,6 +307,9 @@ pub fn print_first_token(row: &FirstToken, threads: usize, runs: usize) {
     );
 }
 
+/// Captions of the sample photos end to end on the CPU, two ways in the same run: from the
+/// center crop's classification alone (one pass, as captions were before the evidence), and
+/// with the whole picture's evidence (views, maps, second looks). Milliseconds per photo.
 pub struct CaptionRun {
     pub facts: &'static str,
     pub per_photo: Vec<f64>,
