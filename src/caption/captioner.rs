@@ -211,10 +211,13 @@ impl Captioner {
         let mut cache = KvCache::default();
         self.model.feed(ids, &mut cache);
         let mut kept = lock();
-        if kept.len() >= KEPT_BEGINNINGS {
-            kept.remove(0);
+        // Another thread may have read the same beginning meanwhile: keep one copy.
+        if !kept.iter().any(|(kept_ids, _)| kept_ids == ids) {
+            if kept.len() >= KEPT_BEGINNINGS {
+                kept.remove(0);
+            }
+            kept.push((ids.to_vec(), cache.clone()));
         }
-        kept.push((ids.to_vec(), cache.clone()));
         (cache, false)
     }
 

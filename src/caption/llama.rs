@@ -778,7 +778,7 @@ impl Block {
 
     /// The block's seven matrices where it decodes `positions` on values
     /// ([`Self::decode_on_values`]); `None` where it runs as tensor operations: other devices,
-    /// f32 weights, or a prompt (which the backend's matrix product serves better).
+    /// f32 weights, or natively a prompt (which the backend's matrix product serves better).
     fn value_matrices(&self, positions: usize, rotation: &Rotation) -> Option<[&BlockMatrix; 7]> {
         if positions >= GEMM_FROM_ROWS || rotation.tensors.is_some() {
             return None;

@@ -9,9 +9,10 @@
 //!   to a group with f32 scales, are dotted block by block with the activation rows quantized
 //!   to 16 bits, in integer arithmetic ([`super::intdot`]); other types decode each weight row
 //!   into a small buffer dotted with every activation row;
-//! - many activation rows (a prompt): a tile of rows is decoded and multiplied with the
-//!   backend's own matrix product, so the prompt still runs on its tuned GEMM while never more
-//!   than one tile of f32 weights exists.
+//! - many activation rows (a prompt, natively): a tile of rows is decoded and multiplied with
+//!   the backend's own matrix product, so the prompt still runs on its tuned GEMM while never
+//!   more than one tile of f32 weights exists. In wasm the integer dots serve a whole prompt
+//!   better ([`GEMM_FROM_ROWS`]).
 //!
 //! [`QuantizedMatrix`] is the GPU form: a burn quantized tensor (symmetric 4- or 8-bit values
 //! packed eight or four to a u32, one f32 scale per block of 32 along each row), which burn's
@@ -36,8 +37,18 @@ use crate::runtime::{awake, for_each_chunk};
 /// Activation rows from which a product switches from row dots to tiles on the backend's GEMM:
 /// decoding every tile costs about as much as a hundred milliseconds of row dots, so the few
 /// dozen tokens of a caption's facts after its reused prompt beginning stay on the row dots
-/// (natively 19 tokens took 125–128 ms there against 230–272 ms on tiles, 2026-12-07).
+/// (natively 19 tokens took 125–128 ms there against 230–272 ms on tiles, 2026-12-07). A
+/// whole prompt is faster on the tiles natively, where the GEMM multiplies with fused f32
+/// multiply-adds twice as wide as wasm's.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) const GEMM_FROM_ROWS: usize = 32;
+/// In wasm a whole prompt is faster on the row dots than on the tiles: each weight group's
+/// blocks stay in cache while every row is dotted with them, and an `i32x4.dot_i16x8` does
+/// eight multiply-adds where SIMD128's f32 GEMM does four per multiply and add (the bull
+/// mastiff's first caption, 175 prompt tokens: first token after 1.29–1.36 s against 1.63–1.69
+/// s on one thread, 1.07–1.15 s against 1.39–1.41 s on two, 2026-12-07; same captions).
+#[cfg(target_arch = "wasm32")]
+pub(crate) const GEMM_FROM_ROWS: usize = usize::MAX;
 /// f32 values decoded per tile on the GEMM path (4 MiB).
 const TILE_VALUES: usize = 1 << 20;
 /// Weight rows per parallel task when decoding rows for the GEMM path.
