@@ -361,6 +361,16 @@ fn pointwise_rows<'a, S: Simd>(p: &'a Product<'a>, out: &'a mut [MaybeUninit<f32
     let cout = bias.len();
     let m = out.len() / cout;
     let mut col = 0;
+    // AVX-512 has 32 vector registers: six rows by four vectors keep 24 sums, four weight
+    // vectors and a broadcast input in them, and each input value broadcast serves twice the
+    // multiply-adds (Lite0's forward pass 7.9 → 7.1–7.2 ms on one thread, 2026-12-07).
+    #[cfg(target_arch = "x86_64")]
+    if lanes >= 16 {
+        while col + 4 * lanes <= cout {
+            tiles::<S, 4>(p, out, m, col);
+            col += 4 * lanes;
+        }
+    }
     while col + 2 * lanes <= cout {
         tiles::<S, 2>(p, out, m, col);
         col += 2 * lanes;
