@@ -24,8 +24,6 @@ use std::rc::Rc;
 
 use image::RgbImage;
 use serde::Serialize;
-#[cfg(feature = "text")]
-use sha2::Sha256;
 use wasm_bindgen::prelude::*;
 
 #[cfg(feature = "text")]
@@ -177,9 +175,9 @@ pub struct Engine {
 #[derive(Default)]
 struct TextModels {
     ranker: Rc<RefCell<Option<LabelRanker>>>,
-    captioner: RefCell<Option<Rc<Captioner>>>,
-    /// A caption model arriving in chunks, and the hash of what has arrived.
-    upload: RefCell<Option<(Vec<u8>, Sha256)>>,
+    captioner: Rc<RefCell<Option<Rc<Captioner>>>>,
+    /// A caption model arriving in chunks.
+    upload: RefCell<Option<Vec<u8>>>,
     generations: Rc<RefCell<HashMap<u32, Generation>>>,
     next_generation: Rc<Cell<u32>>,
 }

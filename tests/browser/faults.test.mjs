@@ -286,6 +286,41 @@ test('a download cut halfway resumes with a Range request, and the whole file is
   }
 });
 
+// Measured: 2.9 s (98 MB read twice from the loopback, into the engine and the cache).
+test('a cached caption model with one byte changed fails its sha256 check, is dropped and downloaded again', { timeout: 60_000 }, async (t) => {
+  const browser = await sharedBrowser();
+  const page = await browser.context.newPage();
+  try {
+    await page.goto(new URL(BLANK, suite.server.url).href);
+    // The whole file, one byte in the middle of its weights changed: it still parses, only its
+    // hash tells.
+    await page.evaluate(async (path) => {
+      const { clearModelCache } = await import('/www/glimpse.js');
+      await clearModelCache();
+      const url = new URL(path, location.href).href;
+      const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+      bytes[bytes.length >> 1] ^= 0x55;
+      await (await caches.open('glimpse-models-v1')).put(url, new Response(bytes));
+    }, CAPTION_PATH);
+    const requestsBefore = count(suite.server.requests, CAPTION_PATH);
+    const started = Date.now();
+    const sha256 = await page.evaluate(async (path) => {
+      const { Glimpse } = await import('/www/glimpse.js');
+      const glimpse = await Glimpse.load({ models: '/models/', backend: 'cpu' });
+      await glimpse.loadCaptionModel();
+      glimpse.dispose();
+      const cached = await (await caches.open('glimpse-models-v1')).match(new URL(path, location.href).href);
+      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await cached.arrayBuffer()));
+      return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+    }, CAPTION_PATH);
+    assert.equal(count(suite.server.requests, CAPTION_PATH) - requestsBefore, 1, 'downloaded again once');
+    assert.equal(sha256, CAPTION_ENTRY.sha256, 'the cache now holds the right file');
+    t.diagnostic(`${Date.now() - started} ms`);
+  } finally {
+    await page.close();
+  }
+});
+
 // Measured: 12.6 s (two engines starting at once on 2 cores).
 test('two tabs filling and reading one cache at once both classify', { timeout: 60_000 }, async () => {
   const browser = await sharedBrowser();
