@@ -29,25 +29,28 @@ use crate::vision::rollup::Group;
 /// Node.js's), which computes it natively: hashed in wasm as the chunks arrived, it took more
 /// than half of the caption model's load (560 of 1,000 ms in Node.js, 2026-12-07).
 async fn web_sha256(bytes: &[u8]) -> Result<String, JsValue> {
-    let subtle = js_sys::Reflect::get(
-        &js_sys::Reflect::get(&js_sys::global(), &"crypto".into())?,
-        &"subtle".into(),
-    )?;
-    if subtle.is_undefined() {
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into())?;
+    let subtle = if crypto.is_object() {
+        js_sys::Reflect::get(&crypto, &"subtle".into())?
+    } else {
+        JsValue::UNDEFINED
+    };
+    if !subtle.is_object() {
         return Err(js_error(GlimpseError::ModelLoad(
             "this page cannot check the caption model's integrity: WebCrypto (crypto.subtle) is only there on https:// or localhost pages".into(),
         )));
     }
     let digest: js_sys::Function = js_sys::Reflect::get(&subtle, &"digest".into())?.dyn_into()?;
+    let algorithm = JsValue::from_str("SHA-256");
     // WebCrypto copies what it hashes when called, so a view of the module's memory will do,
     // except where that memory is shared (the threaded module's), which it does not take.
     #[cfg(not(feature = "threads"))]
-    // SAFETY: the view is read within this call (`digest` copies it) and nothing allocates
-    // before then.
+    // SAFETY: the view is read by the `digest` call right below, which copies it; nothing in
+    // between allocates in the module's memory (which would detach the view).
     let data = unsafe { js_sys::Uint8Array::view(bytes) };
     #[cfg(feature = "threads")]
     let data = js_sys::Uint8Array::from(bytes);
-    let hashed: Promise = digest.call2(&subtle, &"SHA-256".into(), &data)?.dyn_into()?;
+    let hashed: Promise = digest.call2(&subtle, &algorithm, &data)?.dyn_into()?;
     let hash = wasm_bindgen_futures::JsFuture::from(hashed).await?;
     Ok(hex(&js_sys::Uint8Array::new(&hash).to_vec()))
 }
