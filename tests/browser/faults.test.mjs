@@ -239,6 +239,35 @@ test('a cached error page or half file is evicted and downloaded again once, the
   }
 });
 
+/**
+ * In the page: the model cache emptied, then the caption model (`path`) cached as the bytes
+ * `range` of it (a Range header; the whole file without), with its middle byte changed where
+ * `flip`.
+ */
+async function cacheCaptionCopy({ path, range = null, flip = false }) {
+  const { clearModelCache } = await import('/www/glimpse.js');
+  await clearModelCache();
+  const url = new URL(path, location.href).href;
+  const bytes = new Uint8Array(await (await fetch(url, range ? { headers: { Range: range } } : {})).arrayBuffer());
+  if (flip) bytes[bytes.length >> 1] ^= 0x55;
+  await (await caches.open('glimpse-models-v1')).put(url, new Response(bytes));
+}
+
+/**
+ * In the page: an engine loads the caption model (`path`); resolves to the last progress it
+ * reported and the sha256 of the copy the cache holds afterwards.
+ */
+async function loadCaptionModelAndHashCache(path) {
+  const { Glimpse } = await import('/www/glimpse.js');
+  const glimpse = await Glimpse.load({ models: '/models/', backend: 'cpu' });
+  let progress = null;
+  await glimpse.loadCaptionModel({ onProgress: (p) => (progress = p) });
+  glimpse.dispose();
+  const cached = await (await caches.open('glimpse-models-v1')).match(new URL(path, location.href).href);
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await cached.arrayBuffer()));
+  return { progress, sha256: Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('') };
+}
+
 // Measured: 5.2 s (98 MB through the loopback, into the engine and the cache).
 test('a download cut halfway resumes with a Range request, and the whole file is checked', { timeout: 60_000 }, async (t) => {
   const browser = await sharedBrowser();
@@ -246,29 +275,14 @@ test('a download cut halfway resumes with a Range request, and the whole file is
   try {
     await page.goto(new URL(BLANK, suite.server.url).href);
     // A truncated copy already cached is dropped before the engine sees a byte of it.
-    await page.evaluate(async (path) => {
-      const { clearModelCache } = await import('/www/glimpse.js');
-      await clearModelCache();
-      const url = new URL(path, location.href).href;
-      const part = await (await fetch(url, { headers: { Range: 'bytes=0-999999' } })).arrayBuffer();
-      await (await caches.open('glimpse-models-v1')).put(url, new Response(part));
-    }, CAPTION_PATH);
+    await page.evaluate(cacheCaptionCopy, { path: CAPTION_PATH, range: 'bytes=0-999999' });
     suite.server.sent.delete(CAPTION_PATH);
     const rangesBefore = suite.server.ranges.length;
     const requestsBefore = count(suite.server.requests, CAPTION_PATH);
     suite.server.cutOnce(CAPTION_PATH, 0.5);
 
     const started = Date.now();
-    const outcome = await page.evaluate(async (path) => {
-      const { Glimpse } = await import('/www/glimpse.js');
-      const glimpse = await Glimpse.load({ models: '/models/', backend: 'cpu' });
-      let progress = null;
-      await glimpse.loadCaptionModel({ onProgress: (p) => (progress = p) });
-      glimpse.dispose();
-      const cached = await (await caches.open('glimpse-models-v1')).match(new URL(path, location.href).href);
-      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await cached.arrayBuffer()));
-      return { progress, sha256: Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('') };
-    }, CAPTION_PATH);
+    const outcome = await page.evaluate(loadCaptionModelAndHashCache, CAPTION_PATH);
     const sent = suite.server.sent.get(CAPTION_PATH);
     const ranges = suite.server.ranges.slice(rangesBefore).filter((r) => r.path === CAPTION_PATH);
     // The request that filled the truncated copy above ended before `sent` was reset.
@@ -294,25 +308,10 @@ test('a cached caption model with one byte changed fails its sha256 check, is dr
     await page.goto(new URL(BLANK, suite.server.url).href);
     // The whole file, one byte in the middle of its weights changed: it still parses, only its
     // hash tells.
-    await page.evaluate(async (path) => {
-      const { clearModelCache } = await import('/www/glimpse.js');
-      await clearModelCache();
-      const url = new URL(path, location.href).href;
-      const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
-      bytes[bytes.length >> 1] ^= 0x55;
-      await (await caches.open('glimpse-models-v1')).put(url, new Response(bytes));
-    }, CAPTION_PATH);
+    await page.evaluate(cacheCaptionCopy, { path: CAPTION_PATH, flip: true });
     const requestsBefore = count(suite.server.requests, CAPTION_PATH);
     const started = Date.now();
-    const sha256 = await page.evaluate(async (path) => {
-      const { Glimpse } = await import('/www/glimpse.js');
-      const glimpse = await Glimpse.load({ models: '/models/', backend: 'cpu' });
-      await glimpse.loadCaptionModel();
-      glimpse.dispose();
-      const cached = await (await caches.open('glimpse-models-v1')).match(new URL(path, location.href).href);
-      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await cached.arrayBuffer()));
-      return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-    }, CAPTION_PATH);
+    const { sha256 } = await page.evaluate(loadCaptionModelAndHashCache, CAPTION_PATH);
     assert.equal(count(suite.server.requests, CAPTION_PATH) - requestsBefore, 1, 'downloaded again once');
     assert.equal(sha256, CAPTION_ENTRY.sha256, 'the cache now holds the right file');
     t.diagnostic(`${Date.now() - started} ms`);
