@@ -697,8 +697,8 @@ struct CachedHead<'a> {
 /// [`attend_heads`] compiled for the vector instructions there are: AVX-512 or AVX2 natively
 /// (picked at run time), SIMD128 in wasm. Its loops are written for the compiler to vectorize,
 /// which it does with the enclosing function's instructions: natively, outside a function like
-/// this one, only SSE2's four lanes and no more (attention over the cache took 1.97 ms of a
-/// decoded token's 18.5 there).
+/// this one, only SSE2's four lanes and no more (attention over the cache took 2.1 ms of a
+/// decoded token's 19.2 there; 1.5 ms of 18.6 in here).
 #[macerator::with_simd]
 fn attend_heads_simd<'a, S: macerator::Simd, const N: usize>(
     queries: &'a [f32],
