@@ -282,8 +282,10 @@ const CACHE_HEADROOM: usize = 64;
 const LANES: usize = 16;
 
 /// Keys and values as host values, the first `len` positions of every head filled: keys
-/// `[kv_heads, head_dim, capacity]` (transposed, so that a query's scores over every position
-/// are sums of whole rows scaled by one of its values, which vectorize), values
+/// `[kv_heads, capacity / LANES, head_dim, LANES]` (transposed in tiles of [`LANES`]
+/// positions, so that a query's scores over a tile are sums of whole rows scaled by one of its
+/// values, which vectorize, and a tile is one run of memory: with rows of the whole capacity,
+/// a tile's rows lay a page apart, which the hardware's prefetcher does not follow), values
 /// `[kv_heads, capacity, head_dim]`.
 #[derive(Clone)]
 struct HostCache {
@@ -316,8 +318,8 @@ impl HostCache {
         if total > self.capacity {
             let (old, grown) = (self.capacity, total.max(2 * self.capacity));
             let grown = grown.next_multiple_of(LANES);
-            // Both are rows of `capacity` (keys) or of `capacity · head_dim` (values) values
-            // with the first `len` (· head_dim) filled.
+            // Per head, `capacity · head_dim` values: the keys' tiles in order (the new ones
+            // appended) and the values' first `len · head_dim` filled.
             let regrow = |buffer: &[f32], row: usize, filled: usize, new_row: usize| {
                 let mut new = vec![0.0; buffer.len() / row * new_row];
                 for (old, new) in buffer.chunks_exact(row).zip(new.chunks_exact_mut(new_row)) {
@@ -325,7 +327,7 @@ impl HostCache {
                 }
                 new
             };
-            self.keys = regrow(&self.keys, old, len, grown);
+            self.keys = regrow(&self.keys, old * d, old * d, grown * d);
             self.values = regrow(&self.values, old * d, len * d, grown * d);
             self.capacity = grown;
         }
@@ -338,8 +340,9 @@ impl HostCache {
         {
             let at = len + i;
             for h in 0..heads {
+                let tile = h * d * capacity + at / LANES * d * LANES + at % LANES;
                 for (c, &value) in k[h * d..(h + 1) * d].iter().enumerate() {
-                    self.keys[(h * d + c) * capacity + at] = value;
+                    self.keys[tile + c * LANES] = value;
                 }
                 self.values[(h * capacity + at) * d..][..d].copy_from_slice(&v[h * d..(h + 1) * d]);
             }
@@ -347,7 +350,8 @@ impl HostCache {
         self.len = total;
     }
 
-    /// Head `h`'s keys, `[head_dim, capacity]` (the first `len` of each row filled).
+    /// Head `h`'s keys, `[capacity / LANES, head_dim, LANES]` (the first `len` positions
+    /// filled).
     fn keys(&self, h: usize) -> &[f32] {
         &self.keys[h * self.head_dim * self.capacity..][..self.head_dim * self.capacity]
     }
@@ -363,7 +367,8 @@ impl HostCache {
         let mut keys = Vec::with_capacity(self.heads * len * d);
         for h in 0..self.heads {
             let rows = self.keys(h);
-            keys.extend((0..len).flat_map(|j| (0..d).map(move |c| rows[c * self.capacity + j])));
+            let key = move |j: usize, c: usize| rows[j / LANES * d * LANES + c * LANES + j % LANES];
+            keys.extend((0..len).flat_map(|j| (0..d).map(move |c| key(j, c))));
         }
         let values: Vec<f32> = (0..self.heads)
             .flat_map(|h| self.values(h).iter().copied())
@@ -709,6 +714,25 @@ fn attend_heads_simd<'a, S: macerator::Simd, const N: usize>(
     attend_heads::<N>(queries, out, (at.host, at.kv, at.visible, room));
 }
 
+/// Asks for the cache line that holds `value`, to be read soon: each key tile is a page,
+/// where the hardware's prefetcher starts again.
+#[inline(always)]
+fn fetch_ahead(value: &f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: SSE, which the instruction needs, is part of every x86-64 CPU; a prefetch
+        // never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((value as *const f32).cast()) };
+    }
+    // Wasm has no prefetch instruction; a load starts the line's transfer as well.
+    #[cfg(target_arch = "wasm32")]
+    // SAFETY: a read of a reference; volatile, so that it is not dropped.
+    let _ = unsafe { std::ptr::read_volatile(value) };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "wasm32")))]
+    let _ = value;
+}
+
 /// `N` query heads (`queries`, `[N, head_dim]`) over the first `visible` positions of key/value
 /// head `kv` of the cache, added into `out` (`[N, head_dim]`); `room` holds their scores.
 #[inline(always)]
@@ -717,7 +741,7 @@ fn attend_heads<const N: usize>(
     out: &mut [f32],
     (host, kv, visible, room): (&HostCache, usize, usize, &mut [f32]),
 ) {
-    let (d, capacity) = (host.head_dim, host.capacity);
+    let d = host.head_dim;
     let (keys, values) = (host.keys(kv), host.values(kv));
     let root = (d as f32).sqrt();
     let padded = visible.next_multiple_of(LANES);
@@ -728,8 +752,11 @@ fn attend_heads<const N: usize>(
     // values (key rows are padded to a multiple of sixteen positions).
     for chunk in 0..padded / LANES {
         let mut sums = [[0.0f32; LANES]; N];
-        for (c, row) in keys.chunks_exact(capacity).enumerate() {
-            let row = &row[chunk * LANES..][..LANES];
+        let tile = &keys[chunk * d * LANES..][..d * LANES];
+        if let Some(next) = keys.get((chunk + 1) * d * LANES..(chunk + 2) * d * LANES) {
+            next.chunks(16).for_each(|line| fetch_ahead(&line[0]));
+        }
+        for (c, row) in tile.chunks_exact(LANES).enumerate() {
             for (sums, q) in sums.iter_mut().zip(&q) {
                 let qc = q[c];
                 for (sum, &key) in sums.iter_mut().zip(row) {
@@ -760,6 +787,9 @@ fn attend_heads<const N: usize>(
     // Four positions' values at a time into each head's context.
     let quads = visible / 4;
     for (j, v) in values.chunks_exact(4 * d).take(quads).enumerate() {
+        if let Some(ahead) = values.get((4 * j + 16) * d..(4 * j + 20) * d) {
+            ahead.chunks(16).for_each(|line| fetch_ahead(&line[0]));
+        }
         let (v0, v1, v2, v3) = (&v[..d], &v[d..2 * d], &v[2 * d..3 * d], &v[3 * d..]);
         for (scores, out) in scores.iter().zip(out.chunks_exact_mut(d)) {
             let w = &scores[4 * j..4 * j + 4];
