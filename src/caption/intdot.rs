@@ -218,8 +218,8 @@ impl RowGroups {
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         {
             match self.width {
-                Width::Nibbles => each_group(self, x, first_row, out, wasm::group_dots::<true>),
-                Width::Bytes => each_group(self, x, first_row, out, wasm::group_dots::<false>),
+                Width::Nibbles => wasm::dots::<true>(self, x, first_row, out),
+                Width::Bytes => wasm::dots::<false>(self, x, first_row, out),
             }
             return;
         }
@@ -543,12 +543,48 @@ mod x86 {
 mod wasm {
     use core::arch::wasm32::*;
 
-    use super::{AHEAD, BLOCK, GROUP, Row, checked_blocks};
+    use super::{AHEAD, BLOCK, GROUP, QRows, Row, RowGroups, checked_blocks};
+
+    /// Every group from `first_row`'s on against every activation row: a prompt's rows two at a
+    /// time, which then share each block's weights as taken apart from their nibbles or bytes
+    /// (175 rows against a 1536×576 matrix in Chromium: 10.2 → 7.4 ms), a last odd row and a
+    /// decoded token's one alone.
+    pub fn dots<const NIBBLES: bool>(
+        groups: &RowGroups,
+        x: &QRows,
+        first_row: usize,
+        out: &mut [f32],
+    ) {
+        let m = x.len();
+        let group_bytes = groups.group_bytes();
+        let first = first_row / GROUP;
+        for (g, out) in out.chunks_mut(GROUP * m).enumerate() {
+            let at = (first + g) * group_bytes;
+            let (group, stream) = (&groups.data[at..at + group_bytes], &groups.data[at..]);
+            let mut put = |i: usize, sums: [f32; GROUP]| {
+                for (r, out) in out.chunks_exact_mut(m).enumerate() {
+                    out[i] = sums[r];
+                }
+            };
+            let mut i = 0;
+            while i + 2 <= m {
+                let [a, b] = group_dots_two::<NIBBLES>(group, stream, [x.row(i), x.row(i + 1)]);
+                put(i, a);
+                put(i + 1, b);
+                i += 2;
+            }
+            if i < m {
+                put(i, group_dots::<NIBBLES>(group, stream, x.row(i)));
+            }
+        }
+    }
 
     /// Per block: each row's 32 products in four `i32x4.dot_i16x8`, the four rows' sums
-    /// transposed into one vector, scaled and accumulated together.
+    /// transposed into one vector, scaled and accumulated together. Written out rather than
+    /// through the helpers [`group_dots_two`] uses: through them a decoded token took about 5%
+    /// longer in Chromium.
     #[inline(always)]
-    pub fn group_dots<const NIBBLES: bool>(group: &[u8], stream: &[u8], x: Row) -> [f32; GROUP] {
+    fn group_dots<const NIBBLES: bool>(group: &[u8], stream: &[u8], x: Row) -> [f32; GROUP] {
         let (blocks, gbb) = checked_blocks::<NIBBLES>(group, &x);
         let mask = u16x8_splat(0x000F);
         // Two accumulators, for the products and for the offsets, so that the adds overlap.
@@ -562,13 +598,7 @@ mod wasm {
                     x.values.as_ptr().add(b * BLOCK),
                 )
             };
-            // Wasm has no prefetch instruction: a load starts the line's transfer as well.
-            if let Some(ahead) = stream.get(b * gbb + AHEAD..b * gbb + AHEAD + gbb) {
-                for line in (0..gbb).step_by(64) {
-                    // SAFETY: a read of a byte in bounds; volatile, so that it is not dropped.
-                    let _ = unsafe { core::ptr::read_volatile(&ahead[line]) };
-                }
-            }
+            touch_ahead(stream, b * gbb + AHEAD, gbb);
             let part = |i: usize| unsafe { v128_load(xq.add(8 * i).cast()) };
             let (x0, x1, x2, x3) = (part(0), part(1), part(2), part(3));
             let row = |r: usize| {
@@ -608,12 +638,149 @@ mod wasm {
                 offsets = f32x4_add(offsets, f32x4_mul(offset, f32x4_splat(x.sums[b])));
             }
         }
-        let total = f32x4_add(acc, offsets);
+        lanes(f32x4_add(acc, offsets))
+    }
+
+    /// [`group_dots`] for two activation rows.
+    #[inline(always)]
+    fn group_dots_two<const NIBBLES: bool>(
+        group: &[u8],
+        stream: &[u8],
+        [x, y]: [Row; 2],
+    ) -> [[f32; GROUP]; 2] {
+        let (blocks, gbb) = checked_blocks::<NIBBLES>(group, &x);
+        checked_blocks::<NIBBLES>(group, &y);
+        let (mut acc_x, mut offsets_x) = (f32x4_splat(0.0), f32x4_splat(0.0));
+        let (mut acc_y, mut offsets_y) = (f32x4_splat(0.0), f32x4_splat(0.0));
+        for b in 0..blocks {
+            // SAFETY: block `b` of the group and of both rows is in bounds (asserted above).
+            let (p, xs, ys) = unsafe {
+                (
+                    group.as_ptr().add(b * gbb),
+                    activations(x.values.as_ptr().add(b * BLOCK)),
+                    activations(y.values.as_ptr().add(b * BLOCK)),
+                )
+            };
+            touch_ahead(stream, b * gbb + AHEAD, gbb);
+            let row = |r: usize| {
+                // SAFETY: as above.
+                let w = unsafe { weights::<NIBBLES>(p, r) };
+                (dot(w, xs), dot(w, ys))
+            };
+            let ((x0, y0), (x1, y1), (x2, y2), (x3, y3)) = (row(0), row(1), row(2), row(3));
+            // SAFETY: as above.
+            unsafe {
+                let sums = transpose_add(x0, x1, x2, x3);
+                accumulate::<NIBBLES>(p, sums, &x, b, &mut acc_x, &mut offsets_x);
+                let sums = transpose_add(y0, y1, y2, y3);
+                accumulate::<NIBBLES>(p, sums, &y, b, &mut acc_y, &mut offsets_y);
+            }
+        }
         [
-            f32x4_extract_lane::<0>(total),
-            f32x4_extract_lane::<1>(total),
-            f32x4_extract_lane::<2>(total),
-            f32x4_extract_lane::<3>(total),
+            lanes(f32x4_add(acc_x, offsets_x)),
+            lanes(f32x4_add(acc_y, offsets_y)),
+        ]
+    }
+
+    /// Loads a byte of each line of `stream[at..at + len]` that exists: wasm has no prefetch
+    /// instruction, and a load starts the line's transfer as well.
+    #[inline(always)]
+    fn touch_ahead(stream: &[u8], at: usize, len: usize) {
+        if let Some(ahead) = stream.get(at..at + len) {
+            for line in (0..len).step_by(64) {
+                // SAFETY: a read of a byte in bounds; volatile, so that it is not dropped.
+                let _ = unsafe { core::ptr::read_volatile(&ahead[line]) };
+            }
+        }
+    }
+
+    /// A block's 32 activations (16-bit, in the order the kernels read) as four vectors.
+    ///
+    /// # Safety
+    ///
+    /// `xq` points at 32 readable i16.
+    #[inline(always)]
+    unsafe fn activations(xq: *const i16) -> [v128; 4] {
+        // SAFETY: in bounds by the caller's word; loads are unaligned.
+        core::array::from_fn(|i| unsafe { v128_load(xq.add(8 * i).cast()) })
+    }
+
+    /// Row `r`'s 32 weights of the group block at `p`, widened to four vectors of eight i16.
+    ///
+    /// # Safety
+    ///
+    /// `p` points at a whole group block.
+    #[inline(always)]
+    unsafe fn weights<const NIBBLES: bool>(p: *const u8, r: usize) -> [v128; 4] {
+        // SAFETY: the row's values lie within the group block, by the caller's word.
+        unsafe {
+            if NIBBLES {
+                let mask = u16x8_splat(0x000F);
+                let v = v128_load(p.add(32 + 16 * r).cast());
+                [
+                    v128_and(v, mask),
+                    v128_and(u16x8_shr(v, 4), mask),
+                    v128_and(u16x8_shr(v, 8), mask),
+                    u16x8_shr(v, 12),
+                ]
+            } else {
+                let (lo, hi) = (
+                    v128_load(p.add(16 + 32 * r).cast()),
+                    v128_load(p.add(32 + 32 * r).cast()),
+                );
+                [
+                    i16x8_extend_low_i8x16(lo),
+                    i16x8_extend_high_i8x16(lo),
+                    i16x8_extend_low_i8x16(hi),
+                    i16x8_extend_high_i8x16(hi),
+                ]
+            }
+        }
+    }
+
+    /// The block's 32 products of one row, in four lanes of partial sums.
+    #[inline(always)]
+    fn dot(w: [v128; 4], x: [v128; 4]) -> v128 {
+        i32x4_add(
+            i32x4_add(i32x4_dot_i16x8(w[0], x[0]), i32x4_dot_i16x8(w[1], x[1])),
+            i32x4_add(i32x4_dot_i16x8(w[2], x[2]), i32x4_dot_i16x8(w[3], x[3])),
+        )
+    }
+
+    /// Adds block `b`'s four rows' integer `sums`, scaled, to `acc`, and their offsets times
+    /// the activation block's sum to `offsets` (4-bit types).
+    ///
+    /// # Safety
+    ///
+    /// `p` points at a whole group block.
+    #[inline(always)]
+    unsafe fn accumulate<const NIBBLES: bool>(
+        p: *const u8,
+        sums: v128,
+        x: &Row,
+        b: usize,
+        acc: &mut v128,
+        offsets: &mut v128,
+    ) {
+        // SAFETY: the scales and offsets lead the group block, by the caller's word.
+        unsafe {
+            let d = v128_load(p.cast());
+            let scale = f32x4_mul(d, f32x4_splat(x.scales[b]));
+            *acc = f32x4_add(*acc, f32x4_mul(f32x4_convert_i32x4(sums), scale));
+            if NIBBLES {
+                let offset = v128_load(p.add(16).cast());
+                *offsets = f32x4_add(*offsets, f32x4_mul(offset, f32x4_splat(x.sums[b])));
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn lanes(v: v128) -> [f32; GROUP] {
+        [
+            f32x4_extract_lane::<0>(v),
+            f32x4_extract_lane::<1>(v),
+            f32x4_extract_lane::<2>(v),
+            f32x4_extract_lane::<3>(v),
         ]
     }
 
