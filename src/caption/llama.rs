@@ -714,8 +714,11 @@ fn attend_heads_simd<'a, S: macerator::Simd, const N: usize>(
     attend_heads::<N>(queries, out, (at.host, at.kv, at.visible, room));
 }
 
-/// Asks for the cache line that holds `value`, to be read soon: each key tile is a page,
-/// where the hardware's prefetcher starts again.
+/// f32 values in a cache line.
+const LINE: usize = 16;
+
+/// Asks for the cache line that holds `value`, to be read soon: the hardware's prefetcher
+/// starts again at each page, and a key tile is one (4 KiB at SmolLM2's head_dim of 64).
 #[inline(always)]
 fn fetch_ahead(value: &f32) {
     #[cfg(target_arch = "x86_64")]
@@ -753,8 +756,9 @@ fn attend_heads<const N: usize>(
     for chunk in 0..padded / LANES {
         let mut sums = [[0.0f32; LANES]; N];
         let tile = &keys[chunk * d * LANES..][..d * LANES];
-        if let Some(next) = keys.get((chunk + 1) * d * LANES..(chunk + 2) * d * LANES) {
-            next.chunks(16).for_each(|line| fetch_ahead(&line[0]));
+        if (chunk + 1) * LANES < visible {
+            let next = &keys[(chunk + 1) * d * LANES..][..d * LANES];
+            next.chunks(LINE).for_each(|line| fetch_ahead(&line[0]));
         }
         for (c, row) in tile.chunks_exact(LANES).enumerate() {
             for (sums, q) in sums.iter_mut().zip(&q) {
@@ -788,7 +792,7 @@ fn attend_heads<const N: usize>(
     let quads = visible / 4;
     for (j, v) in values.chunks_exact(4 * d).take(quads).enumerate() {
         if let Some(ahead) = values.get((4 * j + 16) * d..(4 * j + 20) * d) {
-            ahead.chunks(16).for_each(|line| fetch_ahead(&line[0]));
+            ahead.chunks(LINE).for_each(|line| fetch_ahead(&line[0]));
         }
         let (v0, v1, v2, v3) = (&v[..d], &v[d..2 * d], &v[2 * d..3 * d], &v[3 * d..]);
         for (scores, out) in scores.iter().zip(out.chunks_exact_mut(d)) {
