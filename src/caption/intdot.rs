@@ -466,9 +466,9 @@ mod x86 {
                         )
                     };
                     let ahead = stream.as_ptr().wrapping_add(b * gbb + AHEAD);
-                    // A hint, which never faults: past the matrix's end it is only wasted.
+                    // Past the matrix's end the hint is only wasted.
                     for line in (0..gbb).step_by(64) {
-                        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line).cast());
+                        crate::runtime::prefetch(ahead.wrapping_add(line));
                     }
                     let (x01, x23) = unsafe {
                         (

@@ -721,19 +721,12 @@ const LINE: usize = 16;
 /// starts again at each page, and a key tile is one (4 KiB at SmolLM2's head_dim of 64).
 #[inline(always)]
 fn fetch_ahead(value: &f32) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: SSE, which the instruction needs, is part of every x86-64 CPU; a prefetch
-        // never faults.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((value as *const f32).cast()) };
-    }
     // Wasm has no prefetch instruction; a load starts the line's transfer as well.
     #[cfg(target_arch = "wasm32")]
     // SAFETY: a read of a reference; volatile, so that it is not dropped.
     let _ = unsafe { std::ptr::read_volatile(value) };
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "wasm32")))]
-    let _ = value;
+    #[cfg(not(target_arch = "wasm32"))]
+    crate::runtime::prefetch(value);
 }
 
 /// `N` query heads (`queries`, `[N, head_dim]`) over the first `visible` positions of key/value

@@ -74,6 +74,21 @@ pub fn cpu_threads() -> usize {
     1
 }
 
+/// Asks the caches for the line at `p`, to be read soon: a hint (`p` may lie past the data,
+/// nothing is read). A no-op where there is no such instruction (wasm).
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing and cannot fault, whatever the address; SSE, which it
+    // needs, is part of every x86-64 CPU.
+    unsafe {
+        use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 pub use native::open_device;
 

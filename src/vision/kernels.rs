@@ -30,7 +30,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Bytes, DType, Shape, Tensor};
 use macerator::{Scalar, Simd, Vector, vload_unaligned, vstore_unaligned};
 
-use crate::runtime::cpu_threads;
+use crate::runtime::{cpu_threads, prefetch};
 // In the browser a pool thread that fell asleep between two layers wakes through
 // `memory.atomic.wait`, slowly beside a layer of a millisecond or less: the layers share their
 // pieces with helpers that stay awake (2 threads: 25–28 → 21–22 ms a frame, 2026-12-07).
@@ -320,20 +320,6 @@ const TILE_ROWS: usize = 4;
 
 /// How many rows of weights ahead the first tile of a block asks the caches for.
 const WEIGHT_ROWS_AHEAD: usize = 16;
-
-/// Asks the caches for the line at `p` (a hint: `p` may lie past the data, nothing is read).
-/// A no-op where there is no such instruction (wasm).
-#[inline(always)]
-fn prefetch(p: *const f32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing and cannot fault, whatever the address.
-    unsafe {
-        use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
 
 /// One block of pixels of a 1×1 convolution: what [`pointwise_nhwc`] was given, its rows
 /// narrowed to the block.
