@@ -32,7 +32,9 @@ pub const GROUP: usize = 4;
 /// up took 6.5–6.8 ms of a decoded token before, 3.6–4.2 ms after. Wasm has no prefetch
 /// instruction, and a load that stands in for one holds up the instructions after it until its
 /// line arrives, so it gains less: a 1536×576 product taken in turn from 170 MB of matrices,
-/// 134 µs in Chromium, 110 µs with each line a page ahead loaded (2 to 8 KiB ahead alike).
+/// 134 µs in Chromium, 110 µs with each line a page ahead loaded (2 to 8 KiB ahead alike). So
+/// only a prompt's kernel in wasm loads ahead; a decoded token's reads several streams at once
+/// instead (`wasm::STREAMS`).
 const AHEAD: usize = 4096;
 
 /// How a block's values are stored: Q4_0 and Q4_1 as nibbles (Q4_0's `−8·d` kept as an
@@ -542,13 +544,20 @@ mod x86 {
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm {
     use core::arch::wasm32::*;
+    use core::array::from_fn;
 
     use super::{AHEAD, BLOCK, GROUP, QRows, Row, RowGroups, checked_blocks};
 
-    /// Every group from `first_row`'s on against every activation row: a prompt's rows two at a
-    /// time, which then share each block's weights as taken apart from their nibbles or bytes
-    /// (175 rows against a 1536×576 matrix in Chromium: 10.2 → 7.4 ms), a last odd row and a
-    /// decoded token's one alone.
+    /// Groups a decoded token's kernel reads at once, from as many places in the matrix. With
+    /// one stream and a load a page ahead standing in for a prefetch, a 1536×576 product taken
+    /// in turn from 170 MB of matrices took 102–104 µs in Chromium; with 4, 6, 8 and 16 streams
+    /// (and no loads ahead) 84, 65–66, 66–68 and 86 µs (16 run out of registers), 60–70 natively.
+    const STREAMS: usize = 8;
+
+    /// Every group from `first_row`'s on against every activation row: a decoded token's one
+    /// row against [`STREAMS`] groups at once; a prompt's rows two at a time, which then share
+    /// each block's weights as taken apart from their nibbles or bytes (175 rows against a
+    /// 1536×576 matrix in Chromium: 10.2 → 7.4 ms), a last odd row alone.
     pub fn dots<const NIBBLES: bool>(
         groups: &RowGroups,
         x: &QRows,
@@ -558,9 +567,33 @@ mod wasm {
         let m = x.len();
         let group_bytes = groups.group_bytes();
         let first = first_row / GROUP;
-        for (g, out) in out.chunks_mut(GROUP * m).enumerate() {
+        let group = |g: usize| {
             let at = (first + g) * group_bytes;
-            let (group, stream) = (&groups.data[at..at + group_bytes], &groups.data[at..]);
+            &groups.data[at..at + group_bytes]
+        };
+        if m == 1 {
+            let x = x.row(0);
+            let count = out.len().div_ceil(GROUP);
+            // The rows' results in order; a last partial group writes its real rows only.
+            let mut put = |g: usize, sums: [f32; GROUP]| {
+                let out = &mut out[g * GROUP..];
+                let n = out.len().min(GROUP);
+                out[..n].copy_from_slice(&sums[..n]);
+            };
+            let per = count / STREAMS;
+            for g in 0..per {
+                let sums = group_dots::<NIBBLES, STREAMS>(from_fn(|k| group(k * per + g)), x);
+                for (k, sums) in sums.into_iter().enumerate() {
+                    put(k * per + g, sums);
+                }
+            }
+            for g in STREAMS * per..count {
+                put(g, group_dots::<NIBBLES, 1>([group(g)], x)[0]);
+            }
+            return;
+        }
+        for (g, out) in out.chunks_mut(GROUP * m).enumerate() {
+            let stream = &groups.data[(first + g) * group_bytes..];
             let mut put = |i: usize, sums: [f32; GROUP]| {
                 for (r, out) in out.chunks_exact_mut(m).enumerate() {
                     out[i] = sums[r];
@@ -568,77 +601,49 @@ mod wasm {
             };
             let mut i = 0;
             while i + 2 <= m {
-                let [a, b] = group_dots_two::<NIBBLES>(group, stream, [x.row(i), x.row(i + 1)]);
+                let [a, b] = group_dots_two::<NIBBLES>(group(g), stream, [x.row(i), x.row(i + 1)]);
                 put(i, a);
                 put(i + 1, b);
                 i += 2;
             }
             if i < m {
-                put(i, group_dots::<NIBBLES>(group, stream, x.row(i)));
+                put(i, group_dots::<NIBBLES, 1>([group(g)], x.row(i))[0]);
             }
         }
     }
 
-    /// Per block: each row's 32 products in four `i32x4.dot_i16x8`, the four rows' sums
-    /// transposed into one vector, scaled and accumulated together. Written out rather than
-    /// through the helpers [`group_dots_two`] uses: through them a decoded token took about 5%
-    /// longer in Chromium.
+    /// One activation row against `K` groups: per block, each group's four rows' 32 products in
+    /// four `i32x4.dot_i16x8` each, the four sums transposed into one vector, scaled and
+    /// accumulated together. The groups lie apart in the matrix, so the kernel reads `K`
+    /// streams, which the hardware prefetcher follows at once: wasm has no prefetch
+    /// instruction, and one stream left the kernel waiting on memory (see [`STREAMS`]).
     #[inline(always)]
-    fn group_dots<const NIBBLES: bool>(group: &[u8], stream: &[u8], x: Row) -> [f32; GROUP] {
-        let (blocks, gbb) = checked_blocks::<NIBBLES>(group, &x);
-        let mask = u16x8_splat(0x000F);
-        // Two accumulators, for the products and for the offsets, so that the adds overlap.
-        let (mut acc, mut offsets) = (f32x4_splat(0.0), f32x4_splat(0.0));
+    fn group_dots<const NIBBLES: bool, const K: usize>(
+        groups: [&[u8]; K],
+        x: Row,
+    ) -> [[f32; GROUP]; K] {
+        let mut checked = (0, 0);
+        for group in groups {
+            checked = checked_blocks::<NIBBLES>(group, &x);
+        }
+        let (blocks, gbb) = checked;
+        // Two accumulators a group, for the products and for the offsets, so that the adds
+        // overlap.
+        let (mut acc, mut offsets) = ([f32x4_splat(0.0); K], [f32x4_splat(0.0); K]);
         for b in 0..blocks {
-            // SAFETY: block `b` of the group and of the activations is in bounds (asserted
-            // above); loads are unaligned.
-            let (p, xq) = unsafe {
-                (
-                    group.as_ptr().add(b * gbb),
-                    x.values.as_ptr().add(b * BLOCK),
-                )
-            };
-            touch_ahead(stream, b * gbb + AHEAD, gbb);
-            let part = |i: usize| unsafe { v128_load(xq.add(8 * i).cast()) };
-            let (x0, x1, x2, x3) = (part(0), part(1), part(2), part(3));
-            let row = |r: usize| {
-                let (w0, w1, w2, w3) = if NIBBLES {
-                    let v = unsafe { v128_load(p.add(32 + 16 * r).cast()) };
-                    (
-                        v128_and(v, mask),
-                        v128_and(u16x8_shr(v, 4), mask),
-                        v128_and(u16x8_shr(v, 8), mask),
-                        u16x8_shr(v, 12),
-                    )
-                } else {
-                    let (lo, hi) = unsafe {
-                        (
-                            v128_load(p.add(16 + 32 * r).cast()),
-                            v128_load(p.add(32 + 32 * r).cast()),
-                        )
-                    };
-                    (
-                        i16x8_extend_low_i8x16(lo),
-                        i16x8_extend_high_i8x16(lo),
-                        i16x8_extend_low_i8x16(hi),
-                        i16x8_extend_high_i8x16(hi),
-                    )
-                };
-                i32x4_add(
-                    i32x4_add(i32x4_dot_i16x8(w0, x0), i32x4_dot_i16x8(w1, x1)),
-                    i32x4_add(i32x4_dot_i16x8(w2, x2), i32x4_dot_i16x8(w3, x3)),
-                )
-            };
-            let sums = transpose_add(row(0), row(1), row(2), row(3));
-            let d = unsafe { v128_load(p.cast()) };
-            let scale = f32x4_mul(d, f32x4_splat(x.scales[b]));
-            acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(sums), scale));
-            if NIBBLES {
-                let offset = unsafe { v128_load(p.add(16).cast()) };
-                offsets = f32x4_add(offsets, f32x4_mul(offset, f32x4_splat(x.sums[b])));
+            // SAFETY: block `b` of every group and of the activations is in bounds (asserted
+            // above).
+            let xs = unsafe { activations(x.values.as_ptr().add(b * BLOCK)) };
+            for k in 0..K {
+                // SAFETY: as above.
+                let p = unsafe { groups[k].as_ptr().add(b * gbb) };
+                let row = |r: usize| dot(unsafe { weights::<NIBBLES>(p, r) }, xs);
+                let sums = transpose_add(row(0), row(1), row(2), row(3));
+                // SAFETY: as above.
+                unsafe { accumulate::<NIBBLES>(p, sums, &x, b, &mut acc[k], &mut offsets[k]) };
             }
         }
-        lanes(f32x4_add(acc, offsets))
+        from_fn(|k| lanes(f32x4_add(acc[k], offsets[k])))
     }
 
     /// [`group_dots`] for two activation rows.
