@@ -367,6 +367,52 @@ fn each_group(
     }
 }
 
+/// A decoded token's product: one activation row against every group from `first_row`'s on,
+/// `K` groups at a time with `many`, taken from `K` places spread over the rows (group `g` of
+/// each of `K` equal runs), so that the kernel reads `K` streams that the hardware prefetcher
+/// follows at once; the groups left over one at a time with `one`. The kernels' arguments are
+/// as [`each_group`]'s.
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+#[inline(always)]
+fn each_group_in_streams<const K: usize>(
+    groups: &RowGroups,
+    x: Row,
+    first_row: usize,
+    out: &mut [f32],
+    many: impl Fn([&[u8]; K], [&[u8]; K], Row) -> [[f32; GROUP]; K],
+    one: impl Fn(&[u8], &[u8], Row) -> [f32; GROUP],
+) {
+    let group_bytes = groups.group_bytes();
+    let first = first_row / GROUP;
+    let at = |g: usize| (first + g) * group_bytes;
+    let group = |g: usize| &groups.data[at(g)..at(g) + group_bytes];
+    let stream = |g: usize| &groups.data[at(g)..];
+    let count = out.len().div_ceil(GROUP);
+    // A last partial group writes its real rows only.
+    let mut put = |g: usize, sums: [f32; GROUP]| {
+        let out = &mut out[g * GROUP..];
+        let n = out.len().min(GROUP);
+        out[..n].copy_from_slice(&sums[..n]);
+    };
+    let run = count / K;
+    for g in 0..run {
+        let sums = many(
+            core::array::from_fn(|k| group(k * run + g)),
+            core::array::from_fn(|k| stream(k * run + g)),
+            x,
+        );
+        for (k, sums) in sums.into_iter().enumerate() {
+            put(k * run + g, sums);
+        }
+    }
+    for g in K * run..count {
+        put(g, one(group(g), stream(g), x));
+    }
+}
+
 /// The blocks of a group for a SIMD kernel of nibbles or bytes, and the bytes of each, once
 /// `group` and `x` are checked to hold that many (their loads are unchecked).
 #[cfg(any(
@@ -427,7 +473,18 @@ fn group_dots_scalar(width: Width, group: &[u8], x: Row) -> [f32; GROUP] {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{AHEAD, BLOCK, GROUP, QRows, Row, RowGroups, checked_blocks, each_group};
+    use super::{
+        AHEAD, BLOCK, GROUP, QRows, Row, RowGroups, checked_blocks, each_group,
+        each_group_in_streams,
+    };
+
+    /// Groups a decoded token's kernel reads at once, from as many places in the matrix
+    /// ([`each_group_in_streams`]). With one, and its lines asked for ahead, a decoded token
+    /// took 11.2–11.3 ms on an Intel Xeon (AVX-512), gate and up 3.5; with 2, 3, 4 and 6
+    /// streams 7.9–8.4, 8.3–8.4, 6.5–7.0 and 8.2–8.7 ms, gate and up 1.9–2.1 with 4 (one
+    /// thread, the matrices split in one piece). Without the lines asked for, 4 streams took
+    /// 10.4–10.7 ms.
+    const STREAMS: usize = 4;
 
     /// 8 lanes of 32-bit sums of two 16-bit products each, added to `acc`.
     #[inline]
@@ -444,80 +501,96 @@ mod x86 {
 
     macro_rules! kernel {
         ($name:ident, $group:ident, $features:literal, $dot:ident) => {
-            /// One group against one activation row: per block, each row's 32 products in
-            /// two 16-lane multiply-adds, the four rows' sums gathered into one vector by
-            /// horizontal adds, scaled and accumulated together.
+            /// One activation row against `K` groups: per block, each group's four rows' 32
+            /// products in two 16-lane multiply-adds each, the four sums gathered into one
+            /// vector by horizontal adds, scaled and accumulated together; each group's lines
+            /// [`AHEAD`] in its stream asked for.
             #[inline]
             #[target_feature(enable = $features)]
-            fn $group<const NIBBLES: bool>(group: &[u8], stream: &[u8], x: Row) -> [f32; GROUP] {
-                let (blocks, gbb) = checked_blocks::<NIBBLES>(group, &x);
+            fn $group<const NIBBLES: bool, const K: usize>(
+                groups: [&[u8]; K],
+                streams: [&[u8]; K],
+                x: Row,
+            ) -> [[f32; GROUP]; K] {
+                let mut checked = (0, 0);
+                for group in groups {
+                    checked = checked_blocks::<NIBBLES>(group, &x);
+                }
+                let (blocks, gbb) = checked;
                 let mask = _mm256_set1_epi16(0x000F);
                 // Nibbles 0 and 1 of each u16 lane in the low and high halves, then 2 and 3.
                 let (shift01, shift23) = (
                     _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4),
                     _mm256_setr_epi32(8, 8, 8, 8, 12, 12, 12, 12),
                 );
-                let (mut acc, mut offsets) = (_mm_setzero_ps(), _mm_setzero_ps());
+                let (mut acc, mut offsets) = ([_mm_setzero_ps(); K], [_mm_setzero_ps(); K]);
                 for b in 0..blocks {
-                    // SAFETY: block `b` of the group and of the activations is in bounds
-                    // (asserted above); loads are unaligned.
-                    let (p, xq) = unsafe {
-                        (
-                            group.as_ptr().add(b * gbb),
-                            x.values.as_ptr().add(b * BLOCK),
-                        )
-                    };
-                    let ahead = stream.as_ptr().wrapping_add(b * gbb + AHEAD);
-                    // Past the matrix's end the hint is only wasted.
-                    for line in (0..gbb).step_by(64) {
-                        crate::runtime::prefetch(ahead.wrapping_add(line));
-                    }
+                    // SAFETY: block `b` of the activations is in bounds (asserted above);
+                    // loads are unaligned.
                     let (x01, x23) = unsafe {
+                        let xq = x.values.as_ptr().add(b * BLOCK);
                         (
                             _mm256_loadu_si256(xq.cast()),
                             _mm256_loadu_si256(xq.add(16).cast()),
                         )
                     };
-                    let row = |r: usize| {
-                        let zero = _mm256_setzero_si256();
-                        if NIBBLES {
-                            let v = unsafe {
-                                _mm256_broadcastsi128_si256(_mm_loadu_si128(
-                                    p.add(32 + 16 * r).cast(),
-                                ))
-                            };
-                            let w01 = _mm256_and_si256(_mm256_srlv_epi32(v, shift01), mask);
-                            let w23 = _mm256_and_si256(_mm256_srlv_epi32(v, shift23), mask);
-                            $dot($dot(zero, w01, x01), w23, x23)
-                        } else {
-                            let (lo, hi) = unsafe {
-                                (
-                                    _mm_loadu_si128(p.add(16 + 32 * r).cast()),
-                                    _mm_loadu_si128(p.add(32 + 32 * r).cast()),
-                                )
-                            };
-                            let (w01, w23) = (_mm256_cvtepi8_epi16(lo), _mm256_cvtepi8_epi16(hi));
-                            $dot($dot(zero, w01, x01), w23, x23)
+                    for k in 0..K {
+                        // SAFETY: block `b` of every group is in bounds (asserted above).
+                        let p = unsafe { groups[k].as_ptr().add(b * gbb) };
+                        let ahead = streams[k].as_ptr().wrapping_add(b * gbb + AHEAD);
+                        // Past the matrix's end the hint is only wasted.
+                        for line in (0..gbb).step_by(64) {
+                            crate::runtime::prefetch(ahead.wrapping_add(line));
                         }
-                    };
-                    let (s0, s1, s2, s3) = (row(0), row(1), row(2), row(3));
-                    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
-                    let sums =
-                        _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
-                    let d = unsafe { _mm_loadu_ps(p.cast()) };
-                    let scale = _mm_mul_ps(d, _mm_set1_ps(x.scales[b]));
-                    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), scale, acc);
-                    if NIBBLES {
-                        let offset = unsafe { _mm_loadu_ps(p.add(16).cast()) };
-                        offsets = _mm_fmadd_ps(offset, _mm_set1_ps(x.sums[b]), offsets);
+                        let row = |r: usize| {
+                            let zero = _mm256_setzero_si256();
+                            if NIBBLES {
+                                let v = unsafe {
+                                    _mm256_broadcastsi128_si256(_mm_loadu_si128(
+                                        p.add(32 + 16 * r).cast(),
+                                    ))
+                                };
+                                let w01 = _mm256_and_si256(_mm256_srlv_epi32(v, shift01), mask);
+                                let w23 = _mm256_and_si256(_mm256_srlv_epi32(v, shift23), mask);
+                                $dot($dot(zero, w01, x01), w23, x23)
+                            } else {
+                                let (lo, hi) = unsafe {
+                                    (
+                                        _mm_loadu_si128(p.add(16 + 32 * r).cast()),
+                                        _mm_loadu_si128(p.add(32 + 32 * r).cast()),
+                                    )
+                                };
+                                let (w01, w23) =
+                                    (_mm256_cvtepi8_epi16(lo), _mm256_cvtepi8_epi16(hi));
+                                $dot($dot(zero, w01, x01), w23, x23)
+                            }
+                        };
+                        let (s0, s1, s2, s3) = (row(0), row(1), row(2), row(3));
+                        let h =
+                            _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
+                        let sums = _mm_add_epi32(
+                            _mm256_castsi256_si128(h),
+                            _mm256_extracti128_si256::<1>(h),
+                        );
+                        let d = unsafe { _mm_loadu_ps(p.cast()) };
+                        let scale = _mm_mul_ps(d, _mm_set1_ps(x.scales[b]));
+                        acc[k] = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), scale, acc[k]);
+                        if NIBBLES {
+                            let offset = unsafe { _mm_loadu_ps(p.add(16).cast()) };
+                            offsets[k] = _mm_fmadd_ps(offset, _mm_set1_ps(x.sums[b]), offsets[k]);
+                        }
                     }
                 }
-                let mut out = [0.0f32; GROUP];
-                // SAFETY: `out` holds four f32.
-                unsafe { _mm_storeu_ps(out.as_mut_ptr(), _mm_add_ps(acc, offsets)) };
-                out
+                core::array::from_fn(|k| {
+                    let mut out = [0.0f32; GROUP];
+                    // SAFETY: `out` holds four f32.
+                    unsafe { _mm_storeu_ps(out.as_mut_ptr(), _mm_add_ps(acc[k], offsets[k])) };
+                    out
+                })
             }
 
+            /// A decoded token's one activation row against [`STREAMS`] groups at once, a
+            /// prompt's rows one at a time against each group.
             #[target_feature(enable = $features)]
             pub fn $name<const NIBBLES: bool>(
                 groups: &RowGroups,
@@ -525,9 +598,20 @@ mod x86 {
                 first_row: usize,
                 out: &mut [f32],
             ) {
-                each_group(groups, x, first_row, out, |group, stream, x| {
-                    $group::<NIBBLES>(group, stream, x)
-                })
+                if x.len() == 1 {
+                    each_group_in_streams(
+                        groups,
+                        x.row(0),
+                        first_row,
+                        out,
+                        |groups, streams, x| $group::<NIBBLES, STREAMS>(groups, streams, x),
+                        |group, stream, x| $group::<NIBBLES, 1>([group], [stream], x)[0],
+                    );
+                } else {
+                    each_group(groups, x, first_row, out, |group, stream, x| {
+                        $group::<NIBBLES, 1>([group], [stream], x)[0]
+                    });
+                }
             }
         };
     }
@@ -546,9 +630,12 @@ mod wasm {
     use core::arch::wasm32::*;
     use core::array::from_fn;
 
-    use super::{AHEAD, BLOCK, GROUP, QRows, Row, RowGroups, checked_blocks};
+    use super::{
+        AHEAD, BLOCK, GROUP, QRows, Row, RowGroups, checked_blocks, each_group_in_streams,
+    };
 
-    /// Groups a decoded token's kernel reads at once, from as many places in the matrix. With
+    /// Groups a decoded token's kernel reads at once, from as many places in the matrix
+    /// ([`each_group_in_streams`]). With
     /// one stream and a load a page ahead standing in for a prefetch, a 1536×576 product taken
     /// in turn from 170 MB of matrices took 102–104 µs in Chromium; with 4, 6, 8 and 16 streams
     /// (and no loads ahead) 84, 65–66, 66–68 and 86 µs (16 run out of registers), 60–70 natively.
@@ -565,33 +652,23 @@ mod wasm {
         out: &mut [f32],
     ) {
         let m = x.len();
+        if m == 1 {
+            each_group_in_streams(
+                groups,
+                x.row(0),
+                first_row,
+                out,
+                |groups, _, x| group_dots::<NIBBLES, STREAMS>(groups, x),
+                |group, _, x| group_dots::<NIBBLES, 1>([group], x)[0],
+            );
+            return;
+        }
         let group_bytes = groups.group_bytes();
         let first = first_row / GROUP;
         let group = |g: usize| {
             let at = (first + g) * group_bytes;
             &groups.data[at..at + group_bytes]
         };
-        if m == 1 {
-            let x = x.row(0);
-            let count = out.len().div_ceil(GROUP);
-            // The rows' results in order; a last partial group writes its real rows only.
-            let mut put = |g: usize, sums: [f32; GROUP]| {
-                let out = &mut out[g * GROUP..];
-                let n = out.len().min(GROUP);
-                out[..n].copy_from_slice(&sums[..n]);
-            };
-            let per = count / STREAMS;
-            for g in 0..per {
-                let sums = group_dots::<NIBBLES, STREAMS>(from_fn(|k| group(k * per + g)), x);
-                for (k, sums) in sums.into_iter().enumerate() {
-                    put(k * per + g, sums);
-                }
-            }
-            for g in STREAMS * per..count {
-                put(g, group_dots::<NIBBLES, 1>([group(g)], x)[0]);
-            }
-            return;
-        }
         for (g, out) in out.chunks_mut(GROUP * m).enumerate() {
             let stream = &groups.data[(first + g) * group_bytes..];
             let mut put = |i: usize, sums: [f32; GROUP]| {
@@ -893,13 +970,18 @@ mod tests {
     /// activations as their 16-bit blocks hold them.
     #[test]
     fn every_kernel_equals_the_product_with_the_quantized_activations() {
-        let (rows, cols) = (13, 96);
-        for ggml_type in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        // 77 rows: 20 groups, the last partial; a decoded token's kernels take them 4 or 8 at
+        // a time, 8 leaving 4 over.
+        let cols = 96;
+        for (ggml_type, rows) in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0]
+            .into_iter()
+            .flat_map(|t| [(t, 13), (t, 77)])
+        {
             let (weight, groups) = regrouped(ggml_type, rows, cols);
             for m in [1, 2, 5] {
                 let x = groups.quantize(&activations(m, cols));
                 let expected = reference(&weight, &x.dequantized(), rows, cols);
-                let label = format!("{ggml_type:?} m={m}");
+                let label = format!("{ggml_type:?} {rows} rows, m={m}");
                 let mut out = vec![0.0; rows * m];
                 groups.dots(&x, 0, &mut out);
                 check(&format!("{label} dispatched"), &out, &expected);

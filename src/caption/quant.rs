@@ -58,18 +58,14 @@ const ROWS_PER_TASK: usize = 16;
 const DOT_ROWS_PER_TASK: usize = 64;
 const _: () = assert!(DOT_ROWS_PER_TASK.is_multiple_of(GROUP));
 
-/// Weight rows per parallel piece of a decoded token's product (one activation row). In wasm,
-/// whose kernel reads groups from across its piece at once (`intdot`'s `STREAMS`), as few
-/// pieces as there are threads: the farther apart the streams, the better the hardware
-/// prefetcher keeps up (a 1536×576 product in Chromium: 122 µs in pieces of 64 rows, 69 µs in
-/// one piece). Natively, where the kernels ask for their lines ahead, [`DOT_ROWS_PER_TASK`].
+/// Weight rows per parallel piece of a decoded token's product (one activation row): as few
+/// pieces as there are threads, since its kernels read groups from across their piece at once
+/// (`intdot`'s `each_group_in_streams`), and the farther apart those streams, the better the
+/// hardware prefetcher keeps up: a 1536×576 product in Chromium 122 µs in pieces of 64 rows, 69
+/// µs in one; natively 4 streams in pieces of 64 rows gained nothing.
 fn decoded_rows_per_task(rows: usize) -> usize {
-    if cfg!(target_arch = "wasm32") {
-        rows.div_ceil(crate::runtime::cpu_threads())
-            .next_multiple_of(GROUP)
-    } else {
-        DOT_ROWS_PER_TASK
-    }
+    rows.div_ceil(crate::runtime::cpu_threads())
+        .next_multiple_of(GROUP)
 }
 
 /// The least multiply-adds a dot-path product is split over threads for: below it (a few
