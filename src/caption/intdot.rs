@@ -413,23 +413,22 @@ fn each_group_in_streams<const K: usize>(
     }
 }
 
-/// The blocks of a group for a SIMD kernel of nibbles or bytes, and the bytes of each, once
-/// `group` and `x` are checked to hold that many (their loads are unchecked).
+/// The blocks of the groups a SIMD kernel of nibbles or bytes reads, and the bytes of each, once
+/// every one of `groups` and `x` are checked to hold that many (their loads are unchecked).
 #[cfg(any(
     target_arch = "x86_64",
     all(target_arch = "wasm32", target_feature = "simd128")
 ))]
 #[inline(always)]
-fn checked_blocks<const NIBBLES: bool>(group: &[u8], x: &Row) -> (usize, usize) {
+fn checked_blocks<const NIBBLES: bool>(groups: &[&[u8]], x: &Row) -> (usize, usize) {
     let width = if NIBBLES {
         Width::Nibbles
     } else {
         Width::Bytes
     };
     let (blocks, gbb) = (x.scales.len(), width.group_block_bytes());
-    assert!(
-        group.len() == blocks * gbb && x.values.len() == blocks * BLOCK && x.sums.len() == blocks
-    );
+    assert!(x.values.len() == blocks * BLOCK && x.sums.len() == blocks);
+    assert!(groups.iter().all(|group| group.len() == blocks * gbb));
     (blocks, gbb)
 }
 
@@ -480,9 +479,9 @@ mod x86 {
 
     /// Groups a decoded token's kernel reads at once, from as many places in the matrix
     /// ([`each_group_in_streams`]). With one, and its lines asked for ahead, a decoded token
-    /// took 11.2–11.3 ms on an Intel Xeon (AVX-512), gate and up 3.5; with 2, 3, 4 and 6
-    /// streams 7.9–8.4, 8.3–8.4, 6.5–7.0 and 8.2–8.7 ms, gate and up 1.9–2.1 with 4 (one
-    /// thread, the matrices split in one piece). Without the lines asked for, 4 streams took
+    /// took 9.4–11.3 ms on an Intel Xeon (AVX-512), gate and up 2.9–3.5; with 2, 3, 4, 6 and 8
+    /// streams 7.9–8.4, 8.3–8.4, 6.5–7.9, 8.2–8.7 and 7.8–8.6 ms, gate and up 1.9–2.3 with 4
+    /// (one thread, the matrices in one piece). Without the lines asked for, 4 streams took
     /// 10.4–10.7 ms.
     const STREAMS: usize = 4;
 
@@ -512,11 +511,7 @@ mod x86 {
                 streams: [&[u8]; K],
                 x: Row,
             ) -> [[f32; GROUP]; K] {
-                let mut checked = (0, 0);
-                for group in groups {
-                    checked = checked_blocks::<NIBBLES>(group, &x);
-                }
-                let (blocks, gbb) = checked;
+                let (blocks, gbb) = checked_blocks::<NIBBLES>(&groups, &x);
                 let mask = _mm256_set1_epi16(0x000F);
                 // Nibbles 0 and 1 of each u16 lane in the low and high halves, then 2 and 3.
                 let (shift01, shift23) = (
@@ -699,11 +694,7 @@ mod wasm {
         groups: [&[u8]; K],
         x: Row,
     ) -> [[f32; GROUP]; K] {
-        let mut checked = (0, 0);
-        for group in groups {
-            checked = checked_blocks::<NIBBLES>(group, &x);
-        }
-        let (blocks, gbb) = checked;
+        let (blocks, gbb) = checked_blocks::<NIBBLES>(&groups, &x);
         // Two accumulators a group, for the products and for the offsets, so that the adds
         // overlap.
         let (mut acc, mut offsets) = ([f32x4_splat(0.0); K], [f32x4_splat(0.0); K]);
@@ -730,8 +721,8 @@ mod wasm {
         stream: &[u8],
         [x, y]: [Row; 2],
     ) -> [[f32; GROUP]; 2] {
-        let (blocks, gbb) = checked_blocks::<NIBBLES>(group, &x);
-        checked_blocks::<NIBBLES>(group, &y);
+        let (blocks, gbb) = checked_blocks::<NIBBLES>(&[group], &x);
+        checked_blocks::<NIBBLES>(&[group], &y);
         let (mut acc_x, mut offsets_x) = (f32x4_splat(0.0), f32x4_splat(0.0));
         let (mut acc_y, mut offsets_y) = (f32x4_splat(0.0), f32x4_splat(0.0));
         for b in 0..blocks {
