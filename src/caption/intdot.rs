@@ -150,13 +150,21 @@ impl RowGroups {
         self.cols / BLOCK * self.width.group_block_bytes()
     }
 
+    /// Group `g`'s bytes, and the matrix's bytes from the group on: the stream a kernel reads,
+    /// in which it asks for lines [`AHEAD`].
+    #[inline(always)]
+    fn group(&self, g: usize) -> (&[u8], &[u8]) {
+        let (at, len) = (g * self.group_bytes(), self.group_bytes());
+        (&self.data[at..at + len], &self.data[at..])
+    }
+
     /// Row `row`, dequantized into `out` (`cols` values): the same f32 values as GGUF's
     /// dequantization, since the scales were widened exactly and `n·d + (−8·d)` is exact.
     pub fn row_into(&self, row: usize, out: &mut [f32]) {
         assert!(row < self.rows && out.len() == self.cols);
         let (group, r) = (row / GROUP, row % GROUP);
         let gbb = self.width.group_block_bytes();
-        let data = &self.data[group * self.group_bytes()..(group + 1) * self.group_bytes()];
+        let data = self.group(group).0;
         for (block, out) in data.chunks_exact(gbb).zip(out.chunks_exact_mut(BLOCK)) {
             let d = f32_at(block, 4 * r);
             let n = self.width.row_values_bytes();
@@ -353,11 +361,9 @@ fn each_group(
     group_dots: impl Fn(&[u8], &[u8], Row) -> [f32; GROUP],
 ) {
     let m = x.len();
-    let group_bytes = groups.group_bytes();
     let first = first_row / GROUP;
     for (g, out) in out.chunks_mut(GROUP * m).enumerate() {
-        let at = (first + g) * group_bytes;
-        let (group, stream) = (&groups.data[at..at + group_bytes], &groups.data[at..]);
+        let (group, stream) = groups.group(first + g);
         for i in 0..m {
             let sums = group_dots(group, stream, x.row(i));
             for (r, out) in out.chunks_exact_mut(m).enumerate() {
@@ -385,11 +391,8 @@ fn each_group_in_streams<const K: usize>(
     many: impl Fn([&[u8]; K], [&[u8]; K], Row) -> [[f32; GROUP]; K],
     one: impl Fn(&[u8], &[u8], Row) -> [f32; GROUP],
 ) {
-    let group_bytes = groups.group_bytes();
     let first = first_row / GROUP;
-    let at = |g: usize| (first + g) * group_bytes;
-    let group = |g: usize| &groups.data[at(g)..at(g) + group_bytes];
-    let stream = |g: usize| &groups.data[at(g)..];
+    let group = |g: usize| groups.group(first + g);
     let count = out.len().div_ceil(GROUP);
     // A last partial group writes its real rows only.
     let mut put = |g: usize, sums: [f32; GROUP]| {
@@ -400,8 +403,8 @@ fn each_group_in_streams<const K: usize>(
     let run = count / K;
     for g in 0..run {
         let sums = many(
-            core::array::from_fn(|k| group(k * run + g)),
-            core::array::from_fn(|k| stream(k * run + g)),
+            core::array::from_fn(|k| group(k * run + g).0),
+            core::array::from_fn(|k| group(k * run + g).1),
             x,
         );
         for (k, sums) in sums.into_iter().enumerate() {
@@ -409,7 +412,8 @@ fn each_group_in_streams<const K: usize>(
         }
     }
     for g in K * run..count {
-        put(g, one(group(g), stream(g), x));
+        let (group, stream) = group(g);
+        put(g, one(group, stream, x));
     }
 }
 
@@ -630,10 +634,10 @@ mod wasm {
     };
 
     /// Groups a decoded token's kernel reads at once, from as many places in the matrix
-    /// ([`each_group_in_streams`]). With
-    /// one stream and a load a page ahead standing in for a prefetch, a 1536×576 product taken
-    /// in turn from 170 MB of matrices took 102–104 µs in Chromium; with 4, 6, 8 and 16 streams
-    /// (and no loads ahead) 84, 65–66, 66–68 and 86 µs (16 run out of registers), 60–70 natively.
+    /// ([`each_group_in_streams`]). With one stream and a load a page ahead standing in for a
+    /// prefetch, a 1536×576 product taken in turn from 170 MB of matrices took 102–104 µs in
+    /// Chromium; with 4, 6, 8 and 16 streams (and no loads ahead) 84, 65–66, 66–68 and 86 µs
+    /// (16 run out of registers).
     const STREAMS: usize = 8;
 
     /// Every group from `first_row`'s on against every activation row: a decoded token's one
@@ -658,14 +662,9 @@ mod wasm {
             );
             return;
         }
-        let group_bytes = groups.group_bytes();
         let first = first_row / GROUP;
-        let group = |g: usize| {
-            let at = (first + g) * group_bytes;
-            &groups.data[at..at + group_bytes]
-        };
         for (g, out) in out.chunks_mut(GROUP * m).enumerate() {
-            let stream = &groups.data[(first + g) * group_bytes..];
+            let (group, stream) = groups.group(first + g);
             let mut put = |i: usize, sums: [f32; GROUP]| {
                 for (r, out) in out.chunks_exact_mut(m).enumerate() {
                     out[i] = sums[r];
@@ -673,13 +672,13 @@ mod wasm {
             };
             let mut i = 0;
             while i + 2 <= m {
-                let [a, b] = group_dots_two::<NIBBLES>(group(g), stream, [x.row(i), x.row(i + 1)]);
+                let [a, b] = group_dots_two::<NIBBLES>(group, stream, [x.row(i), x.row(i + 1)]);
                 put(i, a);
                 put(i + 1, b);
                 i += 2;
             }
             if i < m {
-                put(i, group_dots::<NIBBLES, 1>([group(g)], x.row(i))[0]);
+                put(i, group_dots::<NIBBLES, 1>([group], x.row(i))[0]);
             }
         }
     }
