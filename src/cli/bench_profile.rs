@@ -16,7 +16,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Tensor, TensorData};
-use glimpse::vision::efficientnet::EfficientNet;
+use glimpse::vision::efficientnet::{EfficientNet, burn_weight};
 use glimpse::vision::kernels::same_padding;
 use glimpse::vision::profile::{
     Clock, Profile, Spread, Times, forward_kernels, kind, profile_kernels,
@@ -36,7 +36,7 @@ fn conv(clock: &mut Clock, kind: &str, conv: &Conv2d, x: Tensor<4>) -> Tensor<4>
     let [s, _] = conv.stride;
     let (top, bottom) = same_padding(h, k, s);
     let (left, right) = same_padding(w, k, s);
-    let weight = conv.weight.val();
+    let weight = burn_weight(conv);
     let bias = conv.bias.as_ref().map(|b| b.val());
     let groups = conv.groups;
     let (x, padding) = if top != bottom || left != right {

@@ -21,13 +21,15 @@
 //! which is what the pretrained weights were trained with.
 
 use burn::backend::DispatchDevice;
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor};
 
 use super::kernels::{
-    LINE, depthwise_same_relu6, pointwise, pointwise_add, stem_same_relu6, to_next_line,
+    depthwise_same_relu6, pointwise, pointwise_add, pointwise_weights_for_the_cpu, stem_same_relu6,
 };
 
 /// One stage of MBConv blocks, as in the paper's table 1.
@@ -198,10 +200,10 @@ impl MbConv {
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let mut x = input.clone();
         if let Some(expand) = &self.expand_conv {
-            x = relu6(expand.forward(x));
+            x = relu6(conv_1x1(expand, x));
         }
         x = relu6(self.depthwise_conv.forward(x));
-        x = self.project_conv.forward(x);
+        x = conv_1x1(&self.project_conv, x);
         if self.residual { x + input } else { x }
     }
 
@@ -227,30 +229,34 @@ impl MbConv {
     }
 }
 
-/// `conv` with the same weights stored input-channel-major (see
-/// [`EfficientNet::laid_out_for_device`]).
-fn input_channel_major(mut conv: Conv2d) -> Conv2d {
-    conv.weight = conv.weight.map(|w| {
-        let [cout, cin, kh, kw] = w.dims();
-        let device = w.device();
-        let data = w.swap_dims(0, 1).into_data();
-        let values = data
-            .as_slice::<f32>()
-            .expect("EfficientNet's weights are f32 on the CPU");
-        // Each row of weights the kernel reads starts a 64-byte cache line (a row of 16 or
-        // more floats then spans whole lines): a 1×1 product over rows 16 bytes into a line,
-        // as the allocator leaves them, took 8–19% longer (the 7×7 layers, native, 2026-12-06).
-        let mut padded = Vec::with_capacity(values.len() + LINE - 1);
-        let start = to_next_line(padded.as_ptr());
-        padded.resize(start, 0.0);
-        padded.extend_from_slice(values);
-        let len = padded.len();
-        Tensor::<1>::from_data(TensorData::new(padded, [len]), &device)
-            .slice(start..len)
-            .reshape([cin, cout, kh, kw])
-            .swap_dims(0, 1)
-    });
+/// `conv` with the same weights laid out for the CPU's 1×1 kernel (see
+/// [`pointwise_weights_for_the_cpu`]).
+fn laid_out_for_the_cpu(mut conv: Conv2d) -> Conv2d {
+    // The layout leaves the weights' first dimension no longer the output channels.
+    conv.bias = Some(Param::from_tensor(bias(&conv)));
+    conv.weight = conv.weight.map(pointwise_weights_for_the_cpu);
     conv
+}
+
+/// A 1×1 convolution through burn's own operation, whichever layout its weights are in (on
+/// the CPU, where its tests run this path too, they may be in panels).
+fn conv_1x1(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    let options = ConvOptions::new(conv.stride, [0, 0], conv.dilation, conv.groups);
+    conv2d(x, burn_weight(conv), bias, options)
+}
+
+/// `conv`'s weights as burn's convolution takes them, `[Cout, Cin, k, k]`, whichever layout
+/// [`EfficientNet::laid_out_for_device`] stored them in.
+pub fn burn_weight(conv: &Conv2d) -> Tensor<4> {
+    let weight = conv.weight.val();
+    let [a, b, c, d] = weight.dims();
+    if [c, d] == conv.kernel_size {
+        weight
+    } else {
+        // Panels, `[Cout / PANEL, PANEL, Cin, 1]`: the same order of values.
+        weight.reshape([a * b, c, 1, 1])
+    }
 }
 
 fn bias(conv: &Conv2d) -> Tensor<1> {
@@ -299,7 +305,7 @@ impl EfficientNet {
         for block in &self.blocks {
             x = block.forward(x);
         }
-        relu6(self.conv_head.forward(x))
+        relu6(conv_1x1(&self.conv_head, x))
     }
 
     /// [`EfficientNet::feature_map`] of one picture through the CPU kernels, channels-last
@@ -340,21 +346,22 @@ impl EfficientNet {
     }
 
     /// The network with its weights laid out for its device's kernels, which loading does
-    /// once. On the CPU every 1×1 convolution's weights are stored input-channel-major: burn's
-    /// operations still see `[Cout, Cin, 1, 1]` (a transposed view), while the CPU kernel
-    /// reads them as the `[Cin, Cout]` matrix it multiplies by, in place. Other devices keep
-    /// burn's layout.
+    /// once. On the CPU every 1×1 convolution's weights are stored as its kernel reads them:
+    /// in panels of 16 output channels, each panel's weights input channel by input channel,
+    /// where the output channels fill whole panels, else input-channel-major (the `[Cin, Cout]`
+    /// matrix it multiplies by); [`burn_weight`] gives them back as `[Cout, Cin, 1, 1]`.
+    /// Other devices keep burn's layout.
     pub fn laid_out_for_device(mut self) -> Self {
         if !channels_last(&self.conv_head.weight.device()) {
             return self;
         }
         for block in &mut self.blocks {
             if let Some(expand) = block.expand_conv.take() {
-                block.expand_conv = Some(input_channel_major(expand));
+                block.expand_conv = Some(laid_out_for_the_cpu(expand));
             }
-            block.project_conv = input_channel_major(block.project_conv.clone());
+            block.project_conv = laid_out_for_the_cpu(block.project_conv.clone());
         }
-        self.conv_head = input_channel_major(self.conv_head);
+        self.conv_head = laid_out_for_the_cpu(self.conv_head);
         self
     }
 
@@ -385,18 +392,21 @@ mod tests {
     fn weights_laid_out_for_the_cpu_kernel_are_the_same_weights() {
         use burn::tensor::Distribution;
         let device = Device::flex();
-        let mut conv = conv(24, 40, 1, 1, 1, &device);
-        conv.weight = conv
-            .weight
-            .map(|w| w.random_like(Distribution::Uniform(-1.0, 1.0)));
-        let x = Tensor::<4>::random([1, 5, 7, 40], Distribution::Uniform(-3.0, 3.0), &device);
-        let before = pointwise(x.clone(), conv.weight.val(), bias(&conv), true);
-        let weight = conv.weight.val().into_data();
-        let conv = input_channel_major(conv);
-        assert_eq!(conv.weight.val().into_data(), weight);
-        pointwise(x, conv.weight.val(), bias(&conv), true)
-            .into_data()
-            .assert_eq(&before.into_data(), true);
+        // 40 output channels are input-channel-major, 48 three panels.
+        for cout in [40, 48] {
+            let mut conv = conv(cout, 24, 1, 1, 1, &device);
+            conv.weight = conv
+                .weight
+                .map(|w| w.random_like(Distribution::Uniform(-1.0, 1.0)));
+            let x = Tensor::<4>::random([1, 5, 7, 24], Distribution::Uniform(-3.0, 3.0), &device);
+            let before = pointwise(x.clone(), conv.weight.val(), bias(&conv), true);
+            let weight = conv.weight.val().into_data();
+            let conv = laid_out_for_the_cpu(conv);
+            assert_eq!(burn_weight(&conv).into_data(), weight);
+            pointwise(x, conv.weight.val(), bias(&conv), true)
+                .into_data()
+                .assert_eq(&before.into_data(), true);
+        }
     }
 
     #[test]

@@ -14,8 +14,8 @@
 //! the image are skipped; no padded copy is made), and adds the folded batch-norm bias and
 //! clamps to ReLU6 while the sums are still in registers. The 1×1 kernel likewise starts its
 //! sums from the bias (and the block's residual) and clamps them before they are stored, and
-//! reads its weights where the model keeps them, input-channel-major, instead of packing them
-//! per call. Every kernel is written once over macerator, the SIMD abstraction burn's CPU
+//! reads its weights where the model keeps them, packed once at load in panels of 16 output
+//! channels ([`pointwise_weights_for_the_cpu`]), instead of packing them per call. Every kernel is written once over macerator, the SIMD abstraction burn's CPU
 //! backend uses, so the same source becomes AVX-512/AVX2 code natively (picked at run time)
 //! and SIMD128 code in the browser.
 
@@ -27,7 +27,7 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Flex, backend_extension};
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Bytes, DType, Shape, Tensor};
+use burn::tensor::{Bytes, DType, Shape, Tensor, TensorData};
 use macerator::{Scalar, Simd, Vector, vload_unaligned, vstore_unaligned};
 
 use crate::runtime::{cpu_threads, prefetch};
@@ -82,8 +82,8 @@ pub trait LiteKernels: Backend {
     }
 
     /// 1×1 convolution of a channels-last `x` `[N, H, W, Cin]` with `weight`
-    /// `[Cout, Cin, 1, 1]` and `bias` `[Cout]`, then ReLU6 when `relu6`; returns
-    /// `[N, H, W, Cout]`.
+    /// `[Cout, Cin, 1, 1]` (the CPU's kernel also takes what [`pointwise_weights_for_the_cpu`]
+    /// lays out) and `bias` `[Cout]`, then ReLU6 when `relu6`; returns `[N, H, W, Cout]`.
     fn pointwise(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -216,8 +216,8 @@ impl LiteKernels for Flex {
 }
 
 /// A channels-last 1×1 convolution on the CPU through [`pointwise_nhwc`]. The weights are
-/// read as `[Cin, Cout]` through a transposed view: in place when the model stores them that
-/// way ([`crate::vision::efficientnet::EfficientNet::laid_out_for_device`]), else copied.
+/// read in place when [`pointwise_weights_for_the_cpu`] laid them out (as the model does at
+/// load), else copied `[Cin, Cout]`.
 fn pointwise_flex(
     x: FlexTensor,
     weight: FlexTensor,
@@ -226,18 +226,30 @@ fn pointwise_flex(
     relu6: bool,
 ) -> FlexTensor {
     let [n, h, w, cin] = x.layout().shape().dims::<4>();
-    let [cout, wcin, _, _] = weight.layout().shape().dims::<4>();
-    assert_eq!(
-        cin, wcin,
-        "1×1 convolution of {cin} channels with {wcin}-channel weights"
+    let cout = bias.layout().shape().num_elements();
+    let [a, b, c, _] = weight.layout().shape().dims::<4>();
+    let panels = b == PANEL && c == cin && a * PANEL == cout;
+    assert!(
+        panels || (a == cout && b == cin),
+        "1×1 convolution of {cin} channels to {cout} with weights {:?}",
+        [a, b, c]
     );
-    let weights = contiguous(weight.transpose(0, 1));
+    let weights = contiguous(if panels {
+        weight.transpose(1, 2)
+    } else {
+        weight.transpose(0, 1)
+    });
     let (x, bias) = (contiguous(x), contiguous(bias));
     let residual = residual.map(contiguous);
+    let weights = if panels {
+        Weights::Panels(f32s(&weights))
+    } else {
+        Weights::InputMajor(f32s(&weights))
+    };
     let out = pointwise_nhwc(
         f32s(&x),
         cin,
-        f32s(&weights),
+        weights,
         f32s(&bias),
         residual.as_ref().map(f32s),
         relu6,
@@ -245,20 +257,107 @@ fn pointwise_flex(
     out.into_tensor([n, h, w, cout])
 }
 
+/// A 1×1 convolution's weights `[Cout, Cin, 1, 1]` stored as the CPU kernel reads them: in
+/// panels of [`PANEL`] output channels, `[Cout / PANEL, PANEL, Cin, 1]` viewing
+/// `[Cout / PANEL, Cin, PANEL]` in memory ([`Weights::Panels`]), when the output channels fill
+/// whole panels, else `[Cout, Cin, 1, 1]` viewing `[Cin, Cout]` ([`Weights::InputMajor`]).
+/// Either way the first row of weights starts a 64-byte cache line.
+pub fn pointwise_weights_for_the_cpu(weight: Tensor<4>) -> Tensor<4> {
+    let [cout, cin, kh, kw] = weight.dims();
+    assert_eq!(
+        [kh, kw],
+        [1, 1],
+        "only 1×1 convolutions are laid out in panels"
+    );
+    let device = weight.device();
+    let panels = cout.is_multiple_of(PANEL);
+    let data = weight.into_data();
+    let values = data.as_slice::<f32>().expect("f32 weights");
+    // Each row of weights the kernel reads starts a 64-byte cache line (a row of 16 or more
+    // floats then spans whole lines): a 1×1 product over rows 16 bytes into a line, as the
+    // allocator leaves them, took 8–19% longer (the 7×7 layers, native, 2026-12-06).
+    let mut padded = Vec::with_capacity(values.len() + LINE - 1);
+    let start = to_next_line(padded.as_ptr());
+    padded.resize(start + values.len(), 0.0);
+    // A loop rather than burn's permute and copy: in wasm that copy of a three-dimensional
+    // view made the cached model load ~40 ms slower (2026-12-07).
+    let stored = &mut padded[start..];
+    for (co, row) in values.chunks_exact(cin).enumerate() {
+        for (k, &v) in row.iter().enumerate() {
+            let at = if panels {
+                (co / PANEL * cin + k) * PANEL + co % PANEL
+            } else {
+                k * cout + co
+            };
+            stored[at] = v;
+        }
+    }
+    let len = padded.len();
+    let stored = Tensor::<1>::from_data(TensorData::new(padded, [len]), &device).slice(start..len);
+    if panels {
+        stored
+            .reshape([cout / PANEL, cin, PANEL, 1])
+            .swap_dims(1, 2)
+    } else {
+        stored.reshape([cin, cout, 1, 1]).swap_dims(0, 1)
+    }
+}
+
+/// Output channels per panel of [`Weights::Panels`].
+pub(crate) const PANEL: usize = 16;
+
+/// How a 1×1 convolution's weights lie in memory.
+#[derive(Clone, Copy)]
+pub(crate) enum Weights<'a> {
+    /// `[Cin, Cout]`: a row of `Cout` weights per input channel.
+    InputMajor(&'a [f32]),
+    /// `[Cout / PANEL, Cin, PANEL]`: each run of [`PANEL`] output channels' weights together,
+    /// a 64-byte line per input channel, so that a tile of columns reads a few lines one after
+    /// another instead of a line `Cout` floats after the last (what the model stores for the
+    /// CPU when `Cout` is a multiple of [`PANEL`]; see
+    /// [`crate::vision::efficientnet::EfficientNet::laid_out_for_device`]).
+    Panels(&'a [f32]),
+}
+
+impl Weights<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Weights::InputMajor(w) | Weights::Panels(w) => w.len(),
+        }
+    }
+
+    /// Where output channel `col`'s weight for input channel 0 lies, and how far on the
+    /// next input channel's.
+    fn column(&self, col: usize, cin: usize, cout: usize) -> (*const f32, usize) {
+        match *self {
+            Weights::InputMajor(w) => (w[col..].as_ptr(), cout),
+            Weights::Panels(w) => (w[col / PANEL * PANEL * cin + col % PANEL..].as_ptr(), PANEL),
+        }
+    }
+
+    fn at(&self, k: usize, col: usize, cin: usize, cout: usize) -> f32 {
+        match *self {
+            Weights::InputMajor(w) => w[k * cout + col],
+            Weights::Panels(w) => w[col / PANEL * PANEL * cin + k * PANEL + col % PANEL],
+        }
+    }
+}
+
 /// A channels-last 1×1 convolution: `out` `[M, Cout]` = `x` `[M, Cin]` · `weights`
 /// `[Cin, Cout]` + `bias` (+ `residual` `[M, Cout]`), then ReLU6 when `relu6`.
 ///
 /// Tiles of [`TILE_ROWS`] pixels by two vectors of output channels keep their sums in
 /// registers over all input channels: each step broadcasts one input value per pixel and
-/// loads one row of the weights, which lie input-channel-major, so they are read where they
-/// are instead of being packed per call as a general matrix product packs them (natively, all
-/// of Lite0's 1×1 products took 6.3 ms here against 8.5 ms through the `gemm` crate). The
+/// loads one row of the weights (`V` vectors, from [`Weights`] laid out at load), so they are
+/// read where they are instead of being packed per call as a general matrix product packs them
+/// (natively, all of Lite0's 1×1 products took 6.3 ms here against 8.5 ms through the `gemm`
+/// crate). The
 /// sums start from the bias (and residual) and are clamped on their way out, so the output is
 /// written once.
 pub(crate) fn pointwise_nhwc(
     x: &[f32],
     cin: usize,
-    weights: &[f32],
+    weights: Weights,
     bias: &[f32],
     residual: Option<&[f32]>,
     relu6: bool,
@@ -273,6 +372,10 @@ pub(crate) fn pointwise_nhwc(
         weights.len(),
         cin * cout,
         "weights do not match the channels"
+    );
+    assert!(
+        !matches!(weights, Weights::Panels(_)) || cout.is_multiple_of(PANEL),
+        "{cout} channels are not whole panels"
     );
     if let Some(r) = residual {
         assert_eq!(r.len(), m * cout, "residual does not match the output");
@@ -327,7 +430,7 @@ const WEIGHT_ROWS_AHEAD: usize = 16;
 struct Product<'a> {
     x: &'a [f32],
     cin: usize,
-    weights: &'a [f32],
+    weights: Weights<'a>,
     bias: &'a [f32],
     residual: Option<&'a [f32]>,
     relu6: bool,
@@ -378,7 +481,7 @@ fn pointwise_rows<'a, S: Simd>(p: &'a Product<'a>, out: &'a mut [MaybeUninit<f32
         for c in col..cout {
             let mut acc = bias[c] + residual.map_or(0.0, |r| r[row * cout + c]);
             for k in 0..cin {
-                acc += x[row * cin + k] * weights[k * cout + c];
+                acc += x[row * cin + k] * weights.at(k, c, cin, cout);
             }
             out[row * cout + c].write(if relu6 { acc.clamp(0.0, 6.0) } else { acc });
         }
@@ -436,6 +539,10 @@ impl Product<'_> {
         let cin = self.cin;
         assert!((row + R) * cin <= self.x.len() && (row + R) * cout <= out.len());
         assert!(col + V * lanes <= cout && self.weights.len() == cin * cout);
+        // A vector never straddles two panels: lanes (4, 8 or 16) divide PANEL, and every
+        // tile's columns start at a multiple of the lanes, but for the last vector of a
+        // `Cout` that is not a multiple of them, which only input-major weights have.
+        assert!(matches!(self.weights, Weights::InputMajor(_)) || col.is_multiple_of(lanes));
         // SAFETY: the asserts above bound every row (`row..row + R`), column
         // (`col..col + V·lanes`) and input channel (`0..cin`) read or written below.
         unsafe {
@@ -452,30 +559,43 @@ impl Product<'_> {
                 }
             }
             let x = self.x.as_ptr().add(row * cin);
-            let mut w = self.weights.as_ptr().add(col);
+            let mut w: [*const f32; V] =
+                core::array::from_fn(|v| self.weights.column(col + v * lanes, cin, cout).0);
+            let stride = self.weights.column(col, cin, cout).1;
             // The block's first tile meets each row of weights first; they come from memory
-            // or the last-level cache then (the 7×7 layers' are 0.9–1.6 MB), a row
-            // `cout` floats after the last, which the hardware's prefetchers, confined to a
-            // page, follow only a few rows at a time. Asking for them 16 rows ahead took the
-            // 7×7 projections from 0.35 to 0.33 ms a layer in the network (native, 2026-12-06).
+            // or the last-level cache then (the 7×7 layers' are 0.9–1.6 MB). Input-major,
+            // a row lies `cout` floats after the last, which the hardware's prefetchers,
+            // confined to a page, follow only a few rows at a time: asking for them 16 rows
+            // ahead took the 7×7 projections from 0.35 to 0.33 ms a layer in the network
+            // (native, 2026-12-06). In panels each vector's weights are a stream of lines one
+            // after another; asking for each stream's line 16 ahead still helped (the forward
+            // pass, taking turns with onnxruntime: 1.01–1.03× its time, against 1.04–1.07×
+            // without and 1.04–1.10× asking for the first stream's alone, 2026-12-07).
             let prefetch_ahead = if row == 0 {
-                WEIGHT_ROWS_AHEAD * cout
+                WEIGHT_ROWS_AHEAD * stride
             } else {
                 0
             };
+            let panels = matches!(self.weights, Weights::Panels(_));
             for k in 0..cin {
                 if prefetch_ahead > 0 {
-                    prefetch(w.wrapping_add(prefetch_ahead));
+                    if panels {
+                        for w in w {
+                            prefetch(w.wrapping_add(prefetch_ahead));
+                        }
+                    } else {
+                        prefetch(w[0].wrapping_add(prefetch_ahead));
+                    }
                 }
                 let wv: [Vector<S, f32>; V] =
-                    core::array::from_fn(|v| vload_unaligned::<S, _>(w.add(v * lanes)));
+                    core::array::from_fn(|v| vload_unaligned::<S, _>(w[v]));
                 for (i, acc) in acc.iter_mut().enumerate() {
                     let xv = (*x.add(i * cin + k)).splat::<S>();
                     for (a, wv) in acc.iter_mut().zip(wv) {
                         *a = xv.mul_add(wv, *a);
                     }
                 }
-                w = w.add(cout);
+                w = w.map(|w| w.add(stride));
             }
             let (zero, six) = (0.0f32.splat::<S>(), 6.0f32.splat::<S>());
             for (i, acc) in acc.into_iter().enumerate() {
@@ -1272,25 +1392,37 @@ mod tests {
             let first = |t: Tensor<4>| t.permute([0, 3, 1, 2]);
             // Sums over 1200 channels reach ~60, where float rounding alone differs by ~1e-4.
             let tolerance = Tolerance::rel_abs(1e-5, 1e-4);
-            first(pointwise(
-                last(x.clone()),
-                weight.clone(),
-                bias.clone(),
-                true,
-            ))
-            .into_data()
-            .assert_approx_eq::<f32>(&plain.clone().clamp(0.0, 6.0).into_data(), tolerance);
-            first(pointwise(
-                last(x.clone()),
-                weight.clone(),
-                bias.clone(),
-                false,
-            ))
-            .into_data()
-            .assert_approx_eq::<f32>(&plain.clone().into_data(), tolerance);
-            first(pointwise_add(last(x), weight, bias, last(residual.clone())))
+            // burn's layout, and the model's on the CPU (in panels where `Cout` is a multiple
+            // of 16: 96, 240, 16, 48 and 32 here).
+            for weight in [weight.clone(), pointwise_weights_for_the_cpu(weight)] {
+                first(pointwise(
+                    last(x.clone()),
+                    weight.clone(),
+                    bias.clone(),
+                    true,
+                ))
                 .into_data()
-                .assert_approx_eq::<f32>(&(plain + residual).into_data(), tolerance);
+                .assert_approx_eq::<f32>(&plain.clone().clamp(0.0, 6.0).into_data(), tolerance);
+                first(pointwise(
+                    last(x.clone()),
+                    weight.clone(),
+                    bias.clone(),
+                    false,
+                ))
+                .into_data()
+                .assert_approx_eq::<f32>(&plain.clone().into_data(), tolerance);
+                first(pointwise_add(
+                    last(x.clone()),
+                    weight,
+                    bias.clone(),
+                    last(residual.clone()),
+                ))
+                .into_data()
+                .assert_approx_eq::<f32>(
+                    &(plain.clone() + residual.clone()).into_data(),
+                    tolerance,
+                );
+            }
         }
     }
 
