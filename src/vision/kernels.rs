@@ -15,9 +15,10 @@
 //! clamps to ReLU6 while the sums are still in registers. The 1×1 kernel likewise starts its
 //! sums from the bias (and the block's residual) and clamps them before they are stored, and
 //! reads its weights where the model keeps them, packed once at load in panels of 16 output
-//! channels ([`pointwise_weights_for_the_cpu`]), instead of packing them per call. Every kernel is written once over macerator, the SIMD abstraction burn's CPU
-//! backend uses, so the same source becomes AVX-512/AVX2 code natively (picked at run time)
-//! and SIMD128 code in the browser.
+//! channels ([`pointwise_weights_for_the_cpu`]), instead of packing them per call. Every
+//! kernel is written once over macerator, the SIMD abstraction burn's CPU backend uses, so the
+//! same source becomes AVX-512/AVX2 code natively (picked at run time) and SIMD128 code in the
+//! browser.
 
 #[cfg(feature = "gpu")]
 use burn::backend::Cube;
@@ -351,9 +352,8 @@ impl Weights<'_> {
 /// loads one row of the weights (`V` vectors, from [`Weights`] laid out at load), so they are
 /// read where they are instead of being packed per call as a general matrix product packs them
 /// (natively, all of Lite0's 1×1 products took 6.3 ms here against 8.5 ms through the `gemm`
-/// crate). The
-/// sums start from the bias (and residual) and are clamped on their way out, so the output is
-/// written once.
+/// crate). The sums start from the bias (and residual) and are clamped on their way out, so
+/// the output is written once.
 pub(crate) fn pointwise_nhwc(
     x: &[f32],
     cin: usize,
