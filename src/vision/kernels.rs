@@ -285,12 +285,7 @@ pub fn pointwise_weights_for_the_cpu(weight: Tensor<4>) -> Tensor<4> {
     let stored = &mut padded[start..];
     for (co, row) in values.chunks_exact(cin).enumerate() {
         for (k, &v) in row.iter().enumerate() {
-            let at = if panels {
-                (co / PANEL * cin + k) * PANEL + co % PANEL
-            } else {
-                k * cout + co
-            };
-            stored[at] = v;
+            stored[weight_at(panels, k, co, cin, cout)] = v;
         }
     }
     let len = padded.len();
@@ -301,6 +296,15 @@ pub fn pointwise_weights_for_the_cpu(weight: Tensor<4>) -> Tensor<4> {
             .swap_dims(1, 2)
     } else {
         stored.reshape([cin, cout, 1, 1]).swap_dims(0, 1)
+    }
+}
+
+/// Where input channel `k`'s weight for output channel `col` lies, in panels or input-major.
+fn weight_at(panels: bool, k: usize, col: usize, cin: usize, cout: usize) -> usize {
+    if panels {
+        (col / PANEL * cin + k) * PANEL + col % PANEL
+    } else {
+        k * cout + col
     }
 }
 
@@ -322,25 +326,28 @@ pub(crate) enum Weights<'a> {
 
 impl Weights<'_> {
     fn len(&self) -> usize {
-        match self {
-            Weights::InputMajor(w) | Weights::Panels(w) => w.len(),
+        self.parts().0.len()
+    }
+
+    /// The weights, and whether they lie in panels.
+    fn parts(&self) -> (&[f32], bool) {
+        match *self {
+            Weights::InputMajor(w) => (w, false),
+            Weights::Panels(w) => (w, true),
         }
     }
 
     /// Where output channel `col`'s weight for input channel 0 lies, and how far on the
     /// next input channel's.
     fn column(&self, col: usize, cin: usize, cout: usize) -> (*const f32, usize) {
-        match *self {
-            Weights::InputMajor(w) => (w[col..].as_ptr(), cout),
-            Weights::Panels(w) => (w[col / PANEL * PANEL * cin + col % PANEL..].as_ptr(), PANEL),
-        }
+        let (w, panels) = self.parts();
+        let stride = if panels { PANEL } else { cout };
+        (w[weight_at(panels, 0, col, cin, cout)..].as_ptr(), stride)
     }
 
     fn at(&self, k: usize, col: usize, cin: usize, cout: usize) -> f32 {
-        match *self {
-            Weights::InputMajor(w) => w[k * cout + col],
-            Weights::Panels(w) => w[col / PANEL * PANEL * cin + k * PANEL + col % PANEL],
-        }
+        let (w, panels) = self.parts();
+        w[weight_at(panels, k, col, cin, cout)]
     }
 }
 
