@@ -108,6 +108,65 @@ pub trait LiteKernels: Backend {
     ) -> FloatTensor<Self> {
         Self::float_add(pointwise_by_matmul::<Self>(x, weight, bias), residual)
     }
+
+    /// An inverted-residual block on a channels-last `x` `[N, H, W, Cin]`: the 1×1 expansion
+    /// (`expand_weight`, `expand_bias`) + ReLU6, the depthwise "SAME" convolution
+    /// (`depthwise_weight` `[C, 1, k, k]`, `depthwise_bias`, `stride`) + ReLU6, then the 1×1
+    /// projection, plus `x` when `residual`; the three layers' ops one after another.
+    #[allow(clippy::too_many_arguments)]
+    fn inverted_residual(
+        x: FloatTensor<Self>,
+        expand_weight: FloatTensor<Self>,
+        expand_bias: FloatTensor<Self>,
+        depthwise_weight: FloatTensor<Self>,
+        depthwise_bias: FloatTensor<Self>,
+        stride: usize,
+        project_weight: FloatTensor<Self>,
+        project_bias: FloatTensor<Self>,
+        residual: bool,
+    ) -> FloatTensor<Self> {
+        let y = Self::pointwise(x.clone(), expand_weight, expand_bias, true);
+        depthwise_then_project::<Self>(
+            y,
+            (depthwise_weight, depthwise_bias, stride),
+            (project_weight, project_bias),
+            residual.then_some(x),
+        )
+    }
+
+    /// [`LiteKernels::inverted_residual`] without the expansion: a depthwise-separable block.
+    #[allow(clippy::too_many_arguments)]
+    fn depthwise_separable(
+        x: FloatTensor<Self>,
+        depthwise_weight: FloatTensor<Self>,
+        depthwise_bias: FloatTensor<Self>,
+        stride: usize,
+        project_weight: FloatTensor<Self>,
+        project_bias: FloatTensor<Self>,
+        residual: bool,
+    ) -> FloatTensor<Self> {
+        depthwise_then_project::<Self>(
+            x.clone(),
+            (depthwise_weight, depthwise_bias, stride),
+            (project_weight, project_bias),
+            residual.then_some(x),
+        )
+    }
+}
+
+/// The depthwise layer + ReLU6 and the projection (+ `residual`) of a block, one op after the
+/// other: the other backends' blocks.
+fn depthwise_then_project<B: LiteKernels>(
+    y: FloatTensor<B>,
+    (depthwise_weight, depthwise_bias, stride): (FloatTensor<B>, FloatTensor<B>, usize),
+    (project_weight, project_bias): (FloatTensor<B>, FloatTensor<B>),
+    residual: Option<FloatTensor<B>>,
+) -> FloatTensor<B> {
+    let y = B::depthwise_same_relu6(y, depthwise_weight, depthwise_bias, stride);
+    match residual {
+        Some(x) => B::pointwise_add(y, project_weight, project_bias, x),
+        None => B::pointwise(y, project_weight, project_bias, false),
+    }
 }
 
 /// burn's convolution of a planar `x` with TF "SAME" padding (as asymmetric pairs), then
@@ -183,16 +242,8 @@ impl LiteKernels for Flex {
         stride: usize,
     ) -> FloatTensor<Self> {
         let dims: [usize; 4] = x.layout().shape().dims();
-        let [c, _, k, _] = weight.layout().shape().dims::<4>();
-        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
-        let weight = f32s(&weight);
-        // [C, k, k] → [k·k, C]: the kernel reads one tap's weights for a run of channels.
-        let mut taps = vec![0.0; k * k * c];
-        for (ch, w) in weight.chunks_exact(k * k).enumerate() {
-            for (tap, &v) in w.iter().enumerate() {
-                taps[tap * c + ch] = v;
-            }
-        }
+        let (taps, k) = depthwise_taps(weight);
+        let (x, bias) = (contiguous(x), contiguous(bias));
         let (out, out_dims) = depthwise_nhwc(f32s(&x), dims, &taps, k, f32s(&bias), stride);
         out.into_tensor(out_dims)
     }
@@ -214,6 +265,119 @@ impl LiteKernels for Flex {
     ) -> FloatTensor<Self> {
         pointwise_flex(x, weight, bias, Some(residual), false)
     }
+
+    fn inverted_residual(
+        x: FlexTensor,
+        expand_weight: FlexTensor,
+        expand_bias: FlexTensor,
+        depthwise_weight: FlexTensor,
+        depthwise_bias: FlexTensor,
+        stride: usize,
+        project_weight: FlexTensor,
+        project_bias: FlexTensor,
+        residual: bool,
+    ) -> FlexTensor {
+        let expand = Some((expand_weight, expand_bias));
+        let depthwise = (depthwise_weight, depthwise_bias, stride);
+        block_flex(
+            x,
+            expand,
+            depthwise,
+            (project_weight, project_bias),
+            residual,
+        )
+    }
+
+    fn depthwise_separable(
+        x: FlexTensor,
+        depthwise_weight: FlexTensor,
+        depthwise_bias: FlexTensor,
+        stride: usize,
+        project_weight: FlexTensor,
+        project_bias: FlexTensor,
+        residual: bool,
+    ) -> FlexTensor {
+        let depthwise = (depthwise_weight, depthwise_bias, stride);
+        block_flex(x, None, depthwise, (project_weight, project_bias), residual)
+    }
+}
+
+/// A block through [`mbconv_nhwc`]: `expand` and `project` as (weight, bias), `depthwise` as
+/// (weight, bias, stride).
+fn block_flex(
+    x: FlexTensor,
+    expand: Option<(FlexTensor, FlexTensor)>,
+    (depthwise_weight, depthwise_bias, stride): (FlexTensor, FlexTensor, usize),
+    (project_weight, project_bias): (FlexTensor, FlexTensor),
+    residual: bool,
+) -> FlexTensor {
+    let dims: [usize; 4] = x.layout().shape().dims();
+    let hidden = depthwise_bias.layout().shape().num_elements();
+    let cout = project_bias.layout().shape().num_elements();
+    let x = contiguous(x);
+    let expand = expand.map(|(weight, bias)| {
+        (
+            one_by_one_weights(weight, dims[3], hidden),
+            contiguous(bias),
+        )
+    });
+    let (taps, k) = depthwise_taps(depthwise_weight);
+    let depthwise_bias = contiguous(depthwise_bias);
+    let project = (
+        one_by_one_weights(project_weight, hidden, cout),
+        contiguous(project_bias),
+    );
+    fn layer(((weights, panels), bias): &((FlexTensor, bool), FlexTensor)) -> OneByOne<'_> {
+        OneByOne {
+            weights: Weights::new(*panels, f32s(weights)),
+            bias: f32s(bias),
+        }
+    }
+    let (out, out_dims) = mbconv_nhwc(
+        f32s(&x),
+        dims,
+        expand.as_ref().map(layer),
+        &taps,
+        k,
+        f32s(&depthwise_bias),
+        stride,
+        layer(&project),
+        residual,
+    );
+    out.into_tensor(out_dims)
+}
+
+/// A depthwise convolution's weights `[C, 1, k, k]` as the kernel reads them, `[k·k, C]` (one
+/// tap's weights for a run of channels), and `k`.
+fn depthwise_taps(weight: FlexTensor) -> (Vec<f32>, usize) {
+    let [c, _, k, _] = weight.layout().shape().dims::<4>();
+    let weight = contiguous(weight);
+    let mut taps = vec![0.0; k * k * c];
+    for (ch, w) in f32s(&weight).chunks_exact(k * k).enumerate() {
+        for (tap, &v) in w.iter().enumerate() {
+            taps[tap * c + ch] = v;
+        }
+    }
+    (taps, k)
+}
+
+/// A 1×1 convolution's weights of `cin` to `cout` channels, in place when
+/// [`pointwise_weights_for_the_cpu`] laid them out in panels or input-major (as the model does
+/// at load; `true` for panels), else copied `[Cin, Cout]`.
+fn one_by_one_weights(weight: FlexTensor, cin: usize, cout: usize) -> (FlexTensor, bool) {
+    let [a, b, c, _] = weight.layout().shape().dims::<4>();
+    let panels = b == PANEL && c == cin && a * PANEL == cout;
+    assert!(
+        panels || (a == cout && b == cin),
+        "1×1 convolution of {cin} channels to {cout} with weights {:?}",
+        [a, b, c]
+    );
+    let weights = contiguous(if panels {
+        weight.transpose(1, 2)
+    } else {
+        weight.transpose(0, 1)
+    });
+    (weights, panels)
 }
 
 /// A channels-last 1×1 convolution on the CPU through [`pointwise_nhwc`]. The weights are
@@ -228,29 +392,13 @@ fn pointwise_flex(
 ) -> FlexTensor {
     let [n, h, w, cin] = x.layout().shape().dims::<4>();
     let cout = bias.layout().shape().num_elements();
-    let [a, b, c, _] = weight.layout().shape().dims::<4>();
-    let panels = b == PANEL && c == cin && a * PANEL == cout;
-    assert!(
-        panels || (a == cout && b == cin),
-        "1×1 convolution of {cin} channels to {cout} with weights {:?}",
-        [a, b, c]
-    );
-    let weights = contiguous(if panels {
-        weight.transpose(1, 2)
-    } else {
-        weight.transpose(0, 1)
-    });
+    let (weights, panels) = one_by_one_weights(weight, cin, cout);
     let (x, bias) = (contiguous(x), contiguous(bias));
     let residual = residual.map(contiguous);
-    let weights = if panels {
-        Weights::Panels(f32s(&weights))
-    } else {
-        Weights::InputMajor(f32s(&weights))
-    };
     let out = pointwise_nhwc(
         f32s(&x),
         cin,
-        weights,
+        Weights::new(panels, f32s(&weights)),
         f32s(&bias),
         residual.as_ref().map(f32s),
         relu6,
@@ -324,7 +472,15 @@ pub(crate) enum Weights<'a> {
     Panels(&'a [f32]),
 }
 
-impl Weights<'_> {
+impl<'a> Weights<'a> {
+    fn new(panels: bool, values: &'a [f32]) -> Self {
+        if panels {
+            Weights::Panels(values)
+        } else {
+            Weights::InputMajor(values)
+        }
+    }
+
     fn len(&self) -> usize {
         self.parts().0.len()
     }
@@ -850,9 +1006,239 @@ pub(crate) fn depthwise_nhwc(
         h * w * c,
         g.ho * g.wo * c,
         g.wo * c,
-        |input, row, oh| depthwise_row(input, row, taps, bias, &g, oh),
+        |input, row, oh| depthwise_row(input, 0, row, taps, bias, &g, oh),
     );
     (out, [n, g.ho, g.wo, c])
+}
+
+/// A 1×1 convolution's weights, as [`pointwise_weights_for_the_cpu`] laid them out, and bias.
+#[derive(Clone, Copy)]
+pub(crate) struct OneByOne<'a> {
+    pub weights: Weights<'a>,
+    pub bias: &'a [f32],
+}
+
+/// Output rows of the depthwise layer a block's band takes at once: enough that the 1×1
+/// products around it get a few dozen pixels.
+const BAND_PIXELS: usize = 64;
+
+/// An inverted-residual block on channels-last `x` `[N, H, W, Cin]`, band by band of rows:
+/// the 1×1 expansion + ReLU6 (when `expand`), the depthwise "SAME" convolution (`taps`
+/// `[k·k, C]`, `dw_bias`, `stride`) + ReLU6 and the 1×1 projection (+ `x` when `residual`).
+/// Layer by layer, the expansion's output (up to 4.8 MB at 112×112×96) went to memory and
+/// came back for the depthwise layer, whose output did the same for the projection; here each
+/// band's expanded rows are made just before the depthwise rows that read them, in a few
+/// rows' buffer that stays in the cache, and the rows a band shares with the next are kept
+/// rather than made again. Each thread takes a run of output rows. Returns the output and its
+/// shape.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn mbconv_nhwc(
+    x: &[f32],
+    [n, h, w, cin]: [usize; 4],
+    expand: Option<OneByOne>,
+    taps: &[f32],
+    k: usize,
+    dw_bias: &[f32],
+    stride: usize,
+    project: OneByOne,
+    residual: bool,
+) -> (Output, [usize; 4]) {
+    let hidden = dw_bias.len();
+    let cout = project.bias.len();
+    assert_eq!(
+        x.len(),
+        n * h * w * cin,
+        "input length does not match its shape"
+    );
+    match expand {
+        Some(e) => assert_eq!(
+            (e.weights.len(), e.bias.len()),
+            (cin * hidden, hidden),
+            "expansion does not match the channels"
+        ),
+        None => assert_eq!(cin, hidden, "a block without expansion keeps its channels"),
+    }
+    assert_eq!(
+        taps.len(),
+        k * k * hidden,
+        "depthwise weights do not match the channels"
+    );
+    assert_eq!(
+        project.weights.len(),
+        hidden * cout,
+        "projection does not match the channels"
+    );
+    assert!(
+        !residual || (stride == 1 && cin == cout),
+        "a residual block keeps its shape"
+    );
+    let g = Geometry::same(h, w, hidden, k, stride);
+    let band = BAND_PIXELS.div_ceil(g.wo).min(g.ho);
+    // The output rows each thread takes, whole bands.
+    let rows = g.ho.div_ceil(cpu_threads()).div_ceil(band) * band;
+    let (image_in, image_out) = (h * w * cin, g.ho * g.wo * cout);
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        for (image, out) in out.chunks_mut(image_out).enumerate() {
+            let x = &x[image * image_in..(image + 1) * image_in];
+            for_each_chunk(out, rows * g.wo * cout, |(index, out)| {
+                let first = index * rows;
+                let block = Block {
+                    x,
+                    cin,
+                    expand,
+                    taps,
+                    dw_bias,
+                    project,
+                    residual,
+                    g: &g,
+                };
+                block.rows(first..first + out.len() / (g.wo * cout), band, out);
+            });
+        }
+    };
+    // SAFETY: each image's output rows are cut into runs that `Block::rows` fills whole.
+    (
+        unsafe { Output::filled(n * image_out, fill) },
+        [n, g.ho, g.wo, cout],
+    )
+}
+
+/// One image's inverted-residual block, as [`mbconv_nhwc`] was given it.
+struct Block<'a> {
+    x: &'a [f32],
+    cin: usize,
+    expand: Option<OneByOne<'a>>,
+    taps: &'a [f32],
+    dw_bias: &'a [f32],
+    project: OneByOne<'a>,
+    residual: bool,
+    g: &'a Geometry,
+}
+
+impl Block<'_> {
+    /// Output rows `rows`, `band` at a time, into `out`.
+    fn rows(&self, rows: std::ops::Range<usize>, band: usize, out: &mut [MaybeUninit<f32>]) {
+        let g = self.g;
+        let (hidden, cout) = (g.c, self.project.bias.len());
+        // The input rows a run of output rows reads: their windows, clipped to the image.
+        let reads = |rows: std::ops::Range<usize>| {
+            let top = (rows.start * g.stride).saturating_sub(g.top);
+            let bottom = ((rows.end - 1) * g.stride + g.k)
+                .saturating_sub(g.top)
+                .min(g.h);
+            top..bottom
+        };
+        // The expanded input rows `held` (where there is an expansion), first to last.
+        let mut expanded = Scratch::new(
+            self.expand
+                .map_or(0, |_| (g.k + (band - 1) * g.stride) * g.w * hidden),
+        );
+        let mut held = 0..0;
+        let mut depthwise = Scratch::new(band * g.wo * hidden);
+        let mut oh = rows.start;
+        while oh < rows.end {
+            let t = band.min(rows.end - oh);
+            let need = reads(oh..oh + t);
+            let (input, first) = match self.expand {
+                None => (self.x, 0),
+                Some(expand) => {
+                    let row_len = g.w * hidden;
+                    // Keep the rows this band shares with the last; make the rest.
+                    let kept = if held.end > need.start {
+                        let from = need.start - held.start;
+                        expanded.shift(from * row_len..held.len() * row_len);
+                        held.end
+                    } else {
+                        expanded.shift(0..0);
+                        need.start
+                    };
+                    let made = kept..need.end;
+                    let at = (made.start - need.start) * row_len;
+                    let product = Product {
+                        x: &self.x[made.start * g.w * self.cin..made.end * g.w * self.cin],
+                        cin: self.cin,
+                        weights: expand.weights,
+                        bias: expand.bias,
+                        residual: None,
+                        relu6: true,
+                    };
+                    pointwise_rows(&product, expanded.spare(at, made.len() * row_len));
+                    held = need.clone();
+                    (expanded.filled(held.len() * row_len), held.start)
+                }
+            };
+            let row_len = g.wo * hidden;
+            for (j, out_row) in depthwise
+                .spare(0, t * row_len)
+                .chunks_mut(row_len)
+                .enumerate()
+            {
+                depthwise_row(input, first, out_row, self.taps, self.dw_bias, g, oh + j);
+            }
+            let out_len = g.wo * cout;
+            let product = Product {
+                x: depthwise.filled(t * row_len),
+                cin: hidden,
+                weights: self.project.weights,
+                bias: self.project.bias,
+                residual: self
+                    .residual
+                    .then(|| &self.x[oh * out_len..(oh + t) * out_len]),
+                relu6: false,
+            };
+            let at = (oh - rows.start) * out_len;
+            pointwise_rows(&product, &mut out[at..at + t * out_len]);
+            oh += t;
+        }
+    }
+}
+
+/// A kernel's working buffer, its first value at the start of a cache line, filled from its
+/// start: [`Scratch::spare`] hands out room that a kernel writes, [`Scratch::filled`] what
+/// has been written.
+struct Scratch {
+    buf: Vec<MaybeUninit<f32>>,
+    start: usize,
+    /// Values from the start written so far.
+    written: usize,
+}
+
+impl Scratch {
+    fn new(len: usize) -> Self {
+        let mut buf: Vec<MaybeUninit<f32>> = Vec::with_capacity(len + LINE - 1);
+        let start = to_next_line(buf.as_ptr().cast());
+        buf.resize_with(start + len, MaybeUninit::uninit);
+        Scratch {
+            buf,
+            start,
+            written: 0,
+        }
+    }
+
+    /// The `len` values from `at` (at most what is written so far), to be written; counts them
+    /// written from then on.
+    fn spare(&mut self, at: usize, len: usize) -> &mut [MaybeUninit<f32>] {
+        assert!(at <= self.written, "a gap in the buffer");
+        self.written = self.written.max(at + len);
+        &mut self.buf[self.start + at..self.start + at + len]
+    }
+
+    /// The first `len` values, all written.
+    fn filled(&self, len: usize) -> &[f32] {
+        assert!(len <= self.written, "values not written");
+        let values = &self.buf[self.start..self.start + len];
+        // SAFETY: every value up to `written` was handed out by `spare` to a kernel that
+        // writes every value it is given; MaybeUninit<f32> has f32's layout.
+        unsafe { &*(values as *const [MaybeUninit<f32>] as *const [f32]) }
+    }
+
+    /// Moves the written values `range` to the start, and counts only them written.
+    fn shift(&mut self, range: std::ops::Range<usize>) {
+        assert!(range.end <= self.written);
+        self.buf
+            .copy_within(self.start + range.start..self.start + range.end, self.start);
+        self.written = range.len();
+    }
 }
 
 /// Runs `row(image, output row, oh)` over every output row of `n` images (`image_len` input
@@ -963,7 +1349,8 @@ impl Geometry {
 /// EfficientNet's largest kernel, 5×5.
 type Taps = ([(usize, usize); 25], usize);
 
-/// One output row `oh` of one image. Pixels whose window lies inside the image share one table
+/// One output row `oh` of one image, whose input rows from `first` on are `input` (all of them
+/// but in a block's bands, [`mbconv_nhwc`]). Pixels whose window lies inside the image share one table
 /// of tap offsets for the row (shifted by the pixel's column) and go up to eight at a time, so
 /// each weight vector loaded serves eight sums and eight chains of multiply-adds overlap
 /// (natively the depthwise layers took 2.5 ms a pass against 3.0 ms two at a time); with
@@ -972,6 +1359,7 @@ type Taps = ([(usize, usize); 25], usize);
 #[macerator::with_simd]
 fn depthwise_row<S: Simd>(
     input: &[f32],
+    first: usize,
     out_row: &mut [MaybeUninit<f32>],
     taps: &[f32],
     bias: &[f32],
@@ -983,11 +1371,22 @@ fn depthwise_row<S: Simd>(
     let ih0 = (oh * g.stride) as isize - g.top as isize;
     let kh_start = (-ih0).max(0) as usize;
     let kh_end = (g.h as isize - ih0).clamp(0, g.k as isize) as usize;
+    // Every row the window reads is in `input`, which the kernels below rely on.
+    if kh_end > kh_start {
+        let (top, bottom) = (
+            (ih0 + kh_start as isize) as usize,
+            (ih0 + kh_end as isize) as usize,
+        );
+        assert!(
+            first <= top && (bottom - first) * g.w * c <= input.len(),
+            "input rows {first}.. do not cover the window's rows {top}..{bottom}"
+        );
+    }
     let window = |iw0: isize, kw: std::ops::Range<usize>| -> Option<Taps> {
         let mut offsets = [(0usize, 0usize); 25];
         let mut count = 0;
         for kh in kh_start..kh_end {
-            let ih = (ih0 + kh as isize) as usize;
+            let ih = (ih0 + kh as isize) as usize - first;
             for kw in kw.clone() {
                 let iw = (iw0 + kw as isize) as usize;
                 *offsets.get_mut(count)? = ((ih * g.w + iw) * c, (kh * g.k + kw) * c);
@@ -999,7 +1398,7 @@ fn depthwise_row<S: Simd>(
     // The interior's table, for a window starting at column 0.
     let Some((inner, inner_count)) = window(0, 0..g.k.min(g.w)) else {
         // Kernels above 5×5 are not EfficientNet's; a plain loop keeps them correct.
-        return depthwise_row_scalar(input, out_row, taps, bias, g, oh);
+        return depthwise_row_scalar(input, first, out_row, taps, bias, g, oh);
     };
     let inner = &inner[..inner_count];
     let interior = |ow: usize| {
@@ -1030,7 +1429,7 @@ fn depthwise_row<S: Simd>(
             8 if matches!((g.k, g.stride), (3 | 5, 1)) => {
                 let out = &mut out_row[ow * c..(ow + 8) * c];
                 let rows = (kh_start, kh_end);
-                let corner = (ih0 + kh_start as isize) as usize * g.w * c + shift(ow);
+                let corner = ((ih0 + kh_start as isize) as usize - first) * g.w * c + shift(ow);
                 match g.k {
                     3 => sliding::<S, 3>(input, out, taps, bias, g, rows, corner),
                     _ => sliding::<S, 5>(input, out, taps, bias, g, rows, corner),
@@ -1194,6 +1593,7 @@ fn pixels<S: Simd, const P: usize, const V: usize>(
 
 fn depthwise_row_scalar(
     input: &[f32],
+    first: usize,
     out_row: &mut [MaybeUninit<f32>],
     taps: &[f32],
     bias: &[f32],
@@ -1209,7 +1609,8 @@ fn depthwise_row_scalar(
                     let iw = (ow * g.stride + kw) as isize - g.left as isize;
                     if (0..g.h as isize).contains(&ih) && (0..g.w as isize).contains(&iw) {
                         let (ih, iw) = (ih as usize, iw as usize);
-                        acc += input[(ih * g.w + iw) * g.c + ch] * taps[(kh * g.k + kw) * g.c + ch];
+                        let at = ((ih - first) * g.w + iw) * g.c + ch;
+                        acc += input[at] * taps[(kh * g.k + kw) * g.c + ch];
                     }
                 }
             }
@@ -1264,6 +1665,52 @@ pub fn pointwise(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, relu6: bool) 
         bias.into_dispatch(),
         relu6,
     ))
+}
+
+/// An inverted-residual block on a channels-last `x` `[N, H, W, Cin]` (see
+/// [`LiteKernels::inverted_residual`]): on the CPU the three layers band by band of rows
+/// ([`mbconv_nhwc`]), elsewhere one after another.
+#[allow(clippy::too_many_arguments)]
+pub fn inverted_residual(
+    x: Tensor<4>,
+    expand: Option<(Tensor<4>, Tensor<1>)>,
+    depthwise_weight: Tensor<4>,
+    depthwise_bias: Tensor<1>,
+    stride: usize,
+    project_weight: Tensor<4>,
+    project_bias: Tensor<1>,
+    residual: bool,
+) -> Tensor<4> {
+    use burn::backend::Dispatch;
+    let (x, depthwise_weight, depthwise_bias) = (
+        x.into_dispatch(),
+        depthwise_weight.into_dispatch(),
+        depthwise_bias.into_dispatch(),
+    );
+    let (project_weight, project_bias) =
+        (project_weight.into_dispatch(), project_bias.into_dispatch());
+    Tensor::from_dispatch(match expand {
+        Some((expand_weight, expand_bias)) => <Dispatch as LiteKernels>::inverted_residual(
+            x,
+            expand_weight.into_dispatch(),
+            expand_bias.into_dispatch(),
+            depthwise_weight,
+            depthwise_bias,
+            stride,
+            project_weight,
+            project_bias,
+            residual,
+        ),
+        None => <Dispatch as LiteKernels>::depthwise_separable(
+            x,
+            depthwise_weight,
+            depthwise_bias,
+            stride,
+            project_weight,
+            project_bias,
+            residual,
+        ),
+    })
 }
 
 /// [`pointwise`] without ReLU6, plus `residual` `[N, H, W, Cout]`.
@@ -1433,6 +1880,70 @@ mod tests {
         }
     }
 
+    #[test]
+    fn blocks_in_bands_match_their_layers_one_after_another() {
+        let device = Device::flex();
+        let random = |dims: [usize; 4], range: f64| {
+            Tensor::<4>::random(dims, Distribution::Uniform(-range, range), &device)
+        };
+        let bias = |c: usize| Tensor::<1>::random([c], Distribution::Uniform(-1.0, 1.0), &device);
+        // Lite0's first blocks shrunk (32, 3×3/1 without expansion; 16→96, 3×3/2; 24→144,
+        // 3×3/1 with its residual; 5×5/2), odd sizes that pad unevenly, bands that end short
+        // of the image, maps smaller than the kernel, and widths that leave no whole panel
+        // (40, 20). `hidden` 0: no expansion.
+        for (cin, hidden, cout, h, w, k, stride, residual) in [
+            (32, 0, 16, 19, 21, 3, 1, false),
+            (16, 0, 16, 9, 8, 3, 1, true),
+            (16, 96, 24, 23, 22, 3, 2, false),
+            (24, 144, 24, 17, 9, 3, 1, true),
+            (24, 144, 40, 13, 15, 5, 2, false),
+            (40, 240, 40, 7, 7, 5, 1, true),
+            (8, 48, 20, 3, 2, 5, 1, false),
+            (8, 32, 16, 1, 1, 3, 2, false),
+        ] {
+            let x = random([2, h, w, cin], 3.0);
+            let expand = (hidden > 0).then(|| (random([hidden, cin, 1, 1], 0.5), bias(hidden)));
+            let hidden = if hidden > 0 { hidden } else { cin };
+            let depthwise = random([hidden, 1, k, k], 1.0);
+            let project = random([cout, hidden, 1, 1], 0.5);
+            let (db, pb) = (bias(hidden), bias(cout));
+            let mut y = x.clone();
+            if let Some((weight, bias)) = &expand {
+                y = pointwise(y, weight.clone(), bias.clone(), true);
+            }
+            let y = depthwise_same_relu6(y, depthwise.clone(), db.clone(), stride);
+            let expected = if residual {
+                pointwise_add(y, project.clone(), pb.clone(), x.clone())
+            } else {
+                pointwise(y, project.clone(), pb.clone(), false)
+            };
+            // burn's layout of the 1×1 weights, and the model's on the CPU.
+            for laid_out in [false, true] {
+                let lay = |w: &Tensor<4>| {
+                    if laid_out {
+                        pointwise_weights_for_the_cpu(w.clone())
+                    } else {
+                        w.clone()
+                    }
+                };
+                let got = inverted_residual(
+                    x.clone(),
+                    expand.as_ref().map(|(w, b)| (lay(w), b.clone())),
+                    depthwise.clone(),
+                    db.clone(),
+                    stride,
+                    lay(&project),
+                    pb.clone(),
+                    residual,
+                );
+                let shape = format!("{cin}→{hidden}→{cout} {k}×{k}/{stride} on {h}×{w}");
+                assert_eq!(got.dims(), expected.dims(), "{shape}");
+                // The same operations on the same values in the same order: the same floats.
+                assert_eq!(got.into_data(), expected.clone().into_data(), "{shape}");
+            }
+        }
+    }
+
     /// The other backends' bodies (burn's own operations, channels-first inside) against the
     /// CPU kernels, on native wgpu when this machine has an adapter (a software one will do).
     #[test]
@@ -1445,6 +1956,7 @@ mod tests {
         let x = Tensor::<4>::random([1, 6, 7, 16], Distribution::Uniform(-3.0, 3.0), &cpu);
         let dw = Tensor::<4>::random([16, 1, 5, 5], Distribution::Uniform(-1.0, 1.0), &cpu);
         let pw = Tensor::<4>::random([24, 16, 1, 1], Distribution::Uniform(-1.0, 1.0), &cpu);
+        let expand = Tensor::<4>::random([16, 16, 1, 1], Distribution::Uniform(-0.5, 0.5), &cpu);
         let bias16 = Tensor::<1>::random([16], Distribution::Uniform(-1.0, 1.0), &cpu);
         let bias24 = Tensor::<1>::random([24], Distribution::Uniform(-1.0, 1.0), &cpu);
         let residual = Tensor::<4>::random([1, 3, 4, 24], Distribution::Uniform(-3.0, 3.0), &cpu);
@@ -1476,10 +1988,26 @@ mod tests {
                 bias24.clone().to_device(device),
                 to(residual.clone()),
             );
-            (a.into_data(), b.into_data(), s.into_data())
+            let block = inverted_residual(
+                to(x.clone()),
+                Some((to(expand.clone()), bias16.clone().to_device(device))),
+                to(dw.clone()),
+                bias16.clone().to_device(device),
+                2,
+                to(pw.clone()),
+                bias24.clone().to_device(device),
+                false,
+            );
+            (
+                a.into_data(),
+                b.into_data(),
+                s.into_data(),
+                block.into_data(),
+            )
         };
-        let (cpu_a, cpu_b, cpu_s) = run(&cpu);
-        let (gpu_a, gpu_b, gpu_s) = run(&gpu);
+        let (cpu_a, cpu_b, cpu_s, cpu_block) = run(&cpu);
+        let (gpu_a, gpu_b, gpu_s, gpu_block) = run(&gpu);
+        gpu_block.assert_approx_eq::<f32>(&cpu_block, Tolerance::absolute(1e-4));
         gpu_s.assert_approx_eq::<f32>(&cpu_s, Tolerance::absolute(1e-4));
         gpu_a.assert_approx_eq::<f32>(&cpu_a, Tolerance::absolute(1e-4));
         gpu_b.assert_approx_eq::<f32>(&cpu_b, Tolerance::absolute(1e-4));

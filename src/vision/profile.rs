@@ -74,7 +74,9 @@ pub fn bias(conv: &Conv2d) -> Tensor<1> {
 }
 
 /// The CPU path's forward pass, each op timed under its kind: channels-last, every
-/// convolution after the stem one fused kernel.
+/// convolution after the stem one fused kernel. The first blocks, which the model's own pass
+/// runs in bands of rows (the three layers of a band one after another), are replayed here
+/// layer by layer, so that each kind is timed; the same values come out.
 pub fn forward_kernels(model: &EfficientNet, images: Tensor<4>, clock: &mut Clock) -> Tensor<2> {
     let stem = &model.conv_stem;
     // The stem reads the planar input and writes channels-last, with its ReLU6.
