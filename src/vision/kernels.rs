@@ -19,6 +19,10 @@
 //! kernel is written once over macerator, the SIMD abstraction burn's CPU backend uses, so the
 //! same source becomes AVX-512/AVX2 code natively (picked at run time) and SIMD128 code in the
 //! browser.
+//!
+//! The first, widest blocks run their three layers a band of rows at a time
+//! ([`mbconv_nhwc`]), through the same row and tile functions, so that their expanded maps
+//! never leave the caches.
 
 #[cfg(feature = "gpu")]
 use burn::backend::Cube;
@@ -1018,8 +1022,8 @@ pub(crate) struct OneByOne<'a> {
     pub bias: &'a [f32],
 }
 
-/// Output rows of the depthwise layer a block's band takes at once: enough that the 1×1
-/// products around it get a few dozen pixels.
+/// The least output pixels of a block's band (whole rows of the depthwise layer's output), so
+/// that the 1×1 products around it get a few dozen pixels at once.
 const BAND_PIXELS: usize = 64;
 
 /// An inverted-residual block on channels-last `x` `[N, H, W, Cin]`, band by band of rows:
