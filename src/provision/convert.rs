@@ -340,6 +340,7 @@ impl ModuleAdapter for WithoutParamIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vision::efficientnet::burn_weight;
 
     /// A checkpoint with every tensor EfficientNet-Lite0 needs, filled with a constant.
     fn synthetic_checkpoint() -> HashMap<String, (Vec<usize>, Vec<f32>)> {
@@ -433,7 +434,7 @@ mod tests {
         let [_, _, k, _] = model.blocks[3].depthwise_conv.weight.dims();
         let (original, quantized) = (
             values(model.blocks[3].depthwise_conv.weight.val()),
-            values(loaded.model().blocks[3].depthwise_conv.weight.val()),
+            values(burn_weight(&loaded.model().blocks[3].depthwise_conv)),
         );
         // One k×k depthwise filter per channel, each with its own scale.
         for (channel, (a, b)) in original
@@ -501,7 +502,7 @@ mod tests {
         let bytes = efficientnet_int8_bytes(&model, "m", "s").unwrap();
         let loaded = crate::vision::Classifier::from_burnpack(bytes, Device::flex()).unwrap();
         let weight =
-            |m: &EfficientNet, b: usize| m.blocks[b].depthwise_conv.weight.val().into_data();
+            |m: &EfficientNet, b: usize| burn_weight(&m.blocks[b].depthwise_conv).into_data();
         assert_eq!(
             weight(&model, 2),
             weight(loaded.model(), 2),

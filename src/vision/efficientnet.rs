@@ -29,8 +29,8 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::kernels::{
-    depthwise_same_relu6, inverted_residual, pointwise, pointwise_add,
-    pointwise_weights_for_the_cpu, stem_same_relu6,
+    depthwise_same_relu6, depthwise_weights_for_the_cpu, inverted_residual, pointwise,
+    pointwise_add, pointwise_weights_for_the_cpu, stem_same_relu6,
 };
 
 /// One stage of MBConv blocks, as in the paper's table 1.
@@ -211,7 +211,7 @@ impl MbConv {
         if let Some(expand) = &self.expand_conv {
             x = relu6(conv_1x1(expand, x));
         }
-        x = relu6(self.depthwise_conv.forward(x));
+        x = relu6(burn_conv(&self.depthwise_conv).forward(x));
         x = conv_1x1(&self.project_conv, x);
         if self.residual { x + input } else { x }
     }
@@ -274,12 +274,22 @@ fn conv_1x1(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 pub fn burn_weight(conv: &Conv2d) -> Tensor<4> {
     let weight = conv.weight.val();
     let [a, b, c, d] = weight.dims();
-    if [c, d] == conv.kernel_size {
+    if [c, d] == conv.kernel_size && (conv.groups == 1 || b == 1) {
         weight
+    } else if conv.groups > 1 {
+        // Depthwise taps, `[k, k, 1, C]`.
+        weight.reshape([a * b, d]).transpose().reshape([d, 1, a, b])
     } else {
         // Panels, `[Cout / PANEL, PANEL, Cin, 1]`: the same order of values.
         weight.reshape([a * b, c, 1, 1])
     }
+}
+
+/// `conv` with its weights as burn's convolution takes them (see [`burn_weight`]).
+fn burn_conv(conv: &Conv2d) -> Conv2d {
+    let mut conv = conv.clone();
+    conv.weight = Param::from_tensor(burn_weight(&conv));
+    conv
 }
 
 fn bias(conv: &Conv2d) -> Tensor<1> {
@@ -372,8 +382,8 @@ impl EfficientNet {
     /// once. On the CPU every 1×1 convolution's weights are stored as its kernel reads them:
     /// in panels of 16 output channels, each panel's weights input channel by input channel,
     /// where the output channels fill whole panels, else input-channel-major (the `[Cin, Cout]`
-    /// matrix it multiplies by); [`burn_weight`] gives them back as `[Cout, Cin, 1, 1]`.
-    /// Other devices keep burn's layout.
+    /// matrix it multiplies by); every depthwise convolution's tap by tap, `[k·k, C]`.
+    /// [`burn_weight`] gives either back in burn's layout. Other devices keep burn's layout.
     pub fn laid_out_for_device(mut self) -> Self {
         if !channels_last(&self.conv_head.weight.device()) {
             return self;
@@ -382,6 +392,11 @@ impl EfficientNet {
             if let Some(expand) = block.expand_conv.take() {
                 block.expand_conv = Some(laid_out_for_the_cpu(expand));
             }
+            block.depthwise_conv.weight = block
+                .depthwise_conv
+                .weight
+                .clone()
+                .map(depthwise_weights_for_the_cpu);
             block.project_conv = laid_out_for_the_cpu(block.project_conv.clone());
         }
         self.conv_head = laid_out_for_the_cpu(self.conv_head);
@@ -429,6 +444,35 @@ mod tests {
             pointwise(x, conv.weight.val(), bias(&conv), true)
                 .into_data()
                 .assert_eq(&before.into_data(), true);
+        }
+    }
+
+    #[test]
+    fn depthwise_weights_laid_out_for_the_cpu_kernel_are_the_same_weights() {
+        use burn::tensor::Distribution;
+        let device = Device::flex();
+        for (k, stride) in [(3, 1), (5, 2)] {
+            let mut conv = conv(48, 48, k, stride, 48, &device);
+            conv.weight = conv
+                .weight
+                .map(|w| w.random_like(Distribution::Uniform(-1.0, 1.0)));
+            let x = Tensor::<4>::random([1, 9, 11, 48], Distribution::Uniform(-3.0, 3.0), &device);
+            let run = |conv: &Conv2d| {
+                depthwise_same_relu6(x.clone(), conv.weight.val(), bias(conv), stride).into_data()
+            };
+            let before = run(&conv);
+            let weight = conv.weight.val().into_data();
+            let mut laid_out = conv.clone();
+            laid_out.weight = laid_out.weight.map(depthwise_weights_for_the_cpu);
+            assert_eq!(laid_out.weight.dims(), [k, k, 1, 48]);
+            assert_eq!(burn_weight(&laid_out).into_data(), weight);
+            run(&laid_out).assert_eq(&before, true);
+            // burn's own convolution, channels-first, takes them back in its layout.
+            let planar = x.clone().permute([0, 3, 1, 2]);
+            burn_conv(&laid_out)
+                .forward(planar.clone())
+                .into_data()
+                .assert_eq(&conv.forward(planar).into_data(), true);
         }
     }
 

@@ -59,8 +59,9 @@ pub fn same_padding(size: usize, kernel: usize, stride: usize) -> (usize, usize)
 #[cfg_attr(not(feature = "gpu"), backend_extension(Flex))]
 pub trait LiteKernels: Backend {
     /// Depthwise convolution of a channels-last `x` `[N, H, W, C]` with `weight` `[C, 1, k, k]`
-    /// (burn's layout for `groups == C`), `bias` `[C]`, TF "SAME" padding and stride
-    /// `stride`, then ReLU6; returns `[N, ceil(H/s), ceil(W/s), C]`, channels-last.
+    /// (burn's layout for `groups == C`; on the CPU also `[k, k, 1, C]`, as
+    /// [`depthwise_weights_for_the_cpu`] lays them out), `bias` `[C]`, TF "SAME" padding and
+    /// stride `stride`, then ReLU6; returns `[N, ceil(H/s), ceil(W/s), C]`, channels-last.
     fn depthwise_same_relu6(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -248,7 +249,7 @@ impl LiteKernels for Flex {
         let dims: [usize; 4] = x.layout().shape().dims();
         let (taps, k) = depthwise_taps(weight);
         let (x, bias) = (contiguous(x), contiguous(bias));
-        let (out, out_dims) = depthwise_nhwc(f32s(&x), dims, &taps, k, f32s(&bias), stride);
+        let (out, out_dims) = depthwise_nhwc(f32s(&x), dims, f32s(&taps), k, f32s(&bias), stride);
         out.into_tensor(out_dims)
     }
 
@@ -341,7 +342,7 @@ fn block_flex(
         f32s(&x),
         dims,
         expand.as_ref().map(layer),
-        &taps,
+        f32s(&taps),
         k,
         f32s(&depthwise_bias),
         stride,
@@ -351,18 +352,52 @@ fn block_flex(
     out.into_tensor(out_dims)
 }
 
-/// A depthwise convolution's weights `[C, 1, k, k]` as the kernel reads them, `[k·k, C]` (one
-/// tap's weights for a run of channels), and `k`.
-fn depthwise_taps(weight: FlexTensor) -> (Vec<f32>, usize) {
-    let [c, _, k, _] = weight.layout().shape().dims::<4>();
+/// A depthwise convolution's weights as the kernel reads them, `[k·k, C]` (one tap's weights
+/// for a run of channels), and `k`: in place when [`depthwise_weights_for_the_cpu`] laid them
+/// out (as the model does at load), else copied from burn's `[C, 1, k, k]`.
+fn depthwise_taps(weight: FlexTensor) -> (FlexTensor, usize) {
+    let [a, b, c, d] = weight.layout().shape().dims::<4>();
+    if b != 1 || c != d {
+        assert!(a == b && c == 1, "depthwise weights {:?}", [a, b, c, d]);
+        return (contiguous(weight), a);
+    }
+    let (channels, k) = (a, c);
     let weight = contiguous(weight);
-    let mut taps = vec![0.0; k * k * c];
+    let mut taps = vec![0.0; k * k * channels];
     for (ch, w) in f32s(&weight).chunks_exact(k * k).enumerate() {
         for (tap, &v) in w.iter().enumerate() {
-            taps[tap * c + ch] = v;
+            taps[tap * channels + ch] = v;
         }
     }
-    (taps, k)
+    let layout = Layout::contiguous(Shape::from([k, k, 1, channels]));
+    (
+        FlexTensor::new(Bytes::from_elems(taps), layout, DType::F32),
+        k,
+    )
+}
+
+/// A depthwise convolution's weights `[C, 1, k, k]` stored as its CPU kernel reads them,
+/// `[k, k, 1, C]` (`[k·k, C]` in memory: each tap's weights for every channel), their first
+/// value at the start of a cache line, so that no forward pass transposes them again.
+pub fn depthwise_weights_for_the_cpu(weight: Tensor<4>) -> Tensor<4> {
+    let [channels, one, k, k2] = weight.dims();
+    assert!(one == 1 && k == k2, "depthwise weights {:?}", weight.dims());
+    let device = weight.device();
+    let data = weight.into_data();
+    let values = data.as_slice::<f32>().expect("f32 weights");
+    let mut padded = Vec::with_capacity(values.len() + LINE - 1);
+    let start = to_next_line(padded.as_ptr());
+    padded.resize(start + values.len(), 0.0);
+    let stored = &mut padded[start..];
+    for (ch, filter) in values.chunks_exact(k * k).enumerate() {
+        for (tap, &v) in filter.iter().enumerate() {
+            stored[tap * channels + ch] = v;
+        }
+    }
+    let len = padded.len();
+    Tensor::<1>::from_data(TensorData::new(padded, [len]), &device)
+        .slice(start..len)
+        .reshape([k, k, 1, channels])
 }
 
 /// A 1×1 convolution's weights of `cin` to `cout` channels, in place when
