@@ -428,6 +428,7 @@ if (decodeProfiled.length) {
   for (const role of roles) console.log(`| ${role} | ${decodeProfiled.map((c) => cell(c.profile.products[role])).join(' | ')} |`);
   console.log(`| the rest (RoPE, norms, SiLU, adds, embedding, argmax) | ${decodeProfiled.map((c) => cell(c.profile.rest)).join(' | ')} |`);
   console.log(`| the whole step | ${decodeProfiled.map((c) => cell(c.profile.step)).join(' | ')} |`);
+  console.log(`| the step without clocks (mean; the model's own loop, as natively) | ${decodeProfiled.map((c) => `${c.profile.unclocked_step.toFixed(2)} | –`).join(' | ')} |`);
 }
 if (agreement) {
   // The same agreement the browser tests demand of the tiny model: every greedy token, and

@@ -136,6 +136,8 @@ export interface DecodeProfile {
   rest: Spread;
   /** The whole step. */
   step: Spread;
+  /** The mean step of as many tokens after the same prompt, with no clock inside the step (the model's own loop, as `glimpse bench` times decoding natively). */
+  unclocked_step: number;
   /** Tokens in the cache when the profile began. */
   prompt: number;
   tokens: number;

@@ -312,10 +312,10 @@ export class Glimpse {
 
   /**
    * Where a decoded caption token's time goes on the CPU engine: `tokens` greedy tokens after a
-   * synthetic 150-token prompt, `{ products: { [role]: { median, min } }, rest, step, prompt,
-   * tokens }` in ms per token (`products` by matrix role, e.g. "gate, up (1536×576)", summed
-   * over the layers; `rest`: attention over the cache, norms and the rest). Loads the caption
-   * model first.
+   * synthetic 150-token prompt, `{ products: { [role]: { median, min } }, rest, step,
+   * unclocked_step, prompt, tokens }` in ms per token (`products` by matrix role, e.g. "gate, up
+   * (1536×576)", summed over the layers; `rest`: norms and the rest; `unclocked_step`: the mean
+   * step of as many tokens with no clock inside it). Loads the caption model first.
    */
   async captionProfile({ tokens = 32 } = {}) {
     await this.loadCaptionModel();

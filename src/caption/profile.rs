@@ -70,6 +70,10 @@ pub struct DecodeProfile {
     pub rest: Spread,
     /// The whole step.
     pub step: Spread,
+    /// The mean step of as many tokens after the same prompt with no clock inside the step:
+    /// the model's own loop, as `glimpse bench` times decoding natively (the browser's caption
+    /// rows also take the worker's messages and the caption's checks).
+    pub unclocked_step: f64,
     /// Tokens in the cache when the profile began (the prompt).
     pub prompt: usize,
     pub tokens: usize,
@@ -87,12 +91,22 @@ pub fn profile_decode(
         model.next_logits(ids, cache).argmax(1).into_scalar::<i64>() as u32
     };
     next(&prompt[..prompt.len().min(4)], &mut KvCache::default());
+    let tokens = tokens.max(1);
+    let unclocked_step = {
+        let mut cache = KvCache::default();
+        let mut token = next(prompt, &mut cache);
+        let start = now();
+        for _ in 0..tokens {
+            token = next(&[token], &mut cache);
+        }
+        (now() - start) / tokens as f64
+    };
     let roles = roles(model);
     let mut cache = KvCache::default();
     let mut token = next(prompt, &mut cache);
     let (mut steps, mut rest) = (Vec::new(), Vec::new());
     let mut by_role: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for _ in 0..tokens.max(1) {
+    for _ in 0..tokens {
         PRODUCTS.set(Some((now, Vec::new())));
         let start = now();
         token = next(&[token], &mut cache);
@@ -120,8 +134,9 @@ pub fn profile_decode(
             .collect(),
         rest: Spread::of(rest),
         step: Spread::of(steps),
+        unclocked_step,
         prompt: prompt.len(),
-        tokens: tokens.max(1),
+        tokens,
     }
 }
 

@@ -212,6 +212,10 @@ pub fn print_profile(profile: &DecodeProfile, threads: usize) {
     );
     let s = &profile.step;
     println!("| the whole step | {:.2} | {:.2} |", s.median, s.min);
+    println!(
+        "| the step without clocks (mean; the model's own loop) | {:.2} | – |",
+        profile.unclocked_step
+    );
 }
 
 pub fn print_table(rows: &[LlmRow], notes: &[String]) {

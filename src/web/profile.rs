@@ -108,10 +108,10 @@ impl Engine {
 #[cfg(feature = "text")]
 #[wasm_bindgen]
 impl Engine {
-    /// `{ products: { [role]: { median, min } }, rest, step, prompt, tokens }`: ms per decoded
-    /// token after a synthetic prompt of [`PROMPT_TOKENS`] tokens, by matrix role and for
-    /// attention over the cache (each summed over the layers), on the CPU only, with the
-    /// caption model loaded.
+    /// `{ products: { [role]: { median, min } }, rest, step, unclocked_step, prompt, tokens }`:
+    /// ms per decoded token after a synthetic prompt of [`PROMPT_TOKENS`] tokens, by matrix
+    /// role and for attention over the cache (each summed over the layers), and the mean step
+    /// with no clock inside it; on the CPU only, with the caption model loaded.
     #[wasm_bindgen(js_name = profileDecode)]
     pub fn profile_decode(&self, tokens: usize) -> Result<JsValue, JsValue> {
         if self.backend != BackendKind::Cpu {

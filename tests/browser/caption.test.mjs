@@ -174,6 +174,7 @@ test('the decode profile times every matrix role and attention of a token on the
     const products = Object.values(profile.products).reduce((sum, s) => sum + s.min, 0);
     assert.ok(products > 0 && products < profile.step.min, `${products} ms of timed parts in a ${profile.step.min} ms step`);
     assert.ok(profile.rest.min > 0);
+    assert.ok(profile.unclocked_step > 0, `a step without clocks of ${profile.unclocked_step} ms`);
   });
 });
 
