@@ -382,22 +382,32 @@ fn depthwise_taps(weight: FlexTensor) -> (FlexTensor, usize) {
 pub fn depthwise_weights_for_the_cpu(weight: Tensor<4>) -> Tensor<4> {
     let [channels, one, k, k2] = weight.dims();
     assert!(one == 1 && k == k2, "depthwise weights {:?}", weight.dims());
+    stored_from_a_line(weight, k * k, |ch, tap| tap * channels + ch).reshape([k, k, 1, channels])
+}
+
+/// `weight`'s values in a new buffer whose first value starts a 64-byte cache line: value `j`
+/// of its row `i` (rows of `row_len`, in `weight`'s order) put at `place(i, j)`.
+fn stored_from_a_line(
+    weight: Tensor<4>,
+    row_len: usize,
+    place: impl Fn(usize, usize) -> usize,
+) -> Tensor<1> {
     let device = weight.device();
     let data = weight.into_data();
     let values = data.as_slice::<f32>().expect("f32 weights");
     let mut padded = Vec::with_capacity(values.len() + LINE - 1);
     let start = to_next_line(padded.as_ptr());
     padded.resize(start + values.len(), 0.0);
+    // A loop rather than burn's permute and copy: in wasm that copy of a three-dimensional
+    // view made the cached model load ~40 ms slower (2026-12-07).
     let stored = &mut padded[start..];
-    for (ch, filter) in values.chunks_exact(k * k).enumerate() {
-        for (tap, &v) in filter.iter().enumerate() {
-            stored[tap * channels + ch] = v;
+    for (i, row) in values.chunks_exact(row_len).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            stored[place(i, j)] = v;
         }
     }
     let len = padded.len();
-    Tensor::<1>::from_data(TensorData::new(padded, [len]), &device)
-        .slice(start..len)
-        .reshape([k, k, 1, channels])
+    Tensor::<1>::from_data(TensorData::new(padded, [len]), &device).slice(start..len)
 }
 
 /// A 1×1 convolution's weights of `cin` to `cout` channels, in place when
@@ -457,26 +467,11 @@ pub fn pointwise_weights_for_the_cpu(weight: Tensor<4>) -> Tensor<4> {
         [1, 1],
         "only 1×1 convolutions are laid out in panels"
     );
-    let device = weight.device();
     let panels = cout.is_multiple_of(PANEL);
-    let data = weight.into_data();
-    let values = data.as_slice::<f32>().expect("f32 weights");
     // Each row of weights the kernel reads starts a 64-byte cache line (a row of 16 or more
     // floats then spans whole lines): a 1×1 product over rows 16 bytes into a line, as the
     // allocator leaves them, took 8–19% longer (the 7×7 layers, native, 2026-12-06).
-    let mut padded = Vec::with_capacity(values.len() + LINE - 1);
-    let start = to_next_line(padded.as_ptr());
-    padded.resize(start + values.len(), 0.0);
-    // A loop rather than burn's permute and copy: in wasm that copy of a three-dimensional
-    // view made the cached model load ~40 ms slower (2026-12-07).
-    let stored = &mut padded[start..];
-    for (co, row) in values.chunks_exact(cin).enumerate() {
-        for (k, &v) in row.iter().enumerate() {
-            stored[weight_at(panels, k, co, cin, cout)] = v;
-        }
-    }
-    let len = padded.len();
-    let stored = Tensor::<1>::from_data(TensorData::new(padded, [len]), &device).slice(start..len);
+    let stored = stored_from_a_line(weight, cin, |co, k| weight_at(panels, k, co, cin, cout));
     if panels {
         stored
             .reshape([cout / PANEL, cin, PANEL, 1])
