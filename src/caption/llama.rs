@@ -262,6 +262,9 @@ pub struct KvCache {
 /// One layer's keys and values. A step writes its positions into buffers in place and
 /// attends over the filled part, instead of concatenating (copying) the whole cache every
 /// token; the buffers grow by doubling.
+// The tensor variant is the larger by about a kilobyte; a model has one cache per layer, so
+// boxing it would save nothing worth an indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum LayerCache {
     /// `[1, kv_heads, capacity, head_dim]` tensors whose first `len` positions are filled
@@ -704,6 +707,9 @@ struct CachedHead<'a> {
 /// which it does with the enclosing function's instructions: natively, outside a function like
 /// this one, only SSE2's four lanes and no more (attention over the cache took 2.1 ms of a
 /// decoded token's 19.2 there; 1.5 ms of 18.6 in here).
+// `S` is how `with_simd` compiles the function once per instruction set; its body, written for
+// the compiler to vectorize, never names it.
+#[allow(clippy::extra_unused_type_parameters)]
 #[macerator::with_simd]
 fn attend_heads_simd<'a, S: macerator::Simd, const N: usize>(
     queries: &'a [f32],
