@@ -92,9 +92,11 @@ pub fn profile_decode(
     };
     next(&prompt[..prompt.len().min(4)], &mut KvCache::default());
     let tokens = tokens.max(1);
+    // Both loops start from the same prompt's cache, read once.
+    let mut after_prompt = KvCache::default();
+    let first = next(prompt, &mut after_prompt);
     let unclocked_step = {
-        let mut cache = KvCache::default();
-        let mut token = next(prompt, &mut cache);
+        let (mut cache, mut token) = (after_prompt.clone(), first);
         let start = now();
         for _ in 0..tokens {
             token = next(&[token], &mut cache);
@@ -102,8 +104,7 @@ pub fn profile_decode(
         (now() - start) / tokens as f64
     };
     let roles = roles(model);
-    let mut cache = KvCache::default();
-    let mut token = next(prompt, &mut cache);
+    let (mut cache, mut token) = (after_prompt, first);
     let (mut steps, mut rest) = (Vec::new(), Vec::new());
     let mut by_role: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for _ in 0..tokens {

@@ -29,8 +29,8 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::kernels::{
-    depthwise_same_relu6, depthwise_weights_for_the_cpu, inverted_residual, pointwise,
-    pointwise_add, pointwise_weights_for_the_cpu, stem_same_relu6,
+    depthwise_same_relu6, depthwise_weights_for_the_cpu, inverted_residual, laid_out_tap_by_tap,
+    pointwise, pointwise_add, pointwise_weights_for_the_cpu, stem_same_relu6,
 };
 
 /// One stage of MBConv blocks, as in the paper's table 1.
@@ -274,11 +274,10 @@ fn conv_1x1(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 pub fn burn_weight(conv: &Conv2d) -> Tensor<4> {
     let weight = conv.weight.val();
     let [a, b, c, d] = weight.dims();
-    if [c, d] == conv.kernel_size && (conv.groups == 1 || b == 1) {
-        weight
-    } else if conv.groups > 1 {
-        // Depthwise taps, `[k, k, 1, C]`.
+    if conv.groups > 1 && laid_out_tap_by_tap([a, b, c, d]) {
         weight.reshape([a * b, d]).transpose().reshape([d, 1, a, b])
+    } else if [c, d] == conv.kernel_size {
+        weight
     } else {
         // Panels, `[Cout / PANEL, PANEL, Cin, 1]`: the same order of values.
         weight.reshape([a * b, c, 1, 1])

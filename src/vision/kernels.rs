@@ -357,7 +357,7 @@ fn block_flex(
 /// out (as the model does at load), else copied from burn's `[C, 1, k, k]`.
 fn depthwise_taps(weight: FlexTensor) -> (FlexTensor, usize) {
     let [a, b, c, d] = weight.layout().shape().dims::<4>();
-    if b != 1 || c != d {
+    if laid_out_tap_by_tap([a, b, c, d]) {
         assert!(a == b && c == 1, "depthwise weights {:?}", [a, b, c, d]);
         return (contiguous(weight), a);
     }
@@ -374,6 +374,13 @@ fn depthwise_taps(weight: FlexTensor) -> (FlexTensor, usize) {
         FlexTensor::new(Bytes::from_elems(taps), layout, DType::F32),
         k,
     )
+}
+
+/// Whether depthwise weights of `dims` are laid out tap by tap, `[k, k, 1, C]`
+/// ([`depthwise_weights_for_the_cpu`]), rather than in burn's `[C, 1, k, k]`. (With `k = 1`
+/// and one channel the two are the same.)
+pub fn laid_out_tap_by_tap([_, b, c, d]: [usize; 4]) -> bool {
+    b != 1 || c != d
 }
 
 /// A depthwise convolution's weights `[C, 1, k, k]` stored as its CPU kernel reads them,
